@@ -1,0 +1,21 @@
+# tcpfetch — see README.md. `make test` is what CI runs.
+CARGO ?= cargo
+BIN := target/release/tcpfetch
+
+.PHONY: all build test demo bench soak static clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+test:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test
+
+demo: build
+	bash tests/demo.sh $(BIN)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,266 @@
+//! The client side of protocol v1: addresses, connections with timeouts, and
+//! one method per request. Commands (`get`, `list`, `ping`, `bench`) build on
+//! [`Connection`]; none of them touches the wire format directly.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::cli::DEFAULT_PORT;
+use crate::error::{Error, Result};
+use crate::protocol::{self, FileHeader, ListEntry, Request, MAX_LINE};
+
+/// How long to wait for a connection, and for each read or write after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub io: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            io: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Split `ADDR` into host and port: `HOST`, `HOST:PORT`, `IP`, `IP:PORT`,
+/// `[IPv6]`, `[IPv6]:PORT`, or a bare IPv6 address. The port defaults to
+/// 1236.
+pub fn split_addr(addr: &str) -> Result<(String, u16)> {
+    let bad = |why: &str| Error::usage(format!("bad address '{addr}': {why}"));
+    if let Some(rest) = addr.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+        let port = match after {
+            "" => DEFAULT_PORT,
+            p => parse_port(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("expected ':PORT' after ']'"))?,
+            )
+            .ok_or_else(|| bad("the port must be a number from 0 to 65535"))?,
+        };
+        return Ok((host.to_string(), port));
+    }
+    if addr.parse::<IpAddr>().is_ok() {
+        return Ok((addr.to_string(), DEFAULT_PORT));
+    }
+    match addr.rsplit_once(':') {
+        Some((host, _)) if host.contains(':') => {
+            Err(bad("put an IPv6 address in brackets: [::1]:1236"))
+        }
+        Some((host, port)) => {
+            let port =
+                parse_port(port).ok_or_else(|| bad("the port must be a number from 0 to 65535"))?;
+            if host.is_empty() {
+                return Err(bad("the host is missing"));
+            }
+            Ok((host.to_string(), port))
+        }
+        None if addr.is_empty() => Err(bad("the host is missing")),
+        None => Ok((addr.to_string(), DEFAULT_PORT)),
+    }
+}
+
+fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The socket addresses `ADDR` stands for. IP addresses are used as they
+/// are, so a box without DNS or NSS configuration never needs a lookup.
+pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
+    let (host, port) = split_addr(addr)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let found: Vec<SocketAddr> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Resolve {
+            host: host.clone(),
+            reason: format!(
+                "{} (on a box without DNS, give an IP address)",
+                crate::error::describe_io(&e)
+            ),
+        })?
+        .collect();
+    if found.is_empty() {
+        return Err(Error::Resolve {
+            host,
+            reason: "no addresses found".into(),
+        });
+    }
+    Ok(found)
+}
+
+/// One connection to a tcpfetch server.
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    /// The address actually connected to, for messages.
+    pub peer: SocketAddr,
+}
+
+impl Connection {
+    /// Connect to the first address of `addr` that accepts.
+    pub fn open(addr: &str, timeouts: Timeouts) -> Result<Connection> {
+        let mut last = None;
+        for target in resolve(addr)? {
+            match TcpStream::connect_timeout(&target, timeouts.connect) {
+                Ok(stream) => return Connection::from_stream(stream, target, timeouts),
+                Err(e) => last = Some((target, e)),
+            }
+        }
+        let (target, source) =
+            last.ok_or_else(|| Error::Other(format!("no address for {addr}")))?;
+        if source.kind() == io::ErrorKind::TimedOut || source.kind() == io::ErrorKind::WouldBlock {
+            return Err(Error::Timeout {
+                phase: "connecting",
+            });
+        }
+        Err(Error::Connect {
+            addr: target.to_string(),
+            source,
+        })
+    }
+
+    fn from_stream(stream: TcpStream, peer: SocketAddr, timeouts: Timeouts) -> Result<Connection> {
+        let setup = || -> io::Result<()> {
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(timeouts.io))?;
+            stream.set_write_timeout(Some(timeouts.io))
+        };
+        setup().map_err(|e| Error::io("cannot set up the connection", e))?;
+        Ok(Connection {
+            reader: BufReader::with_capacity(8 * 1024, stream),
+            peer,
+        })
+    }
+
+    /// Send `PING`; the server's version text (`tcpfetch 0.1.0`).
+    pub fn ping(&mut self) -> Result<String> {
+        self.send(&Request::Ping)?;
+        self.read_status()
+    }
+
+    /// Send `LIST`; every entry, in the server's order.
+    pub fn list(&mut self) -> Result<Vec<ListEntry>> {
+        self.send(&Request::List)?;
+        let count = protocol::parse_list_count(&self.read_status()?)?;
+        let mut entries = Vec::with_capacity(count.min(4096) as usize);
+        for _ in 0..count {
+            let line = self.read_line("receiving the file list")?;
+            entries.push(ListEntry::parse(&line)?);
+        }
+        Ok(entries)
+    }
+
+    /// Send `GET offset name` and read the header. On success exactly
+    /// `size - offset` bytes follow: read them with [`Connection::body`].
+    pub fn request_file(&mut self, name: &str, offset: u64) -> Result<FileHeader> {
+        self.send(&Request::Get {
+            offset,
+            name: name.to_string(),
+        })?;
+        let header = FileHeader::parse(&self.read_status()?)?;
+        if offset > header.size {
+            return Err(Error::protocol(format!(
+                "the server sent a {}-byte file for a request from offset {offset}",
+                header.size
+            )));
+        }
+        Ok(header)
+    }
+
+    /// The next `len` bytes of the stream (a file body).
+    pub fn body(&mut self, len: u64) -> io::Take<&mut BufReader<TcpStream>> {
+        self.reader.by_ref().take(len)
+    }
+
+    fn send(&mut self, request: &Request) -> Result<()> {
+        self.reader
+            .get_mut()
+            .write_all(&request.encode())
+            .map_err(|e| net_error(e, "sending the request"))
+    }
+
+    fn read_status(&mut self) -> Result<String> {
+        let line = self.read_line("waiting for the server's answer")?;
+        protocol::parse_status(&line)
+    }
+
+    fn read_line(&mut self, phase: &'static str) -> Result<Vec<u8>> {
+        match protocol::read_line(&mut self.reader, MAX_LINE) {
+            Ok(Some(line)) => Ok(line),
+            Ok(None) | Err(protocol::LineError::Truncated) => Err(Error::io(
+                format!("{} closed the connection while {phase}", self.peer),
+                io::ErrorKind::UnexpectedEof.into(),
+            )),
+            Err(protocol::LineError::TooLong) => Err(Error::protocol(format!(
+                "the peer sent a line longer than {MAX_LINE} bytes while {phase}; it is not a tcpfetch server"
+            ))),
+            Err(protocol::LineError::Io(e)) => Err(net_error(e, phase)),
+        }
+    }
+}
+
+/// A network read or write error, with timeouts told apart.
+pub fn net_error(e: io::Error, phase: &'static str) -> Error {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout { phase },
+        _ => Error::io(format!("connection failed while {phase}"), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_split_into_host_and_port() {
+        let cases = [
+            ("example.org", ("example.org", 1236)),
+            ("example.org:99", ("example.org", 99)),
+            ("10.0.0.2", ("10.0.0.2", 1236)),
+            ("10.0.0.2:0", ("10.0.0.2", 0)),
+            ("[::1]:8080", ("::1", 8080)),
+            ("[::1]", ("::1", 1236)),
+            ("::1", ("::1", 1236)),
+            ("fe80::1", ("fe80::1", 1236)),
+        ];
+        for (input, (host, port)) in cases {
+            assert_eq!(
+                split_addr(input).unwrap(),
+                (host.to_string(), port),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_addresses_are_usage_errors() {
+        for input in [
+            "",
+            ":80",
+            "host:",
+            "host:x",
+            "host:70000",
+            "[::1",
+            "[::1]x",
+            "fe80::1:zz:80",
+        ] {
+            let err = split_addr(input).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn ip_addresses_resolve_without_lookup() {
+        assert_eq!(
+            resolve("127.0.0.1:5").unwrap(),
+            vec!["127.0.0.1:5".parse::<SocketAddr>().unwrap()]
+        );
+    }
+}

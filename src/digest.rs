@@ -1,0 +1,262 @@
+//! SHA-256 of files and streams: the plain loop, a hasher on its own thread
+//! for downloads, and the server's per-file digest cache.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::files::FileKey;
+use crate::hex::Digest;
+
+/// Read size for hashing and for receiving. On these machines 64–128 KiB
+/// reads hash about 40 % faster than 1 MiB ones (the data stays in L2).
+pub const CHUNK: usize = 128 * 1024;
+
+/// SHA-256 of everything `reader` yields, and how many bytes that was.
+pub fn hash_reader(reader: impl Read) -> io::Result<(Digest, u64)> {
+    let mut hasher = Sha256::new();
+    let total = feed(&mut hasher, reader)?;
+    Ok((hasher.finalize().into(), total))
+}
+
+/// Feed everything `reader` yields into `hasher`; the byte count.
+fn feed(hasher: &mut Sha256, mut reader: impl Read) -> io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+}
+
+/// SHA-256 of a file on disk.
+pub fn hash_path(path: &Path) -> io::Result<(Digest, u64)> {
+    hash_reader(File::open(path)?)
+}
+
+/// SHA-256 of a whole open file, read with `pread` so the descriptor's
+/// position is left alone for whoever sends it next.
+pub fn hash_file_at(file: &File) -> io::Result<Digest> {
+    hash_reader(PositionalReader { file, pos: 0 }).map(|(d, _)| d)
+}
+
+/// `Read` over `pread`: reads a shared descriptor without moving it.
+struct PositionalReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A SHA-256 running on its own thread, so that a download can receive and
+/// write on one core while the other hashes. Filled buffers go over a small
+/// bounded channel and come back empty to be reused: memory stays at
+/// `DEPTH + 2` chunks whatever the file size.
+pub struct PipelinedHasher {
+    full: Option<SyncSender<Vec<u8>>>,
+    empty: Receiver<Vec<u8>>,
+    worker: Option<thread::JoinHandle<Sha256>>,
+}
+
+const DEPTH: usize = 4;
+
+impl PipelinedHasher {
+    /// Start hashing on a new thread, continuing from `state`.
+    pub fn start(state: Sha256) -> io::Result<PipelinedHasher> {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH);
+        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH + 2);
+        for _ in 0..DEPTH + 2 {
+            let _ = empty_tx.send(vec![0u8; CHUNK]);
+        }
+        let worker = thread::Builder::new()
+            .name("hasher".into())
+            .spawn(move || {
+                let mut hasher = state;
+                for buf in full_rx {
+                    hasher.update(&buf);
+                    // The receiver may be gone when the download failed.
+                    let _ = empty_tx.send(buf);
+                }
+                hasher
+            })?;
+        Ok(PipelinedHasher {
+            full: Some(full_tx),
+            empty: empty_rx,
+            worker: Some(worker),
+        })
+    }
+
+    /// An empty buffer of `CHUNK` bytes to fill.
+    pub fn buffer(&mut self) -> Vec<u8> {
+        match self.empty.recv() {
+            Ok(mut buf) => {
+                buf.resize(CHUNK, 0);
+                buf
+            }
+            Err(_) => vec![0u8; CHUNK],
+        }
+    }
+
+    /// Hand over `buf`, whose contents (all of it) are the next bytes.
+    pub fn update(&mut self, buf: Vec<u8>) {
+        if let Some(tx) = &self.full {
+            let _ = tx.send(buf);
+        }
+    }
+
+    /// Wait for the hasher to catch up and return the digest.
+    pub fn finish(mut self) -> io::Result<Digest> {
+        drop(self.full.take());
+        let worker = self
+            .worker
+            .take()
+            .ok_or_else(|| io::Error::other("hasher already finished"))?;
+        worker
+            .join()
+            .map(|h| h.finalize().into())
+            .map_err(|_| io::Error::other("hasher thread panicked"))
+    }
+}
+
+/// A SHA-256 state fed with the contents of `path` (a `.part` to resume),
+/// and its length.
+pub fn state_of_prefix(path: &Path) -> io::Result<(Sha256, u64)> {
+    let mut hasher = Sha256::new();
+    let total = feed(&mut hasher, File::open(path)?)?;
+    Ok((hasher, total))
+}
+
+/// The server's digests, one per file path, valid while the file's
+/// [`FileKey`] is unchanged. Each path has its own slot lock: two clients
+/// asking for the same unhashed file wait for one hash instead of doing two,
+/// while requests for other files go on.
+#[derive(Default)]
+pub struct DigestCache {
+    slots: Mutex<HashMap<PathBuf, Arc<Slot>>>,
+}
+
+/// One file's cached digest and the version it belongs to; its lock is held
+/// while the file is hashed.
+type Slot = Mutex<Option<(FileKey, Digest)>>;
+
+/// How many times a file that keeps changing under the hasher is re-read.
+const HASH_ATTEMPTS: usize = 3;
+
+impl DigestCache {
+    /// The cached digest if `key` still matches; never hashes, never waits
+    /// for a hash in progress (for `LIST`).
+    pub fn peek(&self, path: &Path, key: &FileKey) -> Option<Digest> {
+        let slot = lock(&self.slots).get(path)?.clone();
+        let state = slot.try_lock().ok()?;
+        match *state {
+            Some((k, d)) if k == *key => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The digest of the open `file` (whose metadata gave `key`), hashing
+    /// it at most once per version.
+    pub fn get(&self, path: &Path, file: &File, key: &FileKey) -> io::Result<Digest> {
+        let slot = lock(&self.slots)
+            .entry(path.to_path_buf())
+            .or_default()
+            .clone();
+        let mut state = lock(&slot);
+        if let Some((k, d)) = *state {
+            if k == *key {
+                return Ok(d);
+            }
+        }
+        for _ in 0..HASH_ATTEMPTS {
+            let digest = hash_file_at(file)?;
+            // A file written to while it was hashed has no single digest;
+            // hash it again rather than cache a mixture.
+            if FileKey::of(&file.metadata()?) == *key {
+                *state = Some((*key, digest));
+                return Ok(digest);
+            }
+        }
+        Err(io::Error::other(
+            "the file keeps changing while it is hashed",
+        ))
+    }
+}
+
+/// Lock a mutex, ignoring poisoning: the data behind these locks is a cache
+/// that stays consistent even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hex;
+
+    const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn hashes_known_vectors() {
+        let (d, n) = hash_reader(&b"abc"[..]).unwrap();
+        assert_eq!(hex::encode(&d), ABC);
+        assert_eq!(n, 3);
+        let (d, _) = hash_reader(&b""[..]).unwrap();
+        assert_eq!(
+            hex::encode(&d),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn pipelined_hasher_equals_plain_hash() {
+        let data: Vec<u8> = (0..CHUNK * 3 + 17).map(|i| (i * 7 % 251) as u8).collect();
+        let mut p = PipelinedHasher::start(Sha256::new()).unwrap();
+        for piece in data.chunks(CHUNK / 3 + 5) {
+            let mut buf = p.buffer();
+            buf.truncate(piece.len());
+            buf.copy_from_slice(piece);
+            p.update(buf);
+        }
+        let (want, _) = hash_reader(&data[..]).unwrap();
+        assert_eq!(p.finish().unwrap(), want);
+    }
+
+    #[test]
+    fn cache_hashes_once_and_notices_changes() {
+        let dir = std::env::temp_dir().join(format!("tcpfetch-digest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, b"abc").unwrap();
+        let cache = DigestCache::default();
+        let file = File::open(&path).unwrap();
+        let key = FileKey::of(&file.metadata().unwrap());
+        assert_eq!(cache.peek(&path, &key), None);
+        assert_eq!(hex::encode(&cache.get(&path, &file, &key).unwrap()), ABC);
+        assert_eq!(hex::encode(&cache.peek(&path, &key).unwrap()), ABC);
+        std::fs::write(&path, b"abcd").unwrap();
+        let file = File::open(&path).unwrap();
+        let key2 = FileKey::of(&file.metadata().unwrap());
+        assert_eq!(cache.peek(&path, &key2), None);
+        assert_ne!(hex::encode(&cache.get(&path, &file, &key2).unwrap()), ABC);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,335 @@
+//! The served directory: turning a requested name into an open file without
+//! ever leaving the directory, and listing what may be requested.
+//!
+//! The rules, in the order they are checked:
+//! 1. The name is split on `/`. An absolute path, an empty component (`a//b`),
+//!    `.` or `..` anywhere, or a backslash is `forbidden`: there is no
+//!    legitimate reason to send one.
+//! 2. A component starting with `.` (dotfiles, `.git/`) is `not-found` unless
+//!    the server runs with `--hidden`: the answer must not confirm it exists.
+//! 3. The joined path is canonicalised (symlinks resolved) and compared with
+//!    the canonical root *component by component*; outside is `forbidden`.
+//! 4. Only regular files are served. The file is opened with `O_NONBLOCK` so
+//!    that a FIFO swapped in after the check cannot hang the thread, and the
+//!    check is repeated on the open descriptor.
+
+use std::fs::{self, File, Metadata};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::protocol::{self, ErrorCode};
+
+/// Linux's `O_NONBLOCK`: 0o4000 on every architecture tcpfetch targets
+/// (x86, ARM, RISC-V, PowerPC); MIPS, SPARC and Alpha differ.
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+const O_NONBLOCK: i32 = 0x80;
+#[cfg(target_arch = "sparc64")]
+const O_NONBLOCK: i32 = 0x4000;
+
+/// Deepest directory nesting that `LIST` descends into.
+const MAX_DEPTH: usize = 64;
+
+/// Why a name is not served; becomes a `TCPFETCH/1 ERR` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found() -> Refusal {
+        Refusal::new(ErrorCode::NotFound, "no such file")
+    }
+}
+
+/// A file ready to be sent: the open descriptor and what `fstat` said.
+pub struct OpenFile {
+    pub path: PathBuf,
+    pub file: File,
+    pub meta: Metadata,
+}
+
+/// A served file, as `LIST` shows it.
+pub struct Listed {
+    pub name: String,
+    pub path: PathBuf,
+    pub meta: Metadata,
+}
+
+/// The directory being served.
+pub struct Root {
+    canonical: PathBuf,
+    hidden: bool,
+}
+
+impl Root {
+    /// `dir` must exist and be a directory. `hidden` serves dotfiles too.
+    pub fn new(dir: &Path, hidden: bool) -> io::Result<Root> {
+        let canonical = fs::canonicalize(dir)?;
+        if !fs::metadata(&canonical)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a directory",
+            ));
+        }
+        Ok(Root { canonical, hidden })
+    }
+
+    /// Open the regular file that `name` denotes, or say why not.
+    pub fn open(&self, name: &str) -> Result<OpenFile, Refusal> {
+        let path = self.resolve(name)?;
+        let meta = fs::metadata(&path).map_err(|e| refusal_for(&e))?;
+        if !meta.is_file() {
+            return Err(not_regular(&meta));
+        }
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| refusal_for(&e))?;
+        // Checked again on the descriptor: the path may have been swapped
+        // for something else between the two calls.
+        let meta = file.metadata().map_err(|e| refusal_for(&e))?;
+        if !meta.is_file() {
+            return Err(not_regular(&meta));
+        }
+        Ok(OpenFile { path, file, meta })
+    }
+
+    /// The canonical path of `name`, checked against rules 1–3.
+    pub fn resolve(&self, name: &str) -> Result<PathBuf, Refusal> {
+        protocol::check_name(name).map_err(|m| Refusal::new(ErrorCode::BadRequest, m))?;
+        if name.starts_with('/') {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "absolute paths are not served",
+            ));
+        }
+        if name.contains('\\') {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "backslashes are not allowed in names",
+            ));
+        }
+        let mut joined = self.canonical.clone();
+        for part in name.split('/') {
+            match part {
+                "" | "." | ".." => {
+                    return Err(Refusal::new(
+                        ErrorCode::Forbidden,
+                        "empty, '.' and '..' path components are not allowed",
+                    ))
+                }
+                p if p.starts_with('.') && !self.hidden => return Err(Refusal::not_found()),
+                p => joined.push(p),
+            }
+        }
+        let canonical = fs::canonicalize(&joined).map_err(|e| refusal_for(&e))?;
+        let Ok(inside) = canonical.strip_prefix(&self.canonical) else {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "path leaves the served directory",
+            ));
+        };
+        if !self.hidden && inside.components().any(is_hidden) {
+            return Err(Refusal::not_found());
+        }
+        Ok(canonical)
+    }
+
+    /// Every file a client may request, sorted by name. Symlinks count when
+    /// they resolve to a regular file inside the root; symlinked directories
+    /// are not followed (no loops). Names a request could not carry (not
+    /// UTF-8, control characters) are left out.
+    pub fn list(&self) -> Vec<Listed> {
+        let mut out = Vec::new();
+        self.walk(&self.canonical, "", 0, &mut out);
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn walk(&self, dir: &Path, prefix: &str, depth: usize, out: &mut Vec<Listed>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(file_name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if file_name.starts_with('.') && !self.hidden {
+                continue;
+            }
+            let name = format!("{prefix}{file_name}");
+            if protocol::check_name(&name).is_err() || name.contains('\\') {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if depth < MAX_DEPTH {
+                    self.walk(&entry.path(), &format!("{name}/"), depth + 1, out);
+                }
+            } else if kind.is_file() || kind.is_symlink() {
+                if let Ok(path) = self.resolve(&name) {
+                    if let Ok(meta) = fs::metadata(&path) {
+                        if meta.is_file() {
+                            out.push(Listed { name, path, meta });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_hidden(c: Component<'_>) -> bool {
+    matches!(c, Component::Normal(s) if s.as_encoded_bytes().starts_with(b"."))
+}
+
+fn not_regular(meta: &Metadata) -> Refusal {
+    let what = if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
+    Refusal::new(
+        ErrorCode::Forbidden,
+        format!("{what}; only regular files are served"),
+    )
+}
+
+fn refusal_for(e: &io::Error) -> Refusal {
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Refusal::not_found(),
+        io::ErrorKind::PermissionDenied => Refusal::new(ErrorCode::Forbidden, "permission denied"),
+        // ELOOP (symlink loop) and friends.
+        _ if e.raw_os_error() == Some(40) => {
+            Refusal::new(ErrorCode::Forbidden, "too many levels of symbolic links")
+        }
+        _ => Refusal::new(ErrorCode::Internal, crate::error::describe_io(e)),
+    }
+}
+
+/// What identifies one version of a file for the digest cache: if none of
+/// these changed, the bytes are taken to be the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl FileKey {
+    pub fn of(meta: &Metadata) -> FileKey {
+        FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tcpfetch-files-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn tree(tag: &str) -> (PathBuf, Root) {
+        let base = scratch(tag);
+        let root = base.join("root");
+        fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        fs::create_dir_all(root.join(".git")).unwrap();
+        fs::write(root.join("a.txt"), b"a").unwrap();
+        fs::write(root.join("sub/b c.txt"), b"bc").unwrap();
+        fs::write(root.join("sub/deeper/ü.bin"), b"u").unwrap();
+        fs::write(root.join(".env"), b"secret").unwrap();
+        fs::write(root.join(".git/config"), b"x").unwrap();
+        fs::write(base.join("outside.txt"), b"out").unwrap();
+        symlink("a.txt", root.join("link-in")).unwrap();
+        symlink("../outside.txt", root.join("link-out")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        symlink(".env", root.join("to-hidden")).unwrap();
+        symlink("sub", root.join("dirlink")).unwrap();
+        let r = Root::new(&root, false).unwrap();
+        (base, r)
+    }
+
+    #[test]
+    fn names_are_refused_by_rule() {
+        let (base, root) = tree("rules");
+        let cases: &[(&str, Option<ErrorCode>)] = &[
+            ("a.txt", None),
+            ("sub/b c.txt", None),
+            ("sub/deeper/ü.bin", None),
+            ("link-in", None),
+            ("dirlink/b c.txt", None),
+            ("../outside.txt", Some(ErrorCode::Forbidden)),
+            ("sub/../a.txt", Some(ErrorCode::Forbidden)),
+            ("sub/..", Some(ErrorCode::Forbidden)),
+            ("./a.txt", Some(ErrorCode::Forbidden)),
+            ("sub//b c.txt", Some(ErrorCode::Forbidden)),
+            ("sub/", Some(ErrorCode::Forbidden)),
+            ("/etc/passwd", Some(ErrorCode::Forbidden)),
+            ("sub\\b c.txt", Some(ErrorCode::Forbidden)),
+            ("..\\outside.txt", Some(ErrorCode::Forbidden)),
+            ("link-out", Some(ErrorCode::Forbidden)),
+            ("loop", Some(ErrorCode::Forbidden)),
+            ("sub", Some(ErrorCode::Forbidden)),
+            (".env", Some(ErrorCode::NotFound)),
+            (".git/config", Some(ErrorCode::NotFound)),
+            ("to-hidden", Some(ErrorCode::NotFound)),
+            ("%2e%2e/outside.txt", Some(ErrorCode::NotFound)),
+            ("missing", Some(ErrorCode::NotFound)),
+            ("a.txt/x", Some(ErrorCode::NotFound)),
+            ("a\u{0}b", Some(ErrorCode::BadRequest)),
+            ("", Some(ErrorCode::BadRequest)),
+        ];
+        for (name, want) in cases {
+            let got = root.open(name).err().map(|r| r.code);
+            assert_eq!(got, *want, "{name:?}");
+        }
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn hidden_files_are_served_only_when_asked() {
+        let (base, _) = tree("hidden");
+        let root = Root::new(&base.join("root"), true).unwrap();
+        assert!(root.open(".env").is_ok());
+        assert!(root.list().iter().any(|l| l.name == ".git/config"));
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn listing_shows_servable_files_sorted() {
+        let (base, root) = tree("list");
+        let names: Vec<String> = root.list().into_iter().map(|l| l.name).collect();
+        assert_eq!(
+            names,
+            ["a.txt", "link-in", "sub/b c.txt", "sub/deeper/ü.bin"]
+        );
+        fs::remove_dir_all(base).unwrap();
+    }
+}

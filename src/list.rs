@@ -1,0 +1,128 @@
+//! `tcpfetch list ADDR`: what a server offers, as a table or JSON lines.
+
+use lexopt::prelude::*;
+
+use crate::cli;
+use crate::client::{Connection, Timeouts};
+use crate::error::Result;
+use crate::format::json_string;
+use crate::hex;
+use crate::protocol::ListEntry;
+
+const USAGE: &str = "\
+Usage: tcpfetch list ADDR [--json]
+
+List the files a tcpfetch server offers: size in bytes and name, sorted by
+name.
+
+Options:
+  --json       one JSON object per line: {\"name\", \"size\", \"sha256\"}
+               (sha256 only when the server has hashed the file)
+  -h, --help   show this help
+";
+
+#[derive(Debug)]
+pub struct Args {
+    pub addr: String,
+    pub json: bool,
+}
+
+pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
+    let mut addr = None;
+    let mut json = false;
+    while let Some(arg) = parser.next()? {
+        if let Some(done) = cli::common_flag(&arg, USAGE) {
+            return done.map(|()| None);
+        }
+        match arg {
+            Long("json") => json = true,
+            Value(v) if addr.is_none() => addr = Some(v.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(Some(Args {
+        addr: cli::required(addr, "ADDR", USAGE)?,
+        json,
+    }))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let entries = Connection::open(&args.addr, Timeouts::default())?.list()?;
+    let text = if args.json {
+        json_lines(&entries)
+    } else {
+        table(&entries)
+    };
+    cli::print_text(&text)
+}
+
+/// Sizes right-aligned in one column, names after them.
+pub fn table(entries: &[ListEntry]) -> String {
+    let width = entries
+        .iter()
+        .map(|e| e.size.to_string().len())
+        .max()
+        .unwrap_or(0);
+    entries
+        .iter()
+        .map(|e| format!("{:>width$}  {}\n", e.size, e.name))
+        .collect()
+}
+
+pub fn json_lines(entries: &[ListEntry]) -> String {
+    entries
+        .iter()
+        .map(|e| match e.digest {
+            Some(d) => format!(
+                "{{\"name\":{},\"size\":{},\"sha256\":\"{}\"}}\n",
+                json_string(&e.name),
+                e.size,
+                hex::encode(&d)
+            ),
+            None => format!(
+                "{{\"name\":{},\"size\":{}}}\n",
+                json_string(&e.name),
+                e.size
+            ),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries() -> Vec<ListEntry> {
+        vec![
+            ListEntry {
+                size: 5,
+                digest: None,
+                name: "a \"q\".txt".into(),
+            },
+            ListEntry {
+                size: 12345,
+                digest: Some([0; 32]),
+                name: "b".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn table_aligns_sizes() {
+        assert_eq!(table(&entries()), "    5  a \"q\".txt\n12345  b\n");
+    }
+
+    #[test]
+    fn json_escapes_names_and_omits_unknown_digests() {
+        let text = json_lines(&entries());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], r#"{"name":"a \"q\".txt","size":5}"#);
+        assert_eq!(
+            lines[1],
+            format!(
+                r#"{{"name":"b","size":12345,"sha256":"{}"}}"#,
+                "0".repeat(64)
+            )
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! tcpfetch: move files over plain TCP and prove they arrived intact.
+//!
+//! `main` parses the command line, runs one command, and is the only place
+//! that turns an [`error::Error`] into a message and an exit status.
+
+mod cli;
+mod client;
+mod digest;
+mod error;
+mod files;
+mod format;
+mod get;
+mod hex;
+mod list;
+mod ping;
+mod progress;
+mod protocol;
+mod server;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run(std::env::args_os().skip(1)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "tcpfetch: {err}");
+            if let Some(hint) = err.hint() {
+                let _ = writeln!(stderr, "tcpfetch: {hint}");
+            }
+            ExitCode::from(err.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! `tcpfetch ping ADDR`: is a tcpfetch server there, which version, how fast.
+
+use std::time::Instant;
+
+use lexopt::prelude::*;
+
+use crate::cli;
+use crate::client::{Connection, Timeouts};
+use crate::error::Result;
+
+const USAGE: &str = "\
+Usage: tcpfetch ping ADDR [--count N]
+
+Connect to a tcpfetch server, send PING, and print its version and the
+round-trip time. Exits 0 only when a tcpfetch server answered.
+
+Options:
+  -c, --count N   send N pings on one connection (default 1)
+  -h, --help      show this help
+";
+
+#[derive(Debug)]
+pub struct Args {
+    pub addr: String,
+    pub count: u32,
+}
+
+pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
+    let mut addr = None;
+    let mut count = 1;
+    while let Some(arg) = parser.next()? {
+        if let Some(done) = cli::common_flag(&arg, USAGE) {
+            return done.map(|()| None);
+        }
+        match arg {
+            Short('c') | Long("count") => count = cli::number_value(parser, "--count")?,
+            Value(v) if addr.is_none() => addr = Some(v.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(Some(Args {
+        addr: cli::required(addr, "ADDR", USAGE)?,
+        count: count.max(1),
+    }))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let mut conn = Connection::open(&args.addr, Timeouts::default())?;
+    let connect_ms = ms(started);
+    for _ in 0..args.count {
+        let sent = Instant::now();
+        let version = conn.ping()?;
+        println!(
+            "{version} at {}: time={:.3} ms (connect {connect_ms:.3} ms)",
+            conn.peer,
+            ms(sent)
+        );
+    }
+    Ok(())
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}

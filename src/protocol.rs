@@ -1,0 +1,673 @@
+//! Protocol v1: the lines tcpfetch speaks over TCP, parsed by hand.
+//!
+//! This module knows bytes, not sockets: everything here works on slices and
+//! on `BufRead`/`Write`, so it is tested without a network. It is also where
+//! the bounds live: no line longer than [`MAX_LINE`] is ever buffered.
+//!
+//! # Requests
+//!
+//! A request is one line. LF ends it; a CR right before the LF is tolerated.
+//! A line holds at most 4096 bytes, terminator excluded.
+//!
+//! ```text
+//! PING
+//! LIST
+//! GET <offset> <name>
+//! ```
+//!
+//! `<offset>` is a decimal byte offset (digits only, fits in 64 bits).
+//! `<name>` is the rest of the line: a relative path with `/` separators,
+//! UTF-8, spaces allowed, no control characters.
+//!
+//! # Responses
+//!
+//! Every response starts with a status line:
+//!
+//! ```text
+//! TCPFETCH/1 OK <details>
+//! TCPFETCH/1 ERR <code> <message>
+//! ```
+//!
+//! `<code>` is one of `bad-request`, `not-found`, `forbidden`, `busy`,
+//! `internal`. Clients treat an unknown code as a failure too.
+//!
+//! - `PING` → `TCPFETCH/1 OK tcpfetch <version>`
+//! - `LIST` → `TCPFETCH/1 OK <count>`, then `count` lines
+//!   `<size> <sha256-hex or -> <name>`, sorted by name (`-` when the server
+//!   has not hashed the file yet).
+//! - `GET <offset> <name>` → `TCPFETCH/1 OK <size> <sha256-hex>`: size and
+//!   digest of the *whole* file, then exactly `size - offset` raw bytes. An
+//!   offset past the end is `bad-request`.
+//!
+//! After a complete response the server reads the next request on the same
+//! connection. It closes the connection on EOF, after the idle timeout, and
+//! after an error that loses the framing (a line that is too long).
+//!
+//! # Transcript
+//!
+//! ```text
+//! $ printf 'PING\nLIST\nGET 0 hello.txt\nGET 6 hello.txt\nGET 0 ../etc/passwd\n' | nc -N 127.0.0.1 1236
+//! TCPFETCH/1 OK tcpfetch 0.1.0
+//! TCPFETCH/1 OK 2
+//! 12 - hello.txt
+//! 3 - sub/a b.txt
+//! TCPFETCH/1 OK 12 a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447
+//! hello world
+//! TCPFETCH/1 OK 12 a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447
+//! world
+//! TCPFETCH/1 ERR forbidden path leaves the served directory
+//! ```
+
+use std::io::{self, BufRead};
+
+use crate::error::{Error, Result};
+use crate::hex::{self, Digest};
+
+/// The protocol tag that starts every status line.
+pub const TAG: &str = "TCPFETCH/1";
+/// The longest line (request or status or list entry) either side buffers,
+/// without its terminator.
+pub const MAX_LINE: usize = 4096;
+/// The most entries a client accepts in one `LIST` answer; a bound on what a
+/// hostile server can make it allocate.
+pub const MAX_LIST_ENTRIES: u64 = 10_000_000;
+
+/// What a client asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Ping,
+    List,
+    Get { offset: u64, name: String },
+}
+
+impl Request {
+    /// Parse one request line (without its terminator). The error is the
+    /// message of the `bad-request` answer.
+    pub fn parse(line: &[u8]) -> std::result::Result<Request, String> {
+        match line {
+            b"PING" => return Ok(Request::Ping),
+            b"LIST" => return Ok(Request::List),
+            _ => {}
+        }
+        let Some(rest) = line.strip_prefix(b"GET ") else {
+            return Err(unknown_command(line));
+        };
+        let space = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("GET needs an offset and a name: GET <offset> <name>")?;
+        let offset = parse_decimal(&rest[..space]).ok_or("offset must be a decimal number")?;
+        let name = std::str::from_utf8(&rest[space + 1..]).map_err(|_| "name is not UTF-8")?;
+        check_name(name)?;
+        Ok(Request::Get {
+            offset,
+            name: name.to_string(),
+        })
+    }
+
+    /// The request as it goes on the wire, terminator included.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Request::Ping => b"PING\n".to_vec(),
+            Request::List => b"LIST\n".to_vec(),
+            Request::Get { offset, name } => format!("GET {offset} {name}\n").into_bytes(),
+        }
+    }
+}
+
+fn unknown_command(line: &[u8]) -> String {
+    let word: Vec<u8> = line
+        .iter()
+        .take_while(|&&b| b != b' ')
+        .take(16)
+        .copied()
+        .collect();
+    format!(
+        "unknown command '{}'; expected PING, LIST or GET <offset> <name>",
+        printable(&word)
+    )
+}
+
+/// Whether `name` may appear in a request: not empty, no control characters,
+/// and short enough that `GET <offset> <name>` fits in a line.
+pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("name is empty");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("name contains a control character");
+    }
+    // "GET " + 20 digits + " " leaves this much of a line for the name.
+    if name.len() > MAX_LINE - 25 {
+        return Err("name is too long");
+    }
+    Ok(())
+}
+
+/// A decimal `u64`: ASCII digits only, no sign, no overflow.
+pub fn parse_decimal(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 20 {
+        return None;
+    }
+    text.iter().try_fold(0u64, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+/// The error codes of `TCPFETCH/1 ERR <code> <message>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    NotFound,
+    Forbidden,
+    Busy,
+    Internal,
+    /// A code this version does not know (a newer server's).
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad-request",
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+
+    fn parse(text: &str) -> ErrorCode {
+        match text {
+            "bad-request" => ErrorCode::BadRequest,
+            "not-found" => ErrorCode::NotFound,
+            "forbidden" => ErrorCode::Forbidden,
+            "busy" => ErrorCode::Busy,
+            "internal" => ErrorCode::Internal,
+            _ => ErrorCode::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `TCPFETCH/1 OK <details>\n`
+pub fn encode_ok(details: &str) -> Vec<u8> {
+    format!("{TAG} OK {details}\n").into_bytes()
+}
+
+/// `TCPFETCH/1 ERR <code> <message>\n`; control characters in the message
+/// become spaces so it can never break the framing.
+pub fn encode_err(code: ErrorCode, message: &str) -> Vec<u8> {
+    let clean: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(512)
+        .collect();
+    format!("{TAG} ERR {code} {clean}\n").into_bytes()
+}
+
+/// Parse a status line. `Ok(details)` for `OK`; an `ERR` line becomes
+/// [`Error::Remote`]; anything else says the peer does not speak v1.
+pub fn parse_status(line: &[u8]) -> Result<String> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err(not_tcpfetch(line));
+    };
+    let Some(rest) = text.strip_prefix(TAG).and_then(|r| r.strip_prefix(' ')) else {
+        if let Some(version) = text.strip_prefix("TCPFETCH/") {
+            let version: String = version
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .take(10)
+                .collect();
+            return Err(Error::protocol(format!(
+                "the server speaks tcpfetch protocol version {version}; this client speaks version 1"
+            )));
+        }
+        return Err(not_tcpfetch(line));
+    };
+    if rest == "OK" {
+        return Ok(String::new());
+    }
+    if let Some(details) = rest.strip_prefix("OK ") {
+        return Ok(details.to_string());
+    }
+    if let Some(err) = rest.strip_prefix("ERR ") {
+        let (code, message) = err.split_once(' ').unwrap_or((err, ""));
+        return Err(Error::Remote {
+            code: ErrorCode::parse(code),
+            message: message.to_string(),
+        });
+    }
+    Err(Error::protocol(format!(
+        "malformed status line from server: '{}'",
+        printable(line)
+    )))
+}
+
+fn not_tcpfetch(line: &[u8]) -> Error {
+    Error::protocol(format!(
+        "the peer is not a tcpfetch server (it answered '{}')",
+        printable(line)
+    ))
+}
+
+/// At most 60 bytes of `bytes`, with anything unprintable escaped, for
+/// quoting a peer's garbage in an error message.
+pub fn printable(bytes: &[u8]) -> String {
+    let cut = bytes.len().min(60);
+    let mut out: String = String::from_utf8_lossy(&bytes[..cut])
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if bytes.len() > cut {
+        out.push('…');
+    }
+    out
+}
+
+/// The details of `GET`'s `OK`: the whole file's size and digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileHeader {
+    pub size: u64,
+    pub digest: Digest,
+}
+
+impl FileHeader {
+    pub fn encode(&self) -> Vec<u8> {
+        encode_ok(&format!("{} {}", self.size, hex::encode(&self.digest)))
+    }
+
+    pub fn parse(details: &str) -> Result<FileHeader> {
+        let bad = || Error::protocol(format!("malformed GET answer from server: '{details}'"));
+        let (size, digest) = details.split_once(' ').ok_or_else(bad)?;
+        Ok(FileHeader {
+            size: parse_decimal(size.as_bytes()).ok_or_else(bad)?,
+            digest: hex::decode_digest(digest).ok_or_else(bad)?,
+        })
+    }
+}
+
+/// One line of a `LIST` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub size: u64,
+    pub digest: Option<Digest>,
+    pub name: String,
+}
+
+impl ListEntry {
+    pub fn encode(&self) -> String {
+        let digest = self
+            .digest
+            .map_or_else(|| "-".to_string(), |d| hex::encode(&d));
+        format!("{} {} {}\n", self.size, digest, self.name)
+    }
+
+    pub fn parse(line: &[u8]) -> Result<ListEntry> {
+        let bad = || Error::protocol(format!("malformed LIST entry: '{}'", printable(line)));
+        let text = std::str::from_utf8(line).map_err(|_| bad())?;
+        let mut parts = text.splitn(3, ' ');
+        let size = parts.next().and_then(|s| parse_decimal(s.as_bytes()));
+        let digest = match parts.next() {
+            Some("-") => None,
+            Some(hex) => Some(hex::decode_digest(hex).ok_or_else(bad)?),
+            None => return Err(bad()),
+        };
+        let name = parts.next().ok_or_else(bad)?;
+        check_name(name).map_err(|_| bad())?;
+        Ok(ListEntry {
+            size: size.ok_or_else(bad)?,
+            digest,
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The count in `LIST`'s `OK <count>`, bounded.
+pub fn parse_list_count(details: &str) -> Result<u64> {
+    match parse_decimal(details.as_bytes()) {
+        Some(n) if n <= MAX_LIST_ENTRIES => Ok(n),
+        _ => Err(Error::protocol(format!(
+            "malformed LIST answer from server: '{details}'"
+        ))),
+    }
+}
+
+/// Why a line could not be read.
+#[derive(Debug)]
+pub enum LineError {
+    /// More than the limit arrived without a line feed.
+    TooLong,
+    /// The peer closed the connection in the middle of a line.
+    Truncated,
+    Io(io::Error),
+}
+
+/// Read one LF-terminated line of at most `limit` bytes (terminator and an
+/// optional CR before it excluded). `Ok(None)` is a clean end of stream
+/// before any byte of a new line. Never buffers more than `limit + 2` bytes.
+pub fn read_line<R: BufRead + ?Sized>(
+    reader: &mut R,
+    limit: usize,
+) -> std::result::Result<Option<Vec<u8>>, LineError> {
+    let mut line = Vec::new();
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LineError::Io(e)),
+        };
+        if available.is_empty() {
+            return if line.is_empty() {
+                Ok(None)
+            } else {
+                Err(LineError::Truncated)
+            };
+        }
+        let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], Some(i)),
+            None => (available, None),
+        };
+        // One extra byte of room for a CR that turns out to precede the LF.
+        if line.len() + chunk.len() > limit + 1 {
+            return Err(LineError::TooLong);
+        }
+        line.extend_from_slice(chunk);
+        let used = found.map_or(chunk.len(), |i| i + 1);
+        reader.consume(used);
+        if found.is_some() {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            if line.len() > limit {
+                return Err(LineError::TooLong);
+            }
+            return Ok(Some(line));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn lines(input: &[u8], limit: usize) -> Vec<std::result::Result<Option<Vec<u8>>, String>> {
+        let mut reader = io::BufReader::with_capacity(7, Cursor::new(input.to_vec()));
+        let mut out = Vec::new();
+        loop {
+            match read_line(&mut reader, limit) {
+                Ok(None) => {
+                    out.push(Ok(None));
+                    return out;
+                }
+                Ok(Some(l)) => out.push(Ok(Some(l))),
+                Err(e) => {
+                    out.push(Err(format!("{e:?}")));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let cases = [
+            Request::Ping,
+            Request::List,
+            Request::Get {
+                offset: 0,
+                name: "a.txt".into(),
+            },
+            Request::Get {
+                offset: u64::MAX,
+                name: "dir/ü n i c ö d e.bin".into(),
+            },
+            Request::Get {
+                offset: 7,
+                name: " leading space".into(),
+            },
+        ];
+        for req in cases {
+            let wire = req.encode();
+            assert_eq!(wire.last(), Some(&b'\n'));
+            let parsed = Request::parse(&wire[..wire.len() - 1]).unwrap();
+            assert_eq!(parsed, req);
+        }
+    }
+
+    #[test]
+    fn malformed_requests_are_rejected_with_a_reason() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "unknown command"),
+            (b"ping", "unknown command"),
+            (b"PING ", "unknown command"),
+            (b"FETCH a", "unknown command"),
+            (b"GET", "unknown command"),
+            (b"GET ", "GET needs"),
+            (b"GET 0", "GET needs"),
+            (b"GET x a", "offset"),
+            (b"GET -1 a", "offset"),
+            (b"GET +1 a", "offset"),
+            (b"GET  a", "offset"),
+            (b"GET 18446744073709551616 a", "offset"),
+            (b"GET 0 ", "empty"),
+            (b"GET 0 a\x00b", "control"),
+            (b"GET 0 a\tb", "control"),
+            (b"GET 0 \xff\xfe", "UTF-8"),
+        ];
+        for (line, expected) in cases {
+            let err = Request::parse(line).unwrap_err();
+            assert!(
+                err.contains(expected),
+                "{:?}: got {err:?}, wanted {expected:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn status_lines_round_trip() {
+        assert_eq!(
+            parse_status(b"TCPFETCH/1 OK tcpfetch 1.0").unwrap(),
+            "tcpfetch 1.0"
+        );
+        assert_eq!(parse_status(b"TCPFETCH/1 OK").unwrap(), "");
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::NotFound,
+            ErrorCode::Forbidden,
+            ErrorCode::Busy,
+            ErrorCode::Internal,
+        ] {
+            let wire = encode_err(code, "some words\nand a newline");
+            assert_eq!(wire.iter().filter(|&&b| b == b'\n').count(), 1);
+            match parse_status(&wire[..wire.len() - 1]) {
+                Err(Error::Remote { code: got, message }) => {
+                    assert_eq!(got, code);
+                    assert_eq!(message, "some words and a newline");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_peers_are_named_as_such() {
+        let err = parse_status(b"HTTP/1.1 400 Bad Request").unwrap_err();
+        assert!(err.to_string().contains("not a tcpfetch server"), "{err}");
+        let err = parse_status(b"TCPFETCH/2 OK").unwrap_err();
+        assert!(err.to_string().contains("version 2"), "{err}");
+        let err = parse_status(b"\x80\x03}q\x00").unwrap_err();
+        assert!(err.to_string().contains("not a tcpfetch server"), "{err}");
+        let err = parse_status(b"TCPFETCH/1 MAYBE").unwrap_err();
+        assert!(err.to_string().contains("malformed"), "{err}");
+        match parse_status(b"TCPFETCH/1 ERR teapot short and stout") {
+            Err(Error::Remote { code, .. }) => assert_eq!(code, ErrorCode::Unknown),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn file_header_round_trip_and_rejects() {
+        let header = FileHeader {
+            size: 1 << 40,
+            digest: [0xab; 32],
+        };
+        let wire = header.encode();
+        let details = parse_status(&wire[..wire.len() - 1]).unwrap();
+        assert_eq!(FileHeader::parse(&details).unwrap(), header);
+        for bad in [
+            "",
+            "12",
+            "12 xyz",
+            "x abab",
+            &format!("-1 {}", "a".repeat(64)),
+        ] {
+            assert!(FileHeader::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_entries_round_trip_and_reject() {
+        for entry in [
+            ListEntry {
+                size: 0,
+                digest: None,
+                name: "a b/c".into(),
+            },
+            ListEntry {
+                size: 99,
+                digest: Some([1; 32]),
+                name: "ä".into(),
+            },
+        ] {
+            let wire = entry.encode();
+            assert_eq!(
+                ListEntry::parse(&wire.as_bytes()[..wire.len() - 1]).unwrap(),
+                entry
+            );
+        }
+        for bad in [&b"1 - "[..], b"1 -", b"x - a", b"1 zz a", b"1 - a\x01"] {
+            assert!(ListEntry::parse(bad).is_err());
+        }
+        assert!(parse_list_count("3").is_ok());
+        assert!(parse_list_count("99999999999").is_err());
+        assert!(parse_list_count("").is_err());
+    }
+
+    #[test]
+    fn lines_end_at_lf_and_tolerate_cr() {
+        let got = lines(b"PING\r\nLIST\nGET 0 a\r\n", 4096);
+        assert_eq!(
+            got,
+            vec![
+                Ok(Some(b"PING".to_vec())),
+                Ok(Some(b"LIST".to_vec())),
+                Ok(Some(b"GET 0 a".to_vec())),
+                Ok(None)
+            ]
+        );
+    }
+
+    #[test]
+    fn line_limit_holds_at_its_edges() {
+        let limit = MAX_LINE;
+        for (len, cr, ok) in [
+            (limit, false, true),
+            (limit, true, true),
+            (limit + 1, false, false),
+            (limit + 1, true, false),
+            (limit - 1, true, true),
+        ] {
+            let mut input = vec![b'x'; len];
+            if cr {
+                input.push(b'\r');
+            }
+            input.push(b'\n');
+            let got = lines(&input, limit);
+            if ok {
+                assert_eq!(got[0], Ok(Some(vec![b'x'; len])), "len {len} cr {cr}");
+            } else {
+                assert_eq!(got[0], Err("TooLong".into()), "len {len} cr {cr}");
+            }
+        }
+        // A flood without any LF stops at the limit.
+        let got = lines(&vec![b'y'; 100_000], limit);
+        assert_eq!(got[0], Err("TooLong".into()));
+    }
+
+    #[test]
+    fn truncated_lines_are_errors_but_clean_eof_is_not() {
+        assert_eq!(lines(b"PIN", 10)[0], Err("Truncated".into()));
+        assert_eq!(lines(b"", 10)[0], Ok(None));
+    }
+
+    /// A small seeded PRNG (xorshift64*) so the fuzz loop is reproducible.
+    pub(crate) struct Rng(u64);
+    impl Rng {
+        pub(crate) fn new(seed: u64) -> Rng {
+            Rng(seed | 1)
+        }
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_input_never_panics() {
+        let seeds: &[&[u8]] = &[
+            b"PING\n",
+            b"LIST\n",
+            b"GET 0 a.txt\n",
+            b"GET 18446744073709551615 dir/\xc3\xbc.txt\r\n",
+            b"TCPFETCH/1 OK 12 a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447\n",
+            b"TCPFETCH/1 ERR busy too many\n",
+            b"12 - hello.txt\n",
+        ];
+        let mut rng = Rng::new(0x7cf_e7c4);
+        for round in 0..120_000 {
+            let mut input = seeds[round % seeds.len()].to_vec();
+            for _ in 0..rng.below(6) {
+                let at = rng.below(input.len() + 1);
+                match rng.below(4) {
+                    0 if at < input.len() => input[at] = rng.next() as u8,
+                    1 => input.insert(at, rng.next() as u8),
+                    2 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    _ => input.extend((0..rng.below(40)).map(|_| rng.next() as u8)),
+                }
+            }
+            for line in lines(&input, 64).into_iter().flatten().flatten() {
+                let _ = Request::parse(&line);
+                if let Ok(details) = parse_status(&line) {
+                    let _ = FileHeader::parse(&details);
+                    let _ = parse_list_count(&details);
+                }
+                let _ = ListEntry::parse(&line);
+            }
+        }
+    }
+}

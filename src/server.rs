@@ -1,0 +1,469 @@
+//! `tcpfetch serve`: many clients at once, one thread each, every one of
+//! them bounded in time and in what it can make the server buffer.
+
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use lexopt::prelude::*;
+
+use crate::cli::{self, DEFAULT_PORT, VERSION};
+use crate::digest::DigestCache;
+use crate::error::{Error, Result};
+use crate::files::{FileKey, Root};
+use crate::protocol::{self, ErrorCode, FileHeader, ListEntry, Request, MAX_LINE};
+
+const USAGE: &str = "\
+Usage: tcpfetch serve [DIR] [OPTIONS]
+
+Serve the regular files under DIR (default: the current directory), read-only.
+Prints 'listening on IP:PORT' as its first line on stdout, then one access-log
+line per request on stderr.
+
+Options:
+  --listen ADDR          address to listen on (default 0.0.0.0:1236; port 0
+                         picks a free port)
+  --max-clients N        most connections served at once; more get 'ERR busy'
+                         (default 1024)
+  --idle-timeout SECS    drop a client that sends or reads nothing for this
+                         long, or takes longer to send one request (default 30)
+  --hidden               also serve dotfiles and dot-directories
+  -q, --quiet            no access log
+  -h, --help             show this help
+";
+
+/// How a `serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub listen: String,
+    pub max_clients: usize,
+    pub idle_timeout: Duration,
+    pub hidden: bool,
+    pub quiet: bool,
+}
+
+/// `None` when the arguments asked for `--help` and it has been printed.
+pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
+    let mut config = Config {
+        dir: PathBuf::from("."),
+        listen: format!("0.0.0.0:{DEFAULT_PORT}"),
+        max_clients: 1024,
+        idle_timeout: Duration::from_secs(30),
+        hidden: false,
+        quiet: false,
+    };
+    let mut dir = None;
+    while let Some(arg) = parser.next()? {
+        if let Some(done) = cli::common_flag(&arg, USAGE) {
+            return done.map(|()| None);
+        }
+        match arg {
+            Long("listen") => config.listen = cli::string_value(parser)?,
+            Long("max-clients") => {
+                config.max_clients = cli::number_value(parser, "--max-clients")?;
+                if config.max_clients == 0 {
+                    return Err(Error::usage("--max-clients must be at least 1"));
+                }
+            }
+            Long("idle-timeout") => {
+                config.idle_timeout = cli::seconds_value(parser, "--idle-timeout")?
+            }
+            Long("hidden") => config.hidden = true,
+            Short('q') | Long("quiet") => config.quiet = true,
+            Value(v) if dir.is_none() => dir = Some(PathBuf::from(v)),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    if let Some(dir) = dir {
+        config.dir = dir;
+    }
+    Ok(Some(config))
+}
+
+/// What every connection thread shares.
+struct Shared {
+    root: Root,
+    cache: DigestCache,
+    config: Config,
+    active: AtomicUsize,
+}
+
+pub fn run(config: Config) -> Result<()> {
+    let root = Root::new(&config.dir, config.hidden)
+        .map_err(|e| Error::io(format!("cannot serve '{}'", config.dir.display()), e))?;
+    let listener = bind(&config.listen)?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the listening address", e))?;
+    announce(&format!("listening on {local}"))?;
+    let shared = Arc::new(Shared {
+        root,
+        cache: DigestCache::default(),
+        config,
+        active: AtomicUsize::new(0),
+    });
+    accept_loop(&listener, &shared);
+    Ok(())
+}
+
+fn bind(listen: &str) -> Result<TcpListener> {
+    let addrs = crate::client::resolve(listen)?;
+    TcpListener::bind(&addrs[..]).map_err(|e| Error::io(format!("cannot listen on {listen}"), e))
+}
+
+/// Print one line on stdout and flush it at once: scripts and tests wait
+/// for it before they connect.
+fn announce(line: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("cannot write to stdout", e))
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let rejecter = Rejecter::start();
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of descriptors or memory: wait for connections to end
+                // instead of spinning.
+                log_line(
+                    shared,
+                    &format!("- accept failed: {}", crate::error::describe_io(&e)),
+                );
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let Some(slot) = Slot::claim(shared) else {
+            log_line(shared, &format!("{peer} - busy (at --max-clients)"));
+            rejecter.reject(stream);
+            continue;
+        };
+        let conn_shared = Arc::clone(shared);
+        let spawned = thread::Builder::new()
+            .name(format!("client {peer}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let _slot = slot;
+                handle_connection(&conn_shared, &stream, peer);
+            });
+        if let Err(e) = spawned {
+            log_line(shared, &format!("{peer} - cannot start a thread: {e}"));
+        }
+    }
+}
+
+/// One of the `--max-clients` places; dropping it frees the place, so an
+/// early return or a panicking connection thread can never leak one.
+struct Slot {
+    shared: Arc<Shared>,
+}
+
+impl Slot {
+    fn claim(shared: &Arc<Shared>) -> Option<Slot> {
+        let max = shared.config.max_clients;
+        shared
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Slot {
+            shared: Arc::clone(shared),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Turns away connections past `--max-clients` without a thread each.
+///
+/// Closing a socket whose request is still unread makes the kernel send a
+/// reset, which can destroy the `ERR busy` line before the client reads it.
+/// So the rejecter writes the line, shuts down its side, and drains what the
+/// client sends until it closes or a short deadline passes — all on one
+/// thread, polling non-blocking sockets.
+struct Rejecter {
+    queue: SyncSender<TcpStream>,
+}
+
+const REJECT_LINGER: Duration = Duration::from_secs(2);
+const MAX_REJECTING: usize = 4096;
+
+impl Rejecter {
+    fn start() -> Rejecter {
+        let (tx, rx) = mpsc::sync_channel(256);
+        let spawned = thread::Builder::new()
+            .name("rejecter".into())
+            .stack_size(128 * 1024)
+            .spawn(move || Rejecter::work(&rx));
+        // Without the helper thread the queue has no receiver and busy
+        // sockets are closed at once: worse manners, same protection.
+        drop(spawned);
+        Rejecter { queue: tx }
+    }
+
+    fn reject(&self, stream: TcpStream) {
+        let _ = stream.set_nonblocking(true);
+        let busy = protocol::encode_err(ErrorCode::Busy, "too many clients; try again shortly");
+        let _ = (&stream).write(&busy);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // A full queue means a flood: those sockets are simply closed.
+        let _ = self.queue.try_send(stream);
+    }
+
+    fn work(queue: &Receiver<TcpStream>) {
+        let mut lingering: Vec<(TcpStream, Instant)> = Vec::new();
+        let mut scratch = [0u8; 4096];
+        loop {
+            loop {
+                match queue.try_recv() {
+                    Ok(s) if lingering.len() < MAX_REJECTING => {
+                        lingering.push((s, Instant::now() + REJECT_LINGER));
+                    }
+                    Ok(_) => {}
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            let now = Instant::now();
+            lingering.retain(|(s, deadline)| {
+                now < *deadline
+                    && matches!((&*s).read(&mut scratch), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
+            });
+            thread::sleep(Duration::from_millis(if lingering.is_empty() {
+                20
+            } else {
+                5
+            }));
+        }
+    }
+}
+
+/// A socket reader that gives each request line a total deadline, so a
+/// client trickling one byte at a time cannot hold a thread forever.
+struct DeadlineReader<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// Whether the connection can carry another request.
+enum Next {
+    Continue,
+    Close,
+}
+
+fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
+    let idle = shared.config.idle_timeout;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(idle));
+    let mut reader = BufReader::with_capacity(
+        8 * 1024,
+        DeadlineReader {
+            stream,
+            deadline: Instant::now() + idle,
+        },
+    );
+    loop {
+        reader.get_mut().deadline = Instant::now() + idle;
+        let line = match protocol::read_line(&mut reader, MAX_LINE) {
+            Ok(Some(line)) => line,
+            Ok(None) => return,
+            Err(protocol::LineError::TooLong) => {
+                let msg = format!("request line longer than {MAX_LINE} bytes");
+                let _ = (&*stream).write_all(&protocol::encode_err(ErrorCode::BadRequest, &msg));
+                log_line(shared, &format!("{peer} - bad-request: {msg}; closing"));
+                return;
+            }
+            Err(protocol::LineError::Truncated) => return,
+            Err(protocol::LineError::Io(e)) => {
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) {
+                    log_line(shared, &format!("{peer} - idle timeout; closing"));
+                }
+                return;
+            }
+        };
+        let started = Instant::now();
+        let (outcome, status, bytes) = respond(shared, stream, &line);
+        log_line(
+            shared,
+            &format!(
+                "{peer} \"{}\" {status} {bytes} {:.1}ms",
+                protocol::printable(&line),
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+        );
+        if let Next::Close = outcome {
+            return;
+        }
+        // Anything unread in the buffer is the client's next request.
+        if reader.buffer().is_empty() && reader.fill_buf().is_err() {
+            return;
+        }
+    }
+}
+
+/// Answer one request line: what happens next, the status for the log
+/// (`ok` or the error code), and the body bytes sent.
+fn respond(shared: &Shared, stream: &TcpStream, line: &[u8]) -> (Next, String, u64) {
+    let result = match Request::parse(line) {
+        Err(msg) => Err((ErrorCode::BadRequest, msg)),
+        Ok(Request::Ping) => send(stream, &protocol::encode_ok(&format!("tcpfetch {VERSION}"))),
+        Ok(Request::List) => send_list(shared, stream),
+        Ok(Request::Get { offset, name }) => send_file(shared, stream, offset, &name),
+    };
+    match result {
+        Ok((next, bytes)) => (next, "ok".into(), bytes),
+        Err((code, message)) => {
+            let sent = send(stream, &protocol::encode_err(code, &message));
+            let next = sent.map_or(Next::Close, |(n, _)| n);
+            (next, format!("{code} ({message})"), 0)
+        }
+    }
+}
+
+type Sent = std::result::Result<(Next, u64), (ErrorCode, String)>;
+
+/// Write a whole status line; a peer that went away ends the connection.
+fn send(stream: &TcpStream, bytes: &[u8]) -> Sent {
+    match (&*stream).write_all(bytes) {
+        Ok(()) => Ok((Next::Continue, 0)),
+        Err(_) => Ok((Next::Close, 0)),
+    }
+}
+
+fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
+    let listed = shared.root.list();
+    let mut out = BufWriter::with_capacity(64 * 1024, stream);
+    let mut write = || -> io::Result<()> {
+        out.write_all(&protocol::encode_ok(&listed.len().to_string()))?;
+        for item in &listed {
+            let entry = ListEntry {
+                size: item.meta.len(),
+                digest: shared.cache.peek(&item.path, &FileKey::of(&item.meta)),
+                name: item.name.clone(),
+            };
+            out.write_all(entry.encode().as_bytes())?;
+        }
+        out.flush()
+    };
+    match write() {
+        Ok(()) => Ok((Next::Continue, 0)),
+        Err(_) => Ok((Next::Close, 0)),
+    }
+}
+
+fn send_file(shared: &Shared, stream: &TcpStream, offset: u64, name: &str) -> Sent {
+    let mut open = shared.root.open(name).map_err(|r| (r.code, r.message))?;
+    let key = FileKey::of(&open.meta);
+    let digest = shared
+        .cache
+        .get(&open.path, &open.file, &key)
+        .map_err(|e| {
+            (
+                ErrorCode::Internal,
+                format!("cannot read the file: {}", crate::error::describe_io(&e)),
+            )
+        })?;
+    let size = key.size;
+    if offset > size {
+        return Err((
+            ErrorCode::BadRequest,
+            format!("offset {offset} is past the end of the file ({size} bytes)"),
+        ));
+    }
+    if let (Next::Close, _) = send(stream, &FileHeader { size, digest }.encode())? {
+        return Ok((Next::Close, 0));
+    }
+    let want = size - offset;
+    // After the header the framing depends on sending exactly `want` bytes:
+    // any failure from here on must close the connection.
+    if open.file.seek(SeekFrom::Start(offset)).is_err() {
+        return Ok((Next::Close, 0));
+    }
+    // File → socket through `io::copy` is sendfile(2) on Linux: the bytes
+    // never pass through this process.
+    let sent = io::copy(&mut (&mut open.file).take(want), &mut &*stream).unwrap_or(0);
+    if sent < want {
+        // The file shrank while it was sent, or the client went away.
+        return Ok((Next::Close, sent));
+    }
+    Ok((Next::Continue, sent))
+}
+
+/// One access-log line on stderr, stamped with the time.
+fn log_line(shared: &Shared, text: &str) {
+    if !shared.config.quiet {
+        eprintln!("{} {text}", crate::format::rfc3339(SystemTime::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> Result<Config> {
+        parse(&mut lexopt::Parser::from_args(args.iter().copied())).map(|c| c.unwrap())
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let c = parse_args(&[]).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:1236");
+        assert_eq!(c.max_clients, 1024);
+        assert_eq!(c.idle_timeout, Duration::from_secs(30));
+        let c = parse_args(&[
+            "dir",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-clients",
+            "5",
+            "--idle-timeout",
+            "1.5",
+            "-q",
+        ])
+        .unwrap();
+        assert_eq!(c.dir, PathBuf::from("dir"));
+        assert_eq!(c.max_clients, 5);
+        assert_eq!(c.idle_timeout, Duration::from_millis(1500));
+        assert!(c.quiet);
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for args in [
+            &["--max-clients", "0"][..],
+            &["--max-clients", "x"],
+            &["a", "b"],
+            &["--bogus"],
+        ] {
+            assert_eq!(parse_args(args).unwrap_err().exit_code(), 2, "{args:?}");
+        }
+    }
+}
