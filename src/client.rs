@@ -6,6 +6,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::auth::{self, Key, Session, Side};
 use crate::cli::DEFAULT_PORT;
 use crate::error::{Error, Result};
 use crate::protocol::{self, FileHeader, ListEntry, Request, MAX_LINE};
@@ -101,6 +102,8 @@ pub struct Connection {
     reader: BufReader<TcpStream>,
     /// The address actually connected to, for messages.
     pub peer: SocketAddr,
+    /// Present after a successful key handshake.
+    session: Option<Session>,
 }
 
 impl Connection {
@@ -136,7 +139,78 @@ impl Connection {
         Ok(Connection {
             reader: BufReader::with_capacity(8 * 1024, stream),
             peer,
+            session: None,
         })
+    }
+
+    /// Connect, and with a key run the handshake before anything else.
+    pub fn open_with_key(addr: &str, timeouts: Timeouts, key: Option<&Key>) -> Result<Connection> {
+        let mut conn = Connection::open(addr, timeouts)?;
+        if let Some(key) = key {
+            conn.authenticate(key)?;
+        }
+        Ok(conn)
+    }
+
+    /// The client's half of the key handshake (see `auth`). The server must
+    /// prove it holds the key before we prove that we do.
+    pub fn authenticate(&mut self, key: &Key) -> Result<()> {
+        let client_nonce = auth::nonce()?;
+        self.write_line(format!("AUTH {}\n", crate::hex::encode(&client_nonce)).as_bytes())?;
+        let answer = match self.read_status() {
+            Err(Error::Remote {
+                code: crate::protocol::ErrorCode::BadRequest,
+                ..
+            }) => {
+                return Err(Error::Other(
+                    "the server does not use a key (it did not understand AUTH); drop --key-file or give the server one".into(),
+                ))
+            }
+            other => other?,
+        };
+        let mut fields = answer.split(' ');
+        let (Some("AUTH"), Some(nonce), Some(proof), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(Error::protocol(format!(
+                "malformed AUTH answer from server: '{answer}'"
+            )));
+        };
+        let (Some(server_nonce), Some(proof)) = (
+            crate::hex::decode_digest(nonce),
+            crate::hex::decode_digest(proof),
+        ) else {
+            return Err(Error::protocol(format!(
+                "malformed AUTH answer from server: '{answer}'"
+            )));
+        };
+        let session = Session::new(key.clone(), client_nonce, server_nonce);
+        if !session.check_proof(Side::Server, &proof) {
+            return Err(Error::Other(
+                "authentication failed: the server and this client do not hold the same key".into(),
+            ));
+        }
+        self.write_line(
+            format!(
+                "PROVE {}\n",
+                crate::hex::encode(&session.proof(Side::Client))
+            )
+            .as_bytes(),
+        )?;
+        match self.read_status() {
+            Err(Error::Remote {
+                code: crate::protocol::ErrorCode::Forbidden,
+                ..
+            }) => {
+                return Err(Error::Other(
+                    "authentication failed: the server and this client do not hold the same key"
+                        .into(),
+                ))
+            }
+            other => other?,
+        };
+        self.session = Some(session);
+        Ok(())
     }
 
     /// Send `PING`; the server's version text (`tcpfetch 0.1.0`).
@@ -164,7 +238,16 @@ impl Connection {
             offset,
             name: name.to_string(),
         })?;
-        let header = FileHeader::parse(&self.read_status()?)?;
+        let number = self.session.as_mut().map(Session::next_request);
+        let (header, mac) = FileHeader::parse_with_mac(&self.read_status()?)?;
+        if let (Some(session), Some(number)) = (&self.session, number) {
+            let want = session.get_mac(number, name, offset, header.size, &header.digest);
+            if !mac.is_some_and(|m| auth::same_mac(&m, &want)) {
+                return Err(Error::Integrity(
+                    "the server's answer does not carry a valid MAC for this session: the size and digest were not sent by a server holding the key".into(),
+                ));
+            }
+        }
         if offset > header.size {
             return Err(Error::protocol(format!(
                 "the server sent a {}-byte file for a request from offset {offset}",
@@ -180,9 +263,19 @@ impl Connection {
     }
 
     fn send(&mut self, request: &Request) -> Result<()> {
+        // A GET is numbered when its answer is checked; other requests here.
+        if !matches!(request, Request::Get { .. }) {
+            if let Some(session) = self.session.as_mut() {
+                session.next_request();
+            }
+        }
+        self.write_line(&request.encode())
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
         self.reader
             .get_mut()
-            .write_all(&request.encode())
+            .write_all(line)
             .map_err(|e| net_error(e, "sending the request"))
     }
 

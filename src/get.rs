@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lexopt::prelude::*;
 use sha2::{Digest as _, Sha256};
 
+use crate::auth::Key;
 use crate::cli;
 use crate::client::{self, Connection, Timeouts};
 use crate::digest::{self, PipelinedHasher};
@@ -41,6 +42,10 @@ Options:
   --retry-wait SECS     first wait between retries, doubled each time
                         (default 1)
   --timeout SECS        give up on a silent server after SECS (default 30)
+  --limit-rate RATE     cap the download at RATE bytes per second (k, M, G
+                        suffixes, as curl)
+  --key-file FILE       authenticate with the server's shared key; every
+                        digest then carries a MAC an attacker cannot forge
   -q, --quiet           no progress line and no summary
   -h, --help            show this help
 
@@ -58,6 +63,8 @@ pub struct Args {
     pub retries: u32,
     pub retry_wait: Duration,
     pub timeouts: Timeouts,
+    pub limit_rate: Option<u64>,
+    pub key: Option<Key>,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
@@ -72,6 +79,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         retries: 0,
         retry_wait: Duration::from_secs(1),
         timeouts: Timeouts::default(),
+        limit_rate: None,
+        key: None,
     };
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
@@ -85,6 +94,12 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("retries") => args.retries = cli::number_value(parser, "--retries")?,
             Long("retry-wait") => args.retry_wait = cli::seconds_value(parser, "--retry-wait")?,
             Long("timeout") => args.timeouts.io = cli::seconds_value(parser, "--timeout")?,
+            Long("limit-rate") => {
+                args.limit_rate = Some(
+                    crate::pace::parse_rate(&cli::string_value(parser)?).map_err(Error::Usage)?,
+                )
+            }
+            Long("key-file") => args.key = Some(Key::load(&PathBuf::from(parser.value()?))?),
             Value(v) if positional.len() < 2 => positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -168,6 +183,11 @@ pub fn local_path(name: &str, output: Option<&str>) -> Result<PathBuf> {
     }
 }
 
+/// A connection to the server, authenticated when a key was given.
+fn connect(args: &Args) -> Result<Connection> {
+    Connection::open_with_key(&args.addr, args.timeouts, args.key.as_ref())
+}
+
 fn part_path(path: &Path) -> PathBuf {
     suffixed(path, ".part")
 }
@@ -184,7 +204,7 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 
 fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
     let started = Instant::now();
-    let mut conn = Connection::open(&args.addr, args.timeouts)?;
+    let mut conn = connect(args)?;
     if !args.force {
         if let Some(header) = already_here(&mut conn, args, name, path)? {
             if !args.quiet {
@@ -218,9 +238,7 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
         .open(&part)
         .map_err(|e| Error::io(format!("cannot write '{}'", part.display()), e))?;
     let mut sink = PartFile { file, path: &part };
-    let digest = receive(
-        &mut conn, &header, offset, state, &mut sink, &label, args.quiet,
-    )?;
+    let digest = receive(&mut conn, &header, offset, state, &mut sink, &label, args)?;
     if let Err(e) = verify(&header, args.sha256, &digest) {
         discard(path);
         return Err(e);
@@ -275,7 +293,7 @@ fn already_here(
     if header.size != meta.len() {
         // The rest of the file is on its way; a fresh connection is cheaper
         // than reading it only to throw it away.
-        *conn = Connection::open(&args.addr, args.timeouts)?;
+        *conn = connect(args)?;
         return Ok(None);
     }
     let (local, _) = digest::hash_path(path)
@@ -314,7 +332,7 @@ fn start_or_resume(
             Ok(_) => {
                 // The server's file changed since the .part began, and the
                 // rest of the new version is already on its way.
-                *conn = Connection::open(&args.addr, args.timeouts)?;
+                *conn = connect(args)?;
             }
             // The .part is longer than the server's file: another version.
             Err(Error::Remote {
@@ -386,15 +404,19 @@ fn receive(
     state: Sha256,
     sink: &mut dyn Sink,
     label: &str,
-    quiet: bool,
+    args: &Args,
 ) -> Result<Digest> {
     let mut hasher =
         PipelinedHasher::start(state).map_err(|e| Error::io("cannot start the hasher", e))?;
-    let mut progress = Progress::new(label, Some(header.size), quiet);
+    let mut progress = Progress::new(label, Some(header.size), args.quiet);
+    let mut pacer = args.limit_rate.map(crate::pace::Pacer::new);
     let mut body = conn.body(header.size - offset);
     let mut done = offset;
     loop {
         let mut buf = hasher.buffer();
+        if let Some(pacer) = &pacer {
+            buf.truncate(pacer.chunk().min(buf.len() as u64) as usize);
+        }
         let n =
             fill(&mut body, &mut buf).map_err(|e| client::net_error(e, "receiving the file"))?;
         if n == 0 {
@@ -405,6 +427,9 @@ fn receive(
         hasher.update(buf);
         done += n as u64;
         progress.update(done, offset);
+        if let Some(pacer) = &mut pacer {
+            pacer.pace(n as u64);
+        }
     }
     progress.finish();
     if done < header.size {
@@ -477,19 +502,11 @@ fn summary(label: &str, transferred: u64, size: u64, elapsed: Duration, digest: 
 /// reader of the pipe to act on.
 fn to_stdout(args: &Args, name: &str) -> Result<()> {
     let started = Instant::now();
-    let mut conn = Connection::open(&args.addr, args.timeouts)?;
+    let mut conn = connect(args)?;
     let header = conn.request_file(name, 0)?;
     check_expected(args.sha256, &header.digest, "the server's digest")?;
     let mut sink = Stdout(io::stdout());
-    let digest = receive(
-        &mut conn,
-        &header,
-        0,
-        Sha256::new(),
-        &mut sink,
-        name,
-        args.quiet,
-    )?;
+    let digest = receive(&mut conn, &header, 0, Sha256::new(), &mut sink, name, args)?;
     sink.0
         .flush()
         .map_err(|e| Error::io("cannot write to stdout", e))?;
@@ -508,7 +525,7 @@ fn pick(args: &Args) -> Result<String> {
             "missing NAME (the file to download)\n\n{USAGE}"
         )));
     }
-    let entries = Connection::open(&args.addr, args.timeouts)?.list()?;
+    let entries = connect(args)?.list()?;
     if entries.is_empty() {
         return Err(Error::Other("the server offers no files".into()));
     }

@@ -18,23 +18,27 @@ name.
 Options:
   --json       one JSON object per line: {\"name\", \"size\", \"sha256\"}
                (sha256 only when the server has hashed the file)
+  --key-file FILE   authenticate with the server's shared key
   -h, --help   show this help
 ";
 
 #[derive(Debug)]
 pub struct Args {
     pub addr: String,
+    pub key: Option<crate::auth::Key>,
     pub json: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut json = false;
+    let mut key = None;
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
         }
         match arg {
+            Long("key-file") => key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
             Long("json") => json = true,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
@@ -42,12 +46,14 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     }
     Ok(Some(Args {
         addr: cli::required(addr, "ADDR", USAGE)?,
+        key,
         json,
     }))
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let entries = Connection::open(&args.addr, Timeouts::default())?.list()?;
+    let entries =
+        Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?.list()?;
     let text = if args.json {
         json_lines(&entries)
     } else {

@@ -3,6 +3,8 @@
 //! `main` parses the command line, runs one command, and is the only place
 //! that turns an [`error::Error`] into a message and an exit status.
 
+mod access;
+mod auth;
 mod cli;
 mod client;
 mod digest;
@@ -12,6 +14,7 @@ mod format;
 mod get;
 mod hex;
 mod list;
+mod pace;
 mod ping;
 mod progress;
 mod protocol;

@@ -16,23 +16,27 @@ round-trip time. Exits 0 only when a tcpfetch server answered.
 
 Options:
   -c, --count N   send N pings on one connection (default 1)
+  --key-file FILE   authenticate with the server's shared key
   -h, --help      show this help
 ";
 
 #[derive(Debug)]
 pub struct Args {
     pub addr: String,
+    pub key: Option<crate::auth::Key>,
     pub count: u32,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut count = 1;
+    let mut key = None;
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
         }
         match arg {
+            Long("key-file") => key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
             Short('c') | Long("count") => count = cli::number_value(parser, "--count")?,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
@@ -40,13 +44,14 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     }
     Ok(Some(Args {
         addr: cli::required(addr, "ADDR", USAGE)?,
+        key,
         count: count.max(1),
     }))
 }
 
 pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
-    let mut conn = Connection::open(&args.addr, Timeouts::default())?;
+    let mut conn = Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?;
     let connect_ms = ms(started);
     for _ in 0..args.count {
         let sent = Instant::now();

@@ -288,17 +288,35 @@ pub struct FileHeader {
 }
 
 impl FileHeader {
-    pub fn encode(&self) -> Vec<u8> {
-        encode_ok(&format!("{} {}", self.size, hex::encode(&self.digest)))
+    /// With a shared key the line carries a third field, the answer's MAC
+    /// (see `auth`); clients without a key ignore it.
+    pub fn encode_with_mac(&self, mac: Option<&Digest>) -> Vec<u8> {
+        let mut details = format!("{} {}", self.size, hex::encode(&self.digest));
+        if let Some(mac) = mac {
+            details.push(' ');
+            details.push_str(&hex::encode(mac));
+        }
+        encode_ok(&details)
     }
 
-    pub fn parse(details: &str) -> Result<FileHeader> {
+    /// Parse `<size> <digest> [<mac>]`; the MAC, when present, is returned
+    /// separately.
+    pub fn parse_with_mac(details: &str) -> Result<(FileHeader, Option<Digest>)> {
         let bad = || Error::protocol(format!("malformed GET answer from server: '{details}'"));
-        let (size, digest) = details.split_once(' ').ok_or_else(bad)?;
-        Ok(FileHeader {
-            size: parse_decimal(size.as_bytes()).ok_or_else(bad)?,
-            digest: hex::decode_digest(digest).ok_or_else(bad)?,
-        })
+        let mut fields = details.split(' ');
+        let size = fields
+            .next()
+            .and_then(|s| parse_decimal(s.as_bytes()))
+            .ok_or_else(bad)?;
+        let digest = fields.next().and_then(hex::decode_digest).ok_or_else(bad)?;
+        let mac = match fields.next() {
+            Some(text) => Some(hex::decode_digest(text).ok_or_else(bad)?),
+            None => None,
+        };
+        if fields.next().is_some() {
+            return Err(bad());
+        }
+        Ok((FileHeader { size, digest }, mac))
     }
 }
 
@@ -529,9 +547,9 @@ mod tests {
             size: 1 << 40,
             digest: [0xab; 32],
         };
-        let wire = header.encode();
+        let wire = header.encode_with_mac(None);
         let details = parse_status(&wire[..wire.len() - 1]).unwrap();
-        assert_eq!(FileHeader::parse(&details).unwrap(), header);
+        assert_eq!(FileHeader::parse_with_mac(&details).unwrap().0, header);
         for bad in [
             "",
             "12",
@@ -539,7 +557,7 @@ mod tests {
             "x abab",
             &format!("-1 {}", "a".repeat(64)),
         ] {
-            assert!(FileHeader::parse(bad).is_err(), "{bad}");
+            assert!(FileHeader::parse_with_mac(bad).is_err(), "{bad}");
         }
     }
 
@@ -663,7 +681,7 @@ mod tests {
             for line in lines(&input, 64).into_iter().flatten().flatten() {
                 let _ = Request::parse(&line);
                 if let Ok(details) = parse_status(&line) {
-                    let _ = FileHeader::parse(&details);
+                    let _ = FileHeader::parse_with_mac(&details);
                     let _ = parse_list_count(&details);
                 }
                 let _ = ListEntry::parse(&line);

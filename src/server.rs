@@ -12,6 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lexopt::prelude::*;
 
+use crate::access::{AllowList, Cidr};
+use crate::auth::{self, Key, Session, Side};
 use crate::cli::{self, DEFAULT_PORT, VERSION};
 use crate::digest::DigestCache;
 use crate::error::{Error, Result};
@@ -33,6 +35,13 @@ Options:
   --idle-timeout SECS    drop a client that sends or reads nothing for this
                          long, or takes longer to send one request (default 30)
   --hidden               also serve dotfiles and dot-directories
+  --allow CIDR           accept connections only from these prefixes
+                         (repeatable; IPv4 or IPv6, e.g. 10.0.0.0/8)
+  --key-file FILE        require clients to prove they hold this shared key
+                         (at least 32 bytes, mode 600) and authenticate every
+                         digest sent
+  --max-rate RATE        cap each connection's send rate, bytes per second
+                         with an optional k, M or G suffix
   -q, --quiet            no access log
   -h, --help             show this help
 ";
@@ -46,6 +55,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub hidden: bool,
     pub quiet: bool,
+    pub allow: AllowList,
+    pub key: Option<Key>,
+    pub max_rate: Option<u64>,
 }
 
 /// `None` when the arguments asked for `--help` and it has been printed.
@@ -57,6 +69,9 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
         idle_timeout: Duration::from_secs(30),
         hidden: false,
         quiet: false,
+        allow: AllowList::default(),
+        key: None,
+        max_rate: None,
     };
     let mut dir = None;
     while let Some(arg) = parser.next()? {
@@ -75,6 +90,15 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
                 config.idle_timeout = cli::seconds_value(parser, "--idle-timeout")?
             }
             Long("hidden") => config.hidden = true,
+            Long("allow") => config
+                .allow
+                .push(Cidr::parse(&cli::string_value(parser)?).map_err(Error::Usage)?),
+            Long("key-file") => config.key = Some(Key::load(&PathBuf::from(parser.value()?))?),
+            Long("max-rate") => {
+                config.max_rate = Some(
+                    crate::pace::parse_rate(&cli::string_value(parser)?).map_err(Error::Usage)?,
+                )
+            }
             Short('q') | Long("quiet") => config.quiet = true,
             Value(v) if dir.is_none() => dir = Some(PathBuf::from(v)),
             _ => return Err(arg.unexpected().into()),
@@ -142,9 +166,22 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
                 continue;
             }
         };
+        if !shared.config.allow.permits(peer.ip()) {
+            log_line(shared, &format!("{peer} - forbidden (not in --allow)"));
+            rejecter.reject(
+                stream,
+                ErrorCode::Forbidden,
+                "your address is not allowed here",
+            );
+            continue;
+        }
         let Some(slot) = Slot::claim(shared) else {
             log_line(shared, &format!("{peer} - busy (at --max-clients)"));
-            rejecter.reject(stream);
+            rejecter.reject(
+                stream,
+                ErrorCode::Busy,
+                "too many clients; try again shortly",
+            );
             continue;
         };
         let conn_shared = Arc::clone(shared);
@@ -188,7 +225,8 @@ impl Drop for Slot {
     }
 }
 
-/// Turns away connections past `--max-clients` without a thread each.
+/// Turns away connections (past `--max-clients`, or not in `--allow`)
+/// without a thread each.
 ///
 /// Closing a socket whose request is still unread makes the kernel send a
 /// reset, which can destroy the `ERR busy` line before the client reads it.
@@ -215,10 +253,9 @@ impl Rejecter {
         Rejecter { queue: tx }
     }
 
-    fn reject(&self, stream: TcpStream) {
+    fn reject(&self, stream: TcpStream, code: ErrorCode, message: &str) {
         let _ = stream.set_nonblocking(true);
-        let busy = protocol::encode_err(ErrorCode::Busy, "too many clients; try again shortly");
-        let _ = (&stream).write(&busy);
+        let _ = (&stream).write(&protocol::encode_err(code, message));
         let _ = stream.shutdown(std::net::Shutdown::Write);
         // A full queue means a flood: those sockets are simply closed.
         let _ = self.queue.try_send(stream);
@@ -287,30 +324,19 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
             deadline: Instant::now() + idle,
         },
     );
+    let mut session = match &shared.config.key {
+        Some(key) => match handshake(shared, stream, &mut reader, key, peer) {
+            Some(session) => Some(session),
+            None => return,
+        },
+        None => None,
+    };
     loop {
-        reader.get_mut().deadline = Instant::now() + idle;
-        let line = match protocol::read_line(&mut reader, MAX_LINE) {
-            Ok(Some(line)) => line,
-            Ok(None) => return,
-            Err(protocol::LineError::TooLong) => {
-                let msg = format!("request line longer than {MAX_LINE} bytes");
-                let _ = (&*stream).write_all(&protocol::encode_err(ErrorCode::BadRequest, &msg));
-                log_line(shared, &format!("{peer} - bad-request: {msg}; closing"));
-                return;
-            }
-            Err(protocol::LineError::Truncated) => return,
-            Err(protocol::LineError::Io(e)) => {
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                ) {
-                    log_line(shared, &format!("{peer} - idle timeout; closing"));
-                }
-                return;
-            }
+        let Some(line) = next_line(shared, stream, &mut reader, peer) else {
+            return;
         };
         let started = Instant::now();
-        let (outcome, status, bytes) = respond(shared, stream, &line);
+        let (outcome, status, bytes) = respond(shared, stream, &line, session.as_mut());
         log_line(
             shared,
             &format!(
@@ -329,14 +355,112 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
     }
 }
 
+type LineReader<'a> = BufReader<DeadlineReader<'a>>;
+
+/// The next request line, with a fresh deadline; `None` when the connection
+/// is over (EOF, timeout, or a line too long to keep the framing).
+fn next_line(
+    shared: &Shared,
+    stream: &TcpStream,
+    reader: &mut LineReader<'_>,
+    peer: SocketAddr,
+) -> Option<Vec<u8>> {
+    reader.get_mut().deadline = Instant::now() + shared.config.idle_timeout;
+    match protocol::read_line(reader, MAX_LINE) {
+        Ok(line) => line,
+        Err(protocol::LineError::TooLong) => {
+            let msg = format!("request line longer than {MAX_LINE} bytes");
+            let _ = (&*stream).write_all(&protocol::encode_err(ErrorCode::BadRequest, &msg));
+            log_line(shared, &format!("{peer} - bad-request: {msg}; closing"));
+            None
+        }
+        Err(protocol::LineError::Truncated) => None,
+        Err(protocol::LineError::Io(e)) => {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) {
+                log_line(shared, &format!("{peer} - idle timeout; closing"));
+            }
+            None
+        }
+    }
+}
+
+/// How long a failed authentication waits before it is answered, so that
+/// guessing is slow and timing tells nothing.
+const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
+/// The server's half of the key handshake (see `auth`): `AUTH <nonce>` in,
+/// our nonce and proof out, `PROVE <proof>` in. `None` closes the connection.
+fn handshake(
+    shared: &Shared,
+    stream: &TcpStream,
+    reader: &mut LineReader<'_>,
+    key: &Key,
+    peer: SocketAddr,
+) -> Option<Session> {
+    let refuse = |why: &str, message: &str| {
+        log_line(shared, &format!("{peer} - forbidden: {why}"));
+        let _ = (&*stream).write_all(&protocol::encode_err(ErrorCode::Forbidden, message));
+    };
+    let line = next_line(shared, stream, reader, peer)?;
+    let Some(client_nonce) = auth::parse_hex_arg(&line, "AUTH") else {
+        refuse(
+            "no authentication",
+            "this server requires a key: use --key-file",
+        );
+        return None;
+    };
+    let server_nonce = match auth::nonce() {
+        Ok(n) => n,
+        Err(e) => {
+            log_line(shared, &format!("{peer} - internal: {e}"));
+            return None;
+        }
+    };
+    let session = Session::new(key.clone(), client_nonce, server_nonce);
+    let challenge = format!(
+        "AUTH {} {}",
+        crate::hex::encode(&server_nonce),
+        crate::hex::encode(&session.proof(Side::Server))
+    );
+    (&*stream)
+        .write_all(&protocol::encode_ok(&challenge))
+        .ok()?;
+    let line = next_line(shared, stream, reader, peer)?;
+    let proven =
+        auth::parse_hex_arg(&line, "PROVE").is_some_and(|p| session.check_proof(Side::Client, &p));
+    if !proven {
+        thread::sleep(AUTH_FAILURE_DELAY);
+        refuse("authentication failed", "authentication failed");
+        return None;
+    }
+    (&*stream)
+        .write_all(&protocol::encode_ok("authenticated"))
+        .ok()?;
+    log_line(shared, &format!("{peer} - authenticated"));
+    Some(session)
+}
+
 /// Answer one request line: what happens next, the status for the log
 /// (`ok` or the error code), and the body bytes sent.
-fn respond(shared: &Shared, stream: &TcpStream, line: &[u8]) -> (Next, String, u64) {
+fn respond(
+    shared: &Shared,
+    stream: &TcpStream,
+    line: &[u8],
+    session: Option<&mut Session>,
+) -> (Next, String, u64) {
+    // Every line counts, answered or not, so both ends number alike.
+    let auth = session.map(|s| {
+        let n = s.next_request();
+        (&*s, n)
+    });
     let result = match Request::parse(line) {
         Err(msg) => Err((ErrorCode::BadRequest, msg)),
         Ok(Request::Ping) => send(stream, &protocol::encode_ok(&format!("tcpfetch {VERSION}"))),
         Ok(Request::List) => send_list(shared, stream),
-        Ok(Request::Get { offset, name }) => send_file(shared, stream, offset, &name),
+        Ok(Request::Get { offset, name }) => send_file(shared, stream, offset, &name, auth),
     };
     match result {
         Ok((next, bytes)) => (next, "ok".into(), bytes),
@@ -379,7 +503,13 @@ fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
     }
 }
 
-fn send_file(shared: &Shared, stream: &TcpStream, offset: u64, name: &str) -> Sent {
+fn send_file(
+    shared: &Shared,
+    stream: &TcpStream,
+    offset: u64,
+    name: &str,
+    auth: Option<(&Session, u64)>,
+) -> Sent {
     let mut open = shared.root.open(name).map_err(|r| (r.code, r.message))?;
     let key = FileKey::of(&open.meta);
     let digest = shared
@@ -398,7 +528,11 @@ fn send_file(shared: &Shared, stream: &TcpStream, offset: u64, name: &str) -> Se
             format!("offset {offset} is past the end of the file ({size} bytes)"),
         ));
     }
-    if let (Next::Close, _) = send(stream, &FileHeader { size, digest }.encode())? {
+    let mac = auth.map(|(session, number)| session.get_mac(number, name, offset, size, &digest));
+    if let (Next::Close, _) = send(
+        stream,
+        &FileHeader { size, digest }.encode_with_mac(mac.as_ref()),
+    )? {
         return Ok((Next::Close, 0));
     }
     let want = size - offset;
@@ -407,14 +541,41 @@ fn send_file(shared: &Shared, stream: &TcpStream, offset: u64, name: &str) -> Se
     if open.file.seek(SeekFrom::Start(offset)).is_err() {
         return Ok((Next::Close, 0));
     }
-    // File → socket through `io::copy` is sendfile(2) on Linux: the bytes
-    // never pass through this process.
-    let sent = io::copy(&mut (&mut open.file).take(want), &mut &*stream).unwrap_or(0);
+    let sent = copy_body(&mut open.file, stream, want, shared.config.max_rate);
     if sent < want {
         // The file shrank while it was sent, or the client went away.
         return Ok((Next::Close, sent));
     }
     Ok((Next::Continue, sent))
+}
+
+/// Send `want` bytes of `file` from its current position; how many went.
+///
+/// File → socket through `io::copy` is sendfile(2) on Linux: the bytes never
+/// pass through this process. With `--max-rate` the same copy runs in paced
+/// chunks, so the cap keeps the zero-copy path.
+fn copy_body(
+    file: &mut std::fs::File,
+    stream: &TcpStream,
+    want: u64,
+    max_rate: Option<u64>,
+) -> u64 {
+    let Some(rate) = max_rate else {
+        return io::copy(&mut file.take(want), &mut &*stream).unwrap_or(0);
+    };
+    let mut pacer = crate::pace::Pacer::new(rate);
+    let mut sent = 0;
+    while sent < want {
+        let chunk = pacer.chunk().min(want - sent);
+        match io::copy(&mut (&mut *file).take(chunk), &mut &*stream) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                sent += n;
+                pacer.pace(n);
+            }
+        }
+    }
+    sent
 }
 
 /// One access-log line on stderr, stamped with the time.
