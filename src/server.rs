@@ -42,6 +42,8 @@ Options:
                          digest sent
   --max-rate RATE        cap each connection's send rate, bytes per second
                          with an optional k, M or G suffix
+  --precompute           hash every file in the background at start-up
+                         (progress on stderr), so first GETs start at once
   -q, --quiet            no access log
   -h, --help             show this help
 ";
@@ -58,6 +60,7 @@ pub struct Config {
     pub allow: AllowList,
     pub key: Option<Key>,
     pub max_rate: Option<u64>,
+    pub precompute: bool,
 }
 
 /// `None` when the arguments asked for `--help` and it has been printed.
@@ -72,6 +75,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
         allow: AllowList::default(),
         key: None,
         max_rate: None,
+        precompute: false,
     };
     let mut dir = None;
     while let Some(arg) = parser.next()? {
@@ -90,6 +94,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
                 config.idle_timeout = cli::seconds_value(parser, "--idle-timeout")?
             }
             Long("hidden") => config.hidden = true,
+            Long("precompute") => config.precompute = true,
             Long("allow") => config
                 .allow
                 .push(Cidr::parse(&cli::string_value(parser)?).map_err(Error::Usage)?),
@@ -132,6 +137,13 @@ pub fn run(config: Config) -> Result<()> {
         config,
         active: AtomicUsize::new(0),
     });
+    if shared.config.precompute {
+        let worker = Arc::clone(&shared);
+        // Hashing is best effort: without the thread, GETs hash on demand.
+        let _ = thread::Builder::new()
+            .name("precompute".into())
+            .spawn(move || precompute(&worker));
+    }
     accept_loop(&listener, &shared);
     Ok(())
 }
@@ -196,6 +208,50 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             log_line(shared, &format!("{peer} - cannot start a thread: {e}"));
         }
     }
+}
+
+/// `--precompute`: hash every listed file through the cache, in the
+/// background, reporting progress on stderr. Clients asking for a file in
+/// the meantime wait for the same single hash instead of starting another.
+fn precompute(shared: &Shared) {
+    let started = Instant::now();
+    let files = shared.root.list();
+    let total: u64 = files.iter().map(|f| f.meta.len()).sum();
+    let mut done = 0u64;
+    let mut last_report = Instant::now();
+    for (i, item) in files.iter().enumerate() {
+        if let Ok(open) = shared.root.open(&item.name) {
+            let key = FileKey::of(&open.meta);
+            if let Err(e) = shared.cache.get(&open.path, &open.file, &key) {
+                log_line(
+                    shared,
+                    &format!(
+                        "- precompute: {}: {}",
+                        item.name,
+                        crate::error::describe_io(&e)
+                    ),
+                );
+            }
+        }
+        done += item.meta.len();
+        if last_report.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        last_report = Instant::now();
+        eprintln!(
+            "precompute: {}/{} files, {} of {} hashed",
+            i + 1,
+            files.len(),
+            crate::format::bytes(done),
+            crate::format::bytes(total)
+        );
+    }
+    eprintln!(
+        "precompute: done, {} files ({}) in {}",
+        files.len(),
+        crate::format::bytes(total),
+        crate::format::seconds(started.elapsed())
+    );
 }
 
 /// One of the `--max-clients` places; dropping it frees the place, so an
