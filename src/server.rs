@@ -44,6 +44,8 @@ Options:
                          with an optional k, M or G suffix
   --precompute           hash every file in the background at start-up
                          (progress on stderr), so first GETs start at once
+  --quiet-ping           do not log PING requests (load-balancer health
+                         checks), only everything else
   -q, --quiet            no access log
   -h, --help             show this help
 ";
@@ -61,6 +63,7 @@ pub struct Config {
     pub key: Option<Key>,
     pub max_rate: Option<u64>,
     pub precompute: bool,
+    pub quiet_ping: bool,
 }
 
 /// `None` when the arguments asked for `--help` and it has been printed.
@@ -76,6 +79,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
         key: None,
         max_rate: None,
         precompute: false,
+        quiet_ping: false,
     };
     let mut dir = None;
     while let Some(arg) = parser.next()? {
@@ -95,6 +99,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
             }
             Long("hidden") => config.hidden = true,
             Long("precompute") => config.precompute = true,
+            Long("quiet-ping") => config.quiet_ping = true,
             Long("allow") => config
                 .allow
                 .push(Cidr::parse(&cli::string_value(parser)?).map_err(Error::Usage)?),
@@ -393,14 +398,17 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         };
         let started = Instant::now();
         let (outcome, status, bytes) = respond(shared, stream, &line, session.as_mut());
-        log_line(
-            shared,
-            &format!(
-                "{peer} \"{}\" {status} {bytes} {:.1}ms",
-                protocol::printable(&line),
-                started.elapsed().as_secs_f64() * 1000.0
-            ),
-        );
+        let health_check = line == b"PING" && shared.config.quiet_ping;
+        if !health_check {
+            log_line(
+                shared,
+                &format!(
+                    "{peer} \"{}\" {status} {bytes} {:.1}ms",
+                    protocol::printable(&line),
+                    started.elapsed().as_secs_f64() * 1000.0
+                ),
+            );
+        }
         if let Next::Close = outcome {
             return;
         }
