@@ -42,6 +42,8 @@ Options:
                         (default 1)
   --timeout SECS        give up on a silent server after SECS (default 30)
   -q, --quiet           no progress line and no summary
+  --legacy              speak the old Python tcp-server protocol; NAME is
+                        the file's number there (1, 2, ...) or its name
   -h, --help            show this help
 
 Exit status: 0 verified, 1 failure, 2 usage error, 3 integrity failure.
@@ -58,6 +60,8 @@ pub struct Args {
     pub retries: u32,
     pub retry_wait: Duration,
     pub timeouts: Timeouts,
+    /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
+    pub legacy: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
@@ -72,6 +76,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         retries: 0,
         retry_wait: Duration::from_secs(1),
         timeouts: Timeouts::default(),
+        legacy: false,
     };
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
@@ -85,6 +90,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("retries") => args.retries = cli::number_value(parser, "--retries")?,
             Long("retry-wait") => args.retry_wait = cli::seconds_value(parser, "--retry-wait")?,
             Long("timeout") => args.timeouts.io = cli::seconds_value(parser, "--timeout")?,
+            Long("legacy") => args.legacy = true, // legacy hook
             Value(v) if positional.len() < 2 => positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -102,6 +108,9 @@ fn digest_value(parser: &mut lexopt::Parser) -> Result<Digest> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.legacy {
+        return crate::legacy::client::get(&args); // legacy hook
+    }
     let name = match &args.name {
         Some(name) => name.clone(),
         None => pick(&args)?,

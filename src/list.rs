@@ -10,7 +10,7 @@ use crate::hex;
 use crate::protocol::ListEntry;
 
 const USAGE: &str = "\
-Usage: tcpfetch list ADDR [--json]
+Usage: tcpfetch list ADDR [--json] [--legacy]
 
 List the files a tcpfetch server offers: size in bytes and name, sorted by
 name.
@@ -18,6 +18,7 @@ name.
 Options:
   --json       one JSON object per line: {\"name\", \"size\", \"sha256\"}
                (sha256 only when the server has hashed the file)
+  --legacy     ask an old Python tcp-server for its numbered list
   -h, --help   show this help
 ";
 
@@ -25,17 +26,21 @@ Options:
 pub struct Args {
     pub addr: String,
     pub json: bool,
+    /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
+    pub legacy: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut json = false;
+    let mut legacy = false; // legacy hook
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
         }
         match arg {
             Long("json") => json = true,
+            Long("legacy") => legacy = true, // legacy hook
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -43,10 +48,14 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     Ok(Some(Args {
         addr: cli::required(addr, "ADDR", USAGE)?,
         json,
+        legacy,
     }))
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.legacy {
+        return crate::legacy::client::list(&args); // legacy hook
+    }
     let entries = Connection::open(&args.addr, Timeouts::default())?.list()?;
     let text = if args.json {
         json_lines(&entries)

@@ -11,6 +11,7 @@ mod files;
 mod format;
 mod get;
 mod hex;
+mod legacy;
 mod list;
 mod ping;
 mod progress;
