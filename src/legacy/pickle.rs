@@ -338,10 +338,12 @@ impl<'a> Machine<'a> {
                         _ => self.fail("the pickle does not hold a dict"),
                     };
                 }
-                other => return self.fail(format!(
+                other => {
+                    return self.fail(format!(
                     "opcode {} is not allowed (only a dict of strings and integers is accepted)",
                     opcode_name(other)
-                )),
+                ))
+                }
             }
         }
     }
