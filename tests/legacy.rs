@@ -398,3 +398,38 @@ fn bad_peers_do_not_stop_the_legacy_server() {
     assert_old_client_works(&t, &legacy, b"survivor");
     tcpfetch(&t.path, &["ping", &server.addr]).expect_code(0);
 }
+
+#[test]
+fn get_legacy_checks_the_sha256_flag_and_saves_nothing_on_mismatch() {
+    let t = Scratch::new("lg-sha-flag");
+    let first = t.write("old/data.bin", b"checked");
+    let old = OldServer::start(&[&first, &first], &[]);
+    let wrong = "0".repeat(64);
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "get", "--legacy", &old.addr, "1", "-o", "x", "--sha256", &wrong,
+        ],
+    );
+    run.expect_code(3);
+    assert!(!t.join("x").exists() && !t.join("x.part").exists());
+    let right = sha256_hex(b"checked");
+    tcpfetch(
+        &t.path,
+        &[
+            "get", "--legacy", &old.addr, "1", "-o", "x", "--sha256", &right,
+        ],
+    )
+    .expect_code(0);
+}
+
+#[test]
+fn get_legacy_writes_to_stdout_with_dash() {
+    let t = Scratch::new("lg-stdout");
+    let data = random_bytes(200_000, 57);
+    let first = t.write("old/data.bin", &data);
+    let old = OldServer::start(&[&first, &first], &[]);
+    let run = tcpfetch(&t.path, &["get", "--legacy", &old.addr, "1", "-o", "-"]);
+    run.expect_code(0);
+    assert!(run.output.stdout == data, "{}", run.stderr());
+}
