@@ -47,6 +47,8 @@ Options:
   --key-file FILE       authenticate with the server's shared key; every
                         digest then carries a MAC an attacker cannot forge
   -q, --quiet           no progress line and no summary
+  --legacy              speak the old Python tcp-server protocol; NAME is
+                        the file's number there (1, 2, ...) or its name
   -h, --help            show this help
 
 Exit status: 0 verified, 1 failure, 2 usage error, 3 integrity failure.
@@ -65,6 +67,8 @@ pub struct Args {
     pub timeouts: Timeouts,
     pub limit_rate: Option<u64>,
     pub key: Option<Key>,
+    /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
+    pub legacy: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
@@ -81,6 +85,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         timeouts: Timeouts::default(),
         limit_rate: None,
         key: None,
+        legacy: false,
     };
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
@@ -100,6 +105,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
                 )
             }
             Long("key-file") => args.key = Some(Key::load(&PathBuf::from(parser.value()?))?),
+            Long("legacy") => args.legacy = true, // legacy hook
             Value(v) if positional.len() < 2 => positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -117,6 +123,9 @@ fn digest_value(parser: &mut lexopt::Parser) -> Result<Digest> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.legacy {
+        return crate::legacy::client::get(&args); // legacy hook
+    }
     let name = match &args.name {
         Some(name) => name.clone(),
         None => pick(&args)?,

@@ -10,7 +10,7 @@ use crate::hex;
 use crate::protocol::ListEntry;
 
 const USAGE: &str = "\
-Usage: tcpfetch list ADDR [--json]
+Usage: tcpfetch list ADDR [--json] [--legacy]
 
 List the files a tcpfetch server offers: size in bytes and name, sorted by
 name.
@@ -19,6 +19,7 @@ Options:
   --json       one JSON object per line: {\"name\", \"size\", \"sha256\"}
                (sha256 only when the server has hashed the file)
   --key-file FILE   authenticate with the server's shared key
+  --legacy     ask an old Python tcp-server for its numbered list
   -h, --help   show this help
 ";
 
@@ -27,12 +28,15 @@ pub struct Args {
     pub addr: String,
     pub key: Option<crate::auth::Key>,
     pub json: bool,
+    /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
+    pub legacy: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut json = false;
     let mut key = None;
+    let mut legacy = false; // legacy hook
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
@@ -40,6 +44,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         match arg {
             Long("key-file") => key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
             Long("json") => json = true,
+            Long("legacy") => legacy = true, // legacy hook
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -48,10 +53,14 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         addr: cli::required(addr, "ADDR", USAGE)?,
         key,
         json,
+        legacy,
     }))
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.legacy {
+        return crate::legacy::client::list(&args); // legacy hook
+    }
     let entries =
         Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?.list()?;
     let text = if args.json {

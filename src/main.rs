@@ -13,6 +13,7 @@ mod files;
 mod format;
 mod get;
 mod hex;
+mod legacy;
 mod list;
 mod pace;
 mod ping;

@@ -9,7 +9,7 @@ use crate::client::{Connection, Timeouts};
 use crate::error::Result;
 
 const USAGE: &str = "\
-Usage: tcpfetch ping ADDR [--count N]
+Usage: tcpfetch ping ADDR [--count N] [--legacy]
 
 Connect to a tcpfetch server, send PING, and print its version and the
 round-trip time. Exits 0 only when a tcpfetch server answered.
@@ -17,6 +17,7 @@ round-trip time. Exits 0 only when a tcpfetch server answered.
 Options:
   -c, --count N   send N pings on one connection (default 1)
   --key-file FILE   authenticate with the server's shared key
+  --legacy        send the old Python tcp-server's TEST and expect OK
   -h, --help      show this help
 ";
 
@@ -25,12 +26,15 @@ pub struct Args {
     pub addr: String,
     pub key: Option<crate::auth::Key>,
     pub count: u32,
+    /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
+    pub legacy: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut count = 1;
     let mut key = None;
+    let mut legacy = false; // legacy hook
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
@@ -38,6 +42,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         match arg {
             Long("key-file") => key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
             Short('c') | Long("count") => count = cli::number_value(parser, "--count")?,
+            Long("legacy") => legacy = true, // legacy hook
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -46,10 +51,14 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         addr: cli::required(addr, "ADDR", USAGE)?,
         key,
         count: count.max(1),
+        legacy,
     }))
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.legacy {
+        return crate::legacy::client::ping(&args); // legacy hook
+    }
     let started = Instant::now();
     let mut conn = Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?;
     let connect_ms = ms(started);

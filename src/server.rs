@@ -46,6 +46,9 @@ Options:
                          (progress on stderr), so first GETs start at once
   --quiet-ping           do not log PING requests (load-balancer health
                          checks), only everything else
+  --legacy-listen ADDR   also answer the old Python tcp-server protocol on
+                         ADDR (files numbered 1..N in LIST order); prints
+                         'legacy listening on IP:PORT' as the second line
   -q, --quiet            no access log
   -h, --help             show this help
 ";
@@ -64,6 +67,8 @@ pub struct Config {
     pub max_rate: Option<u64>,
     pub precompute: bool,
     pub quiet_ping: bool,
+    /// `--legacy-listen ADDR`: also speak the old Python protocol there.
+    pub legacy_listen: Option<String>,
 }
 
 /// `None` when the arguments asked for `--help` and it has been printed.
@@ -80,6 +85,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
         max_rate: None,
         precompute: false,
         quiet_ping: false,
+        legacy_listen: None,
     };
     let mut dir = None;
     while let Some(arg) = parser.next()? {
@@ -110,6 +116,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
                 )
             }
             Short('q') | Long("quiet") => config.quiet = true,
+            Long("legacy-listen") => config.legacy_listen = Some(cli::string_value(parser)?),
             Value(v) if dir.is_none() => dir = Some(PathBuf::from(v)),
             _ => return Err(arg.unexpected().into()),
         }
@@ -122,8 +129,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
 
 /// What every connection thread shares.
 struct Shared {
-    root: Root,
-    cache: DigestCache,
+    root: Arc<Root>,         // Arc: shared with the legacy listener
+    cache: Arc<DigestCache>, // Arc: shared with the legacy listener
     config: Config,
     active: AtomicUsize,
 }
@@ -136,9 +143,24 @@ pub fn run(config: Config) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::io("cannot read the listening address", e))?;
     announce(&format!("listening on {local}"))?;
+    let (root, cache) = (Arc::new(root), Arc::new(DigestCache::default()));
+    // --- legacy hook: the old protocol on a second listener (src/legacy).
+    if let Some(addr) = &config.legacy_listen {
+        let legacy = bind(addr)?;
+        let local = legacy
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the listening address", e))?;
+        announce(&format!("legacy listening on {local}"))?;
+        let (root, cache, config) = (Arc::clone(&root), Arc::clone(&cache), config.clone());
+        thread::Builder::new()
+            .name("legacy accept".into())
+            .spawn(move || crate::legacy::server::serve(legacy, root, cache, config))
+            .map_err(|e| Error::io("cannot start the legacy listener", e))?;
+    }
+    // --- end legacy hook
     let shared = Arc::new(Shared {
         root,
-        cache: DigestCache::default(),
+        cache,
         config,
         active: AtomicUsize::new(0),
     });

@@ -1,0 +1,348 @@
+//! `serve --legacy-listen ADDR`: the old protocol on a second listener,
+//! serving the same directory (and sharing the digest cache) as the main
+//! one. Files are numbered 1..N in `LIST` order (sorted by name).
+//!
+//! Each connection runs on its own thread, with the same `--max-clients`
+//! (counted separately) and `--idle-timeout` as the main listener. Whatever
+//! a peer sends — nothing, garbage, a hostile pickle, a header claiming
+//! gigabytes — ends its own connection with one log line, never the server.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::digest::DigestCache;
+use crate::error::{Error, Result};
+use crate::files::{FileKey, Root};
+use crate::hex::Digest;
+use crate::server::Config;
+
+use super::wire::{self, MAX_HEADER_VALUE, MAX_REPLY, MAX_REQUEST};
+
+/// The most control messages one connection may send (a whole session is
+/// four).
+const MAX_MESSAGES: usize = 16;
+/// The file list must fit in one message a client accepts, with room for
+/// the pickle around it.
+const LIST_BUDGET: usize = MAX_REPLY - 1024;
+
+/// What the legacy connections share with each other and the main server.
+pub struct Shared {
+    pub root: Arc<Root>,
+    pub cache: Arc<DigestCache>,
+    pub config: Config,
+    active: AtomicUsize,
+}
+
+/// Accept old-protocol connections on `listener` forever.
+pub fn serve(listener: TcpListener, root: Arc<Root>, cache: Arc<DigestCache>, config: Config) {
+    let shared = Arc::new(Shared {
+        root,
+        cache,
+        config,
+        active: AtomicUsize::new(0),
+    });
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) => {
+                log(
+                    &shared,
+                    &format!("- legacy accept failed: {}", crate::error::describe_io(&e)),
+                );
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let Some(slot) = Slot::claim(&shared) else {
+            // The old protocol has no way to say "busy": close at once.
+            log(&shared, &format!("{peer} legacy - busy (at --max-clients)"));
+            continue;
+        };
+        let conn_shared = Arc::clone(&shared);
+        let spawned = thread::Builder::new()
+            .name(format!("legacy {peer}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let _slot = slot;
+                handle(&conn_shared, &stream, peer);
+            });
+        if let Err(e) = spawned {
+            log(
+                &shared,
+                &format!("{peer} legacy - cannot start a thread: {e}"),
+            );
+        }
+    }
+}
+
+/// A place among `--max-clients`, freed on drop (even by a panic).
+struct Slot(Arc<Shared>);
+
+impl Slot {
+    fn claim(shared: &Arc<Shared>) -> Option<Slot> {
+        let max = shared.config.max_clients;
+        shared
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Slot(Arc::clone(shared)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Reads with a deadline for a whole message, so a peer trickling one byte
+/// at a time cannot hold a thread past `--idle-timeout`.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// The files as numbered for this session, and the file last sent.
+struct Session {
+    names: Option<Vec<String>>,
+    sent: Option<(u64, Digest)>,
+}
+
+/// What to do after answering one message.
+enum Next {
+    Continue,
+    Close,
+}
+
+fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
+    let idle = shared.config.idle_timeout;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(idle));
+    let mut session = Session {
+        names: None,
+        sent: None,
+    };
+    for count in 0..MAX_MESSAGES {
+        let mut reader = Deadline {
+            stream,
+            until: Instant::now() + idle,
+        };
+        let text = match wire::read_message(&mut reader, MAX_REQUEST, "waiting for a message") {
+            Ok(Some(text)) => text,
+            Ok(None) if count == 0 => {
+                log(shared, &format!("{peer} legacy - left without a message"));
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                log(shared, &format!("{peer} legacy - {e}; closing"));
+                return;
+            }
+        };
+        let started = Instant::now();
+        let shown = crate::protocol::printable(text.as_bytes());
+        match answer(shared, &mut session, stream, &text) {
+            Ok((next, bytes)) => {
+                log(
+                    shared,
+                    &format!(
+                        "{peer} legacy \"{shown}\" ok {bytes} {:.1}ms",
+                        started.elapsed().as_secs_f64() * 1000.0
+                    ),
+                );
+                if let Next::Close = next {
+                    return;
+                }
+            }
+            Err(e) => {
+                log(shared, &format!("{peer} legacy \"{shown}\" {e}; closing"));
+                return;
+            }
+        }
+    }
+    log(
+        shared,
+        &format!("{peer} legacy - more than {MAX_MESSAGES} messages; closing"),
+    );
+}
+
+/// Answer one message: what comes next, and the file bytes sent.
+fn answer(
+    shared: &Shared,
+    session: &mut Session,
+    stream: &TcpStream,
+    text: &str,
+) -> Result<(Next, u64)> {
+    let mut out = stream;
+    let word = text.trim().to_uppercase();
+    match word.as_str() {
+        "TEST" => {
+            wire::write_message(&mut out, "OK", "answering TEST")?;
+            Ok((Next::Close, 0))
+        }
+        "HELLO" => {
+            wire::write_message(&mut out, "HELLO BACK", "answering HELLO")?;
+            Ok((Next::Continue, 0))
+        }
+        "PREPARED" => {
+            let names = numbered(shared);
+            wire::write_message(&mut out, &listing(&names), "sending the file list")?;
+            session.names = Some(names);
+            Ok((Next::Continue, 0))
+        }
+        _ => {
+            if let Some(n) = crate::protocol::parse_decimal(word.as_bytes()) {
+                let (sent, digest) = send_file(shared, session, stream, n)?;
+                session.sent = Some((n, digest));
+                return Ok((Next::Continue, sent));
+            }
+            let digits = word.strip_prefix("DIGEST").map(str::trim);
+            if let Some(n) = digits.and_then(|d| crate::protocol::parse_decimal(d.as_bytes())) {
+                let digest = match session.sent {
+                    Some((sent, digest)) if sent == n => digest,
+                    _ => open(shared, session, n)?.1,
+                };
+                wire::write_header(&mut out, 32, "sending the digest")?;
+                out.write_all(&digest)
+                    .map_err(|e| crate::client::net_error(e, "sending the digest"))?;
+                return Ok((Next::Close, 0));
+            }
+            Err(Error::protocol(
+                "unknown message (expected HELLO, PREPARED, a file number, DIGEST<n> or TEST)",
+            ))
+        }
+    }
+}
+
+/// The served files' names, numbered from 1 in `LIST` order.
+fn numbered(shared: &Shared) -> Vec<String> {
+    shared.root.list().into_iter().map(|l| l.name).collect()
+}
+
+/// `ARCHIVOS: 1. <name>`, further entries on lines of their own, cut short
+/// (with a note) before it outgrows one message.
+pub fn listing(names: &[String]) -> String {
+    let mut text = String::from("ARCHIVOS:");
+    for (i, name) in names.iter().enumerate() {
+        let entry = format!("{}. {name}", i + 1);
+        if text.len() + entry.len() + 40 > LIST_BUDGET {
+            text.push_str(&format!(
+                "\n({} more; ask for them by number)",
+                names.len() - i
+            ));
+            break;
+        }
+        text.push_str(if i == 0 { " " } else { "\n" });
+        text.push_str(&entry);
+    }
+    text
+}
+
+/// Open file `n` of the session's numbering and get its digest.
+fn open(
+    shared: &Shared,
+    session: &mut Session,
+    n: u64,
+) -> Result<(crate::files::OpenFile, Digest)> {
+    let names = session.names.get_or_insert_with(|| numbered(shared));
+    let count = names.len();
+    let name = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| names.get(i))
+        .ok_or_else(|| Error::Other(format!("no file {n} (files are 1 to {count})")))?;
+    let open = shared
+        .root
+        .open(name)
+        .map_err(|r| Error::Other(format!("{}: {}", r.code, r.message)))?;
+    let key = FileKey::of(&open.meta);
+    let digest = shared
+        .cache
+        .get(&open.path, &open.file, &key)
+        .map_err(|e| Error::io("cannot read the file", e))?;
+    Ok((open, digest))
+}
+
+/// The size header, then exactly that many raw bytes.
+fn send_file(
+    shared: &Shared,
+    session: &mut Session,
+    stream: &TcpStream,
+    n: u64,
+) -> Result<(u64, Digest)> {
+    let (mut open, digest) = open(shared, session, n)?;
+    let size = open.meta.len();
+    if size > MAX_HEADER_VALUE {
+        return Err(Error::Other(format!(
+            "file {n} is {size} bytes, too large for the old protocol's 10-digit header"
+        )));
+    }
+    let mut out = stream;
+    wire::write_header(&mut out, size, "sending the file size")?;
+    open.file
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io("cannot read the file", e))?;
+    // sendfile(2) on Linux, as on the main listener.
+    let sent = io::copy(&mut (&mut open.file).take(size), &mut out)
+        .map_err(|e| crate::client::net_error(e, "sending the file"))?;
+    if sent < size {
+        return Err(Error::Other(format!(
+            "the file shrank while it was sent ({sent} of {size} bytes)"
+        )));
+    }
+    Ok((sent, digest))
+}
+
+fn log(shared: &Shared, text: &str) {
+    if !shared.config.quiet {
+        eprintln!("{} {text}", crate::format::rfc3339(SystemTime::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::legacy::client::parse_listing;
+
+    #[test]
+    fn one_file_lists_exactly_as_the_old_server_does() {
+        assert_eq!(listing(&["data.bin".into()]), "ARCHIVOS: 1. data.bin");
+        assert_eq!(listing(&[]), "ARCHIVOS:");
+    }
+
+    #[test]
+    fn listings_parse_back_and_stay_within_one_message() {
+        let names: Vec<String> = (0..10_000)
+            .map(|i| format!("dir/file-{i:05}.bin"))
+            .collect();
+        let text = listing(&names);
+        assert!(text.len() <= LIST_BUDGET);
+        let parsed = parse_listing(&text);
+        assert!(parsed.len() > 100 && parsed.len() < names.len());
+        for (i, e) in parsed.iter().enumerate() {
+            assert_eq!(
+                (e.number, e.name.as_str()),
+                (i as u64 + 1, names[i].as_str())
+            );
+        }
+        assert!(text.ends_with("more; ask for them by number)"));
+        assert!(wire::encode_message(&text).len() <= MAX_REPLY + wire::HEADER_LEN);
+    }
+}

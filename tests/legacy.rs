@@ -1,0 +1,435 @@
+//! Black-box tests of the old Python tcp-server protocol, both ways: tcpfetch
+//! against a stand-in of the old server (tests/legacy/old_server.py), and a
+//! stand-in of the old client (tests/legacy/old_client.py) and hostile peers
+//! against `serve --legacy-listen`. CPython's own `pickle` does the pickling
+//! on the Python side.
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const OLD_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/legacy/old_server.py");
+const OLD_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/legacy/old_client.py");
+
+/// The stand-in old server, killed on drop.
+struct OldServer {
+    child: Child,
+    addr: String,
+}
+
+impl OldServer {
+    /// Serve `files` (the first is the one listed; `1` and `2` are served).
+    fn start(files: &[&Path], extra: &[&str]) -> OldServer {
+        let mut child = Command::new("python3")
+            .arg(OLD_SERVER)
+            .args(files)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 is needed for the legacy tests");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from old_server.py: {line:?}"))
+            .to_string();
+        OldServer { child, addr }
+    }
+}
+
+impl Drop for OldServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tcpfetch serve DIR --legacy-listen 127.0.0.1:0` and its legacy address,
+/// read from the second stdout line.
+fn serve_legacy(dir: &Path) -> (Server, String) {
+    let mut server = Server::start(dir, &["--legacy-listen", "127.0.0.1:0"]);
+    let mut line = String::new();
+    server.stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("legacy listening on ")
+        .unwrap_or_else(|| panic!("unexpected second line from serve: {line:?}"))
+        .to_string();
+    (server, addr)
+}
+
+/// Run the stand-in old client for file `n`, saving to `out`.
+fn old_client(addr: &str, n: &str, out: &Path, protocol: u8) -> Output {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let output = Command::new("python3")
+        .args([OLD_CLIENT, host, port, n])
+        .arg(out)
+        .args(["--protocol", &protocol.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "old_client.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// `python3 -c script`'s stdout.
+fn python(script: &str) -> Vec<u8> {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A control message as the old code frames it, pickled by CPython.
+fn message(text: &str) -> Vec<u8> {
+    python(&format!(
+        "import pickle, sys\n\
+         p = pickle.dumps({{'messageSize': {n}, 'message': {text:?}}}, protocol=4)\n\
+         sys.stdout.buffer.write(f'{{len(p):<10}}'.encode() + p)",
+        n = text.chars().count()
+    ))
+}
+
+/// Send `bytes` on a fresh connection and read until the server closes.
+fn poke(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let _ = s.shutdown(Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// The old client's whole session works and gets the right file.
+fn assert_old_client_works(t: &Scratch, addr: &str, data: &[u8]) {
+    let out = t.join("check.bin");
+    let run = old_client(addr, "1", &out, 4);
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    assert!(stdout.ends_with("Correcto\n"), "{stdout}");
+    assert_eq!(std::fs::read(out).unwrap(), data);
+}
+
+#[test]
+fn get_legacy_downloads_from_the_old_server_and_verifies() {
+    let t = Scratch::new("lg-get");
+    let data = random_bytes(700_000, 51);
+    let first = t.write("old/data.bin", &data);
+    let second = t.write("old/second.txt", b"second\n");
+    std::fs::create_dir_all(t.join("dl")).unwrap();
+    let old = OldServer::start(&[&first, &second], &[]);
+    let run = tcpfetch(&t.join("dl"), &["get", "--legacy", &old.addr, "1"]);
+    run.expect_code(0);
+    assert!(run.stderr().contains("sha256 verified"), "{run}");
+    // Saved under the name the old server listed (it upper-cases).
+    assert_eq!(std::fs::read(t.join("dl/DATA.BIN")).unwrap(), data);
+    assert!(!t.join("dl/DATA.BIN.part").exists());
+}
+
+#[test]
+fn get_legacy_fetches_the_unlisted_second_file() {
+    let t = Scratch::new("lg-second");
+    let first = t.write("old/data.bin", b"first");
+    let second = t.write("old/second.txt", b"second\n");
+    let old = OldServer::start(&[&first, &second], &[]);
+    tcpfetch(
+        &t.path,
+        &["get", "--legacy", &old.addr, "2", "-o", "two.txt"],
+    )
+    .expect_code(0);
+    assert_eq!(std::fs::read(t.join("two.txt")).unwrap(), b"second\n");
+}
+
+#[test]
+fn get_legacy_finds_a_listed_name_ignoring_case() {
+    let t = Scratch::new("lg-name");
+    let first = t.write("old/data.bin", b"by name");
+    let old = OldServer::start(&[&first, &first], &[]);
+    tcpfetch(&t.path, &["get", "--legacy", &old.addr, "data.bin"]).expect_code(0);
+    assert_eq!(std::fs::read(t.join("data.bin")).unwrap(), b"by name");
+    let run = tcpfetch(&t.path, &["get", "--legacy", &old.addr, "other.bin"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("not in the legacy server's list"),
+        "{run}"
+    );
+}
+
+#[test]
+fn get_legacy_understands_every_pickle_protocol_old_servers_use() {
+    let t = Scratch::new("lg-proto");
+    let data = random_bytes(10_000, 52);
+    let first = t.write("old/data.bin", &data);
+    for proto in ["2", "3", "4", "5"] {
+        let old = OldServer::start(&[&first, &first], &["--protocol", proto]);
+        let out = format!("p{proto}.bin");
+        tcpfetch(&t.path, &["get", "--legacy", &old.addr, "1", "-o", &out]).expect_code(0);
+        assert_eq!(
+            std::fs::read(t.join(&out)).unwrap(),
+            data,
+            "protocol {proto}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_digest_from_the_old_server_exits_3_and_saves_nothing() {
+    let t = Scratch::new("lg-corrupt");
+    let first = t.write("old/data.bin", &random_bytes(5000, 53));
+    let old = OldServer::start(&[&first, &first], &["--corrupt"]);
+    let run = tcpfetch(&t.path, &["get", "--legacy", &old.addr, "1", "-o", "x.bin"]);
+    run.expect_code(3);
+    assert!(run.stderr().contains("nothing was saved"), "{run}");
+    assert!(!t.join("x.bin").exists() && !t.join("x.bin.part").exists());
+}
+
+#[test]
+fn a_file_shorter_than_its_size_header_fails_and_saves_nothing() {
+    let t = Scratch::new("lg-short");
+    let first = t.write("old/data.bin", &random_bytes(5000, 54));
+    let old = OldServer::start(&[&first, &first], &["--truncate"]);
+    let run = tcpfetch(&t.path, &["get", "--legacy", &old.addr, "1", "-o", "x.bin"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("after 5000 of 6000 bytes"), "{run}");
+    assert!(!t.join("x.bin").exists() && !t.join("x.bin.part").exists());
+}
+
+#[test]
+fn an_oversized_control_message_is_refused_by_the_client() {
+    let t = Scratch::new("lg-huge");
+    let first = t.write("old/data.bin", b"x");
+    let old = OldServer::start(&[&first, &first], &["--huge-message"]);
+    let run = tcpfetch(&t.path, &["get", "--legacy", &old.addr, "1"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("a control message of 1000000000 bytes"),
+        "{run}"
+    );
+}
+
+#[test]
+fn get_legacy_of_a_number_the_server_lacks_fails_cleanly() {
+    let t = Scratch::new("lg-missing");
+    let first = t.write("old/data.bin", b"x");
+    let old = OldServer::start(&[&first, &first], &[]);
+    let run = tcpfetch(&t.path, &["get", "--legacy", &old.addr, "3", "-o", "x"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("instead of sending file 3"), "{run}");
+    assert!(!t.join("x").exists() && !t.join("x.part").exists());
+}
+
+#[test]
+fn get_legacy_needs_a_number_and_cannot_retry() {
+    let t = Scratch::new("lg-usage");
+    tcpfetch(&t.path, &["get", "--legacy", "127.0.0.1:1"]).expect_code(2);
+    tcpfetch(
+        &t.path,
+        &["get", "--legacy", "127.0.0.1:1", "1", "--retries", "2"],
+    )
+    .expect_code(2);
+}
+
+#[test]
+fn list_legacy_shows_the_old_servers_numbered_list() {
+    let t = Scratch::new("lg-list");
+    let first = t.write("old/data.bin", b"x");
+    let old = OldServer::start(&[&first, &first], &[]);
+    let run = tcpfetch(&t.path, &["list", "--legacy", &old.addr]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "1  DATA.BIN\n");
+    let run = tcpfetch(&t.path, &["list", "--legacy", "--json", &old.addr]);
+    assert_eq!(run.stdout(), "{\"number\":1,\"name\":\"DATA.BIN\"}\n");
+}
+
+#[test]
+fn ping_legacy_gets_ok_from_the_old_server() {
+    let t = Scratch::new("lg-ping");
+    let first = t.write("old/data.bin", b"x");
+    let old = OldServer::start(&[&first, &first], &[]);
+    let run = tcpfetch(&t.path, &["ping", "--legacy", &old.addr, "-c", "2"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout().matches(": OK time=").count(), 2, "{run}");
+}
+
+#[test]
+fn ping_legacy_refuses_a_tcpfetch_v1_server() {
+    let t = Scratch::new("lg-ping-v1");
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    // A v1 server waits for a line that never comes, then drops the client.
+    let server = Server::start(&t.join("srv"), &["--idle-timeout", "0.5"]);
+    let run = tcpfetch(&t.path, &["ping", "--legacy", &server.addr]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("closed the connection"), "{run}");
+}
+
+#[test]
+fn serve_prints_the_legacy_address_as_its_second_line() {
+    let t = Scratch::new("lg-announce");
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    let (server, legacy) = serve_legacy(&t.join("srv"));
+    assert!(legacy.starts_with("127.0.0.1:"), "{legacy}");
+    assert_ne!(legacy, server.addr);
+}
+
+#[test]
+fn the_old_client_gets_the_right_bytes_and_digest_from_serve() {
+    let t = Scratch::new("lg-oldclient");
+    let big = random_bytes(1_500_000, 55);
+    t.write("srv/b.bin", &big);
+    t.write("srv/a.txt", b"alpha\n");
+    let (_server, legacy) = serve_legacy(&t.join("srv"));
+    for proto in [3, 4] {
+        let out = t.join(&format!("got-{proto}"));
+        let run = old_client(&legacy, "2", &out, proto);
+        let stdout = String::from_utf8(run.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines[0], "ARCHIVOS: 1. a.txt | 2. b.bin",
+            "protocol {proto}"
+        );
+        assert_eq!(lines[1], sha256_hex(&big));
+        assert_eq!(lines[2], "Correcto");
+        assert_eq!(std::fs::read(&out).unwrap(), big);
+    }
+}
+
+#[test]
+fn tcpfetch_legacy_commands_work_against_serve_legacy_listen() {
+    let t = Scratch::new("lg-self");
+    let data = random_bytes(300_000, 56);
+    t.write("srv/sub/x.bin", &data);
+    t.write("srv/a.txt", b"a");
+    std::fs::create_dir_all(t.join("dl")).unwrap();
+    let (_server, legacy) = serve_legacy(&t.join("srv"));
+    let run = tcpfetch(&t.path, &["list", "--legacy", &legacy]);
+    assert_eq!(run.stdout(), "1  a.txt\n2  sub/x.bin\n", "{run}");
+    tcpfetch(&t.join("dl"), &["get", "--legacy", &legacy, "sub/x.bin"]).expect_code(0);
+    assert_eq!(std::fs::read(t.join("dl/x.bin")).unwrap(), data);
+    tcpfetch(&t.path, &["ping", "--legacy", &legacy]).expect_code(0);
+}
+
+#[test]
+fn a_hostile_pickle_runs_nothing_and_the_server_keeps_serving() {
+    let t = Scratch::new("lg-hostile");
+    t.write("srv/a.txt", b"still here");
+    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let marker = t.join("pwned");
+    // What `pickle.loads` would turn into os.system("touch MARKER").
+    let evil = python(&format!(
+        "import os, pickle, sys\n\
+         class Evil:\n    def __reduce__(self):\n        return (os.system, ('touch {}',))\n\
+         p = pickle.dumps({{'messageSize': 5, 'message': Evil()}}, protocol=4)\n\
+         sys.stdout.buffer.write(f'{{len(p):<10}}'.encode() + p)",
+        marker.display()
+    ));
+    assert_eq!(poke(&legacy, &evil), b"");
+    assert!(!marker.exists());
+    assert!(server.log().contains("STACK_GLOBAL"), "{}", server.log());
+    assert_old_client_works(&t, &legacy, b"still here");
+}
+
+#[test]
+fn bad_peers_do_not_stop_the_legacy_server() {
+    let t = Scratch::new("lg-bad");
+    t.write("srv/a.txt", b"survivor");
+    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let hello = message("HELLO");
+    let mut two = hello.clone();
+    two.extend_from_slice(&message("7"));
+    let mut digest = hello.clone();
+    digest.extend_from_slice(&message("DIGEST9"));
+    let rows: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("leaves without a message", vec![], "left without a message"),
+        ("half a header", b"12".to_vec(), "closed the connection"),
+        ("a huge header", b"9999999999".to_vec(), "at most 4096"),
+        (
+            "a header that is not a number",
+            b"HELLO     ".to_vec(),
+            "bad length header",
+        ),
+        (
+            "a message cut short",
+            hello[..hello.len() - 3].to_vec(),
+            "closed the connection",
+        ),
+        (
+            "a protocol 0 pickle",
+            b"9         (dp0\nS'a'\n.".to_vec(),
+            "PROTO",
+        ),
+        ("an unknown message", message("GIMME"), "unknown message"),
+        ("a number past the last file", two, "no file 7"),
+        ("a digest past the last file", digest, "no file 9"),
+    ];
+    for (what, bytes, logged) in &rows {
+        let before = server.log().len();
+        let answer = poke(&legacy, bytes);
+        assert!(answer.len() < 100, "{what}: {answer:?}");
+        // The log line comes after the close; give it a moment.
+        let mut log = String::new();
+        for _ in 0..100 {
+            log = server.log()[before..].to_string();
+            if log.contains(logged) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(log.contains(logged), "{what}: {log}");
+    }
+    assert_old_client_works(&t, &legacy, b"survivor");
+    tcpfetch(&t.path, &["ping", &server.addr]).expect_code(0);
+}
+
+#[test]
+fn get_legacy_checks_the_sha256_flag_and_saves_nothing_on_mismatch() {
+    let t = Scratch::new("lg-sha-flag");
+    let first = t.write("old/data.bin", b"checked");
+    let old = OldServer::start(&[&first, &first], &[]);
+    let wrong = "0".repeat(64);
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "get", "--legacy", &old.addr, "1", "-o", "x", "--sha256", &wrong,
+        ],
+    );
+    run.expect_code(3);
+    assert!(!t.join("x").exists() && !t.join("x.part").exists());
+    let right = sha256_hex(b"checked");
+    tcpfetch(
+        &t.path,
+        &[
+            "get", "--legacy", &old.addr, "1", "-o", "x", "--sha256", &right,
+        ],
+    )
+    .expect_code(0);
+}
+
+#[test]
+fn get_legacy_writes_to_stdout_with_dash() {
+    let t = Scratch::new("lg-stdout");
+    let data = random_bytes(200_000, 57);
+    let first = t.write("old/data.bin", &data);
+    let old = OldServer::start(&[&first, &first], &[]);
+    let run = tcpfetch(&t.path, &["get", "--legacy", &old.addr, "1", "-o", "-"]);
+    run.expect_code(0);
+    assert!(run.output.stdout == data, "{}", run.stderr());
+}
