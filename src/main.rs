@@ -3,6 +3,7 @@
 //! `main` parses the command line, runs one command, and is the only place
 //! that turns an [`error::Error`] into a message and an exit status.
 
+mod bench;
 mod cli;
 mod client;
 mod digest;
@@ -11,6 +12,7 @@ mod files;
 mod format;
 mod get;
 mod hex;
+mod histogram;
 mod list;
 mod ping;
 mod progress;
