@@ -279,7 +279,7 @@ pub fn live_line(
     let progress = match (total, duration) {
         (Some(total), _) => format!("{done} / {total} requests"),
         (None, Some(d)) => format!(
-            "{done} requests  {:.0} / {:.0} s",
+            "{done} requests  {:.1} / {:.1} s",
             elapsed.as_secs_f64(),
             d.as_secs_f64()
         ),
@@ -448,7 +448,7 @@ mod tests {
                 0.0,
                 0
             ),
-            "bench  5 requests  3 / 10 s  0 requests/s  0 failed"
+            "bench  5 requests  3.0 / 10.0 s  0 requests/s  0 failed"
         );
     }
 }
