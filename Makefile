@@ -17,5 +17,9 @@ test:
 demo: build
 	bash tests/demo.sh $(BIN)
 
+# Load test against a local serve (1000 × 1 MiB, 100 × 10 MiB); not CI.
+bench: build
+	bash tests/bench.sh $(BIN)
+
 clean:
 	$(CARGO) clean

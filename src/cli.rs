@@ -23,6 +23,7 @@ Commands:
   get ADDR [NAME]      download NAME, verified against its SHA-256
   list ADDR            list the files a server offers
   ping ADDR            check that a tcpfetch server answers, and how fast
+  bench ADDR NAME...   load-test a server with many concurrent clients
 
 Options:
   -h, --help           show this help (also 'tcpfetch <COMMAND> --help')
@@ -49,9 +50,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         "get" => dispatch(crate::get::parse(&mut parser)?, crate::get::run),
         "list" => dispatch(crate::list::parse(&mut parser)?, crate::list::run),
         "ping" => dispatch(crate::ping::parse(&mut parser)?, crate::ping::run),
+        "bench" => dispatch(crate::bench::parse(&mut parser)?, crate::bench::run),
         "help" => print_text(USAGE),
         other => Err(Error::usage(format!(
-            "unknown command '{other}'; the commands are serve, get, list and ping"
+            "unknown command '{other}'; the commands are serve, get, list, ping and bench"
         ))),
     }
 }

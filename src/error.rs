@@ -69,7 +69,6 @@ impl Error {
     }
 
     /// A one-word class of failure, as `bench` counts and logs them.
-    #[allow(dead_code)] // until `bench` lands
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Connect { source, .. } if source.kind() == io::ErrorKind::ConnectionRefused => {

@@ -5,6 +5,7 @@
 
 mod access;
 mod auth;
+mod bench;
 mod cli;
 mod client;
 mod digest;
@@ -13,6 +14,7 @@ mod files;
 mod format;
 mod get;
 mod hex;
+mod histogram;
 mod legacy;
 mod list;
 mod pace;

@@ -1,0 +1,622 @@
+//! `tcpfetch bench`: many concurrent clients against one server, every
+//! transfer verified, latencies in fixed-memory histograms.
+//!
+//! Each client is a thread in a `std::thread::scope`; all of them wait at a
+//! start gate and are released together. A client keeps its own counters
+//! and histograms (no shared lock on the hot path, no vector of samples);
+//! the main thread draws the live line and merges everything at the end.
+
+mod report;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lexopt::prelude::*;
+
+use crate::cli;
+use crate::client::Timeouts;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::histogram::Histogram;
+use crate::protocol;
+
+const USAGE: &str = "\
+Usage: tcpfetch bench ADDR NAME... --clients N [OPTIONS]
+
+Simulate N concurrent clients downloading NAME from a tcpfetch server and
+report how it held up. With several NAMEs each client cycles through them.
+Every transfer is verified against the SHA-256 the server announced; the
+bytes are discarded unless --save is given.
+
+Options:
+  -c, --clients N       concurrent clients, one thread each (required)
+  -n, --requests M      requests per client (default 1)
+  -d, --duration SECS   keep requesting for SECS instead
+  --keep-alive          one connection per client for all its requests (a new
+                        one after an error); default: a connection per request
+  --rate R              open loop: R requests per second in total, each one's
+                        latency measured from its scheduled start
+  --log FILE            write one JSON line per request to FILE
+  --json                print the result as one JSON object
+  --save DIR            keep each file as DIR/CLIENT-REQUEST-NAME
+  --timeout SECS        give up on a silent server after SECS (default 30)
+  --retries N           retry a transient failure (refused, reset, timeout,
+                        busy) up to N times within the request (default 0)
+  -h, --help            show this help
+
+Exit status: 0 every request verified, 1 some request failed, 2 usage error,
+3 some transfer was corrupt.
+";
+
+/// The most clients one bench runs: each is a thread with a 128 KiB buffer.
+const MAX_CLIENTS: usize = 10_000;
+/// The failure kinds every report lists, even at zero.
+pub const KINDS: [&str; 5] = ["refused", "busy", "timeout", "protocol", "io"];
+
+#[derive(Debug)]
+pub struct Args {
+    pub addr: String,
+    pub names: Vec<String>,
+    pub clients: usize,
+    pub requests: u64,
+    pub duration: Option<Duration>,
+    pub keep_alive: bool,
+    pub rate: Option<f64>,
+    pub log: Option<PathBuf>,
+    pub json: bool,
+    pub save: Option<PathBuf>,
+    pub timeouts: Timeouts,
+    pub retries: u32,
+}
+
+pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
+    let mut positional = Vec::new();
+    let mut clients = None;
+    let mut requests = None;
+    let mut args = Args {
+        addr: String::new(),
+        names: Vec::new(),
+        clients: 0,
+        requests: 1,
+        duration: None,
+        keep_alive: false,
+        rate: None,
+        log: None,
+        json: false,
+        save: None,
+        timeouts: Timeouts::default(),
+        retries: 0,
+    };
+    while let Some(arg) = parser.next()? {
+        if let Some(done) = cli::common_flag(&arg, USAGE) {
+            return done.map(|()| None);
+        }
+        match arg {
+            Short('c') | Long("clients") => clients = Some(cli::number_value(parser, "--clients")?),
+            Short('n') | Long("requests") => {
+                requests = Some(cli::number_value(parser, "--requests")?)
+            }
+            Short('d') | Long("duration") => {
+                args.duration = Some(cli::seconds_value(parser, "--duration")?)
+            }
+            Long("keep-alive") => args.keep_alive = true,
+            Long("rate") => {
+                let rate: f64 = cli::number_value(parser, "--rate")?;
+                if !(rate > 0.0 && rate <= 1e9) {
+                    return Err(Error::usage("--rate needs a positive number per second"));
+                }
+                args.rate = Some(rate);
+            }
+            Long("log") => args.log = Some(PathBuf::from(parser.value()?)),
+            Long("json") => args.json = true,
+            Long("save") => args.save = Some(PathBuf::from(parser.value()?)),
+            Long("timeout") => args.timeouts.io = cli::seconds_value(parser, "--timeout")?,
+            Long("retries") => args.retries = cli::number_value(parser, "--retries")?,
+            Value(v) => positional.push(v.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let mut positional = positional.into_iter();
+    args.addr = cli::required(positional.next(), "ADDR", USAGE)?;
+    args.names = positional.collect();
+    if args.names.is_empty() {
+        return Err(Error::usage(format!(
+            "missing NAME (the file to download)\n\n{USAGE}"
+        )));
+    }
+    for name in &args.names {
+        protocol::check_name(name).map_err(|why| Error::usage(format!("bad NAME: {why}")))?;
+        if args.save.is_some() {
+            crate::get::local_path(name, None)?;
+        }
+    }
+    args.clients = clients.ok_or_else(|| Error::usage("--clients N is needed"))?;
+    if !(1..=MAX_CLIENTS).contains(&args.clients) {
+        return Err(Error::usage(format!(
+            "--clients must be from 1 to {MAX_CLIENTS}"
+        )));
+    }
+    match (requests, args.duration) {
+        (Some(_), Some(_)) => {
+            return Err(Error::usage(
+                "give either --requests or --duration, not both",
+            ))
+        }
+        (Some(0), None) => return Err(Error::usage("--requests must be at least 1")),
+        (Some(m), None) => args.requests = m,
+        _ => {}
+    }
+    Ok(Some(args))
+}
+
+/// Everything one finished request tells.
+pub struct Outcome<'a> {
+    pub client: usize,
+    pub request: u64,
+    pub name: &'a str,
+    /// When the request started (its scheduled time under `--rate`).
+    pub started: Instant,
+    /// The connect of this request; `None` on a reused connection or when
+    /// no connection was made.
+    pub connect: Option<Duration>,
+    /// From `started` to the status line.
+    pub ttfb: Option<Duration>,
+    /// From `started` to the end of the body or the failure.
+    pub total: Duration,
+    pub bytes: u64,
+    pub attempts: u32,
+    pub result: Result<()>,
+}
+
+/// One client's tally, and after the run the merged tally of all of them.
+#[derive(Default)]
+pub struct Stats {
+    pub ok: u64,
+    pub corrupt: u64,
+    pub bytes: u64,
+    /// Failures by [`Error::kind`] (corrupt transfers are counted apart).
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Total latency of every completed transfer (ok or corrupt).
+    pub latency: Histogram,
+    /// Time to the status line of every completed transfer.
+    pub ttfb: Histogram,
+}
+
+impl Stats {
+    fn add(&mut self, outcome: &Outcome) {
+        self.bytes += outcome.bytes;
+        match &outcome.result {
+            Ok(()) => self.ok += 1,
+            Err(Error::Integrity(_)) => self.corrupt += 1,
+            Err(e) => *self.errors.entry(e.kind()).or_default() += 1,
+        }
+        if matches!(outcome.result, Ok(()) | Err(Error::Integrity(_))) {
+            self.latency.record(outcome.total);
+            if let Some(ttfb) = outcome.ttfb {
+                self.ttfb.record(ttfb);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Stats) {
+        self.ok += other.ok;
+        self.corrupt += other.corrupt;
+        self.bytes += other.bytes;
+        for (kind, n) in &other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+        self.latency.merge(&other.latency);
+        self.ttfb.merge(&other.ttfb);
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.ok + self.corrupt + self.failed()
+    }
+}
+
+/// The start line all clients wait at. Not a `std::sync::Barrier`: when a
+/// thread cannot be spawned (a thread or memory limit), a barrier sized for
+/// N would never fill and the started clients would hang; the gate is
+/// opened (or cancelled) by the main thread once spawning is over.
+struct Gate {
+    state: Mutex<GateState>,
+    turned: Condvar,
+}
+
+#[derive(Clone, Copy)]
+enum GateState {
+    Closed,
+    Open(Instant, SystemTime),
+    Cancelled,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            state: Mutex::new(GateState::Closed),
+            turned: Condvar::new(),
+        }
+    }
+
+    fn set(&self, state: GateState) {
+        *lock(&self.state) = state;
+        self.turned.notify_all();
+    }
+
+    /// Block until the gate opens: the start instant (and the wall clock at
+    /// that instant), or `None` when the run was cancelled.
+    fn wait(&self) -> Option<(Instant, SystemTime)> {
+        let mut state = lock(&self.state);
+        loop {
+            match *state {
+                GateState::Closed => {
+                    state = self.turned.wait(state).unwrap_or_else(|p| p.into_inner())
+                }
+                GateState::Open(at, wall) => return Some((at, wall)),
+                GateState::Cancelled => return None,
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `--log` file, shared by all clients. A line is formatted before the
+/// lock is taken; the first write error is kept and reported at the end.
+struct Log {
+    out: BufWriter<File>,
+    error: Option<io::Error>,
+}
+
+/// What the clients share.
+struct Run<'a> {
+    args: &'a Args,
+    test_id: String,
+    gate: Gate,
+    log: Option<Mutex<Log>>,
+    /// The next `--rate` schedule slot.
+    next_slot: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    finished: AtomicUsize,
+    /// The first failure's message, for the final error line.
+    first_error: Mutex<Option<String>>,
+}
+
+impl Run<'_> {
+    /// How many requests the run makes, when that is known in advance.
+    fn total(&self) -> Option<u64> {
+        match self.args.duration {
+            Some(_) => None,
+            None => Some(self.args.requests * self.args.clients as u64),
+        }
+    }
+
+    /// When this client's next request starts, or `None` when it is done.
+    /// Under `--rate` request k of the whole run is due at start + k/R;
+    /// the client sleeps until then and the latency counts from then.
+    fn next_start(&self, start: Instant, own: u64) -> Option<Instant> {
+        let now = Instant::now();
+        let Some(rate) = self.args.rate else {
+            return match self.args.duration {
+                Some(d) => (now < start + d).then_some(now),
+                None => (own < self.args.requests).then_some(now),
+            };
+        };
+        let k = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        if self.total().is_some_and(|total| k >= total) {
+            return None;
+        }
+        let offset = Duration::from_secs_f64(k as f64 / rate);
+        if self.args.duration.is_some_and(|d| offset >= d) {
+            return None;
+        }
+        let due = start + offset;
+        if due > now {
+            thread::sleep(due - now);
+        }
+        Some(due)
+    }
+
+    fn record(&self, outcome: &Outcome, start: (Instant, SystemTime)) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = &outcome.result {
+            if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                lock(&self.first_error).get_or_insert_with(|| e.to_string());
+            }
+        }
+        if let Some(log) = &self.log {
+            let started_at = start.1 + outcome.started.saturating_duration_since(start.0);
+            let line = report::log_line(&self.test_id, outcome, started_at);
+            let mut log = lock(log);
+            if log.error.is_none() {
+                if let Err(e) = log.out.write_all(line.as_bytes()) {
+                    log.error = Some(e);
+                }
+            }
+        }
+    }
+}
+
+/// Marks a client finished when it returns (or panics), for the main
+/// thread's wait.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let log = match &args.log {
+        Some(path) => {
+            let file = File::create(path)
+                .map_err(|e| Error::io(format!("cannot write '{}'", path.display()), e))?;
+            Some(Mutex::new(Log {
+                out: BufWriter::with_capacity(64 * 1024, file),
+                error: None,
+            }))
+        }
+        None => None,
+    };
+    if let Some(dir) = &args.save {
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
+    }
+    let run = Run {
+        args: &args,
+        test_id: test_id(),
+        gate: Gate::new(),
+        log,
+        next_slot: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        finished: AtomicUsize::new(0),
+        first_error: Mutex::new(None),
+    };
+    let (stats, wall) = thread::scope(|scope| -> Result<(Stats, Duration)> {
+        let mut clients = Vec::with_capacity(args.clients);
+        for id in 1..=args.clients {
+            let run = &run;
+            let spawned = thread::Builder::new()
+                .name(format!("client {id}"))
+                .stack_size(256 * 1024)
+                .spawn_scoped(scope, move || worker::client(run, id));
+            match spawned {
+                Ok(handle) => clients.push(handle),
+                Err(e) => {
+                    run.gate.set(GateState::Cancelled);
+                    return Err(Error::io(format!("cannot start client {id}"), e));
+                }
+            }
+        }
+        let start = Instant::now();
+        run.gate.set(GateState::Open(start, SystemTime::now()));
+        watch(&run, start);
+        let mut stats = Stats::default();
+        for handle in clients {
+            let client_stats = handle
+                .join()
+                .map_err(|_| Error::Other("a client thread panicked".into()))?;
+            stats.merge(&client_stats);
+        }
+        Ok((stats, start.elapsed()))
+    })?;
+    let log_error = match run.log {
+        Some(log) => {
+            let mut log = log.into_inner().unwrap_or_else(|p| p.into_inner());
+            let flushed = log.out.flush();
+            log.error.or(flushed.err())
+        }
+        None => None,
+    };
+    let summary = report::Summary {
+        args: &args,
+        test_id: &run.test_id,
+        stats: &stats,
+        wall,
+    };
+    cli::print_text(&if args.json {
+        summary.json()
+    } else {
+        summary.text()
+    })?;
+    let requests = stats.requests();
+    let first = run
+        .first_error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .map_or_else(String::new, |e| format!("; the first: {e}"));
+    if stats.corrupt > 0 {
+        return Err(Error::Integrity(format!(
+            "{} of {requests} transfers were corrupt{first}",
+            stats.corrupt
+        )));
+    }
+    if stats.failed() > 0 {
+        return Err(Error::Other(format!(
+            "{} of {requests} requests failed{first}",
+            stats.failed()
+        )));
+    }
+    if let (Some(e), Some(path)) = (log_error, &args.log) {
+        return Err(Error::io(format!("cannot write '{}'", path.display()), e));
+    }
+    Ok(())
+}
+
+/// One id per run, from the clock and the process id, as hex.
+fn test_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mixed = nanos ^ u64::from(std::process::id()).rotate_left(40);
+    format!("{mixed:016x}")
+}
+
+/// The main thread while the clients run: wait for all of them, drawing
+/// the live line about five times a second when stderr is a terminal.
+fn watch(run: &Run, start: Instant) {
+    const TICK: Duration = Duration::from_millis(200);
+    let live = std::io::stderr().is_terminal();
+    let mut last = (start, 0u64);
+    let mut drawn = false;
+    while run.finished.load(Ordering::Acquire) < run.args.clients {
+        thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        if !live || now.duration_since(last.0) < TICK {
+            continue;
+        }
+        let done = run.done.load(Ordering::Relaxed);
+        let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+        last = (now, done);
+        let line = report::live_line(
+            done,
+            run.total(),
+            now.duration_since(start),
+            run.args.duration,
+            rate,
+            run.failed.load(Ordering::Relaxed),
+        );
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "\r{line}\x1b[K");
+        let _ = err.flush();
+        drawn = true;
+    }
+    if drawn {
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+/// Milliseconds with microsecond precision, for reports and logs.
+pub fn millis(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+/// A human byte count with the exact figure, for the report.
+pub fn bytes_text(n: u64) -> String {
+    format!("{n} ({})", format::bytes(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> Result<Args> {
+        parse(&mut lexopt::Parser::from_args(args.iter().copied())).map(|a| a.unwrap())
+    }
+
+    #[test]
+    fn flags_parse() {
+        let a = parse_args(&[
+            "h:1",
+            "a.bin",
+            "b.bin",
+            "--clients",
+            "50",
+            "-n",
+            "3",
+            "--keep-alive",
+            "--rate",
+            "12.5",
+            "--log",
+            "x.jsonl",
+            "--json",
+            "--save",
+            "out",
+            "--timeout",
+            "2",
+            "--retries",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(a.addr, "h:1");
+        assert_eq!(a.names, ["a.bin", "b.bin"]);
+        assert_eq!((a.clients, a.requests, a.retries), (50, 3, 4));
+        assert!(a.keep_alive && a.json);
+        assert_eq!(a.rate, Some(12.5));
+        assert_eq!(a.timeouts.io, Duration::from_secs(2));
+        assert_eq!(a.log, Some(PathBuf::from("x.jsonl")));
+        let a = parse_args(&["h", "f", "-c", "2", "-d", "1.5"]).unwrap();
+        assert_eq!(a.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(a.requests, 1);
+    }
+
+    #[test]
+    fn bad_command_lines_are_usage_errors() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["h"],
+            &["h", "f"],
+            &["h", "f", "--clients", "0"],
+            &["h", "f", "--clients", "10001"],
+            &["h", "f", "--clients", "x"],
+            &["h", "f", "-c", "1", "--requests", "0"],
+            &["h", "f", "-c", "1", "-n", "2", "-d", "1"],
+            &["h", "f", "-c", "1", "--rate", "0"],
+            &["h", "f", "-c", "1", "--rate", "-3"],
+            &["h", "f", "-c", "1", "--rate", "NaN"],
+            &["h", "f", "-c", "1", "--duration", "0"],
+            &["h", "f", "-c", "1", "--bogus"],
+            &["h", "", "-c", "1"],
+            &["h", "a\nb", "-c", "1"],
+            &["h", "dir/", "-c", "1", "--save", "out"],
+            &["h", "..", "-c", "1", "--save", "out"],
+        ];
+        for args in cases {
+            let err = parse_args(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn stats_count_ok_corrupt_and_failures_apart() {
+        let outcome = |result| Outcome {
+            client: 1,
+            request: 1,
+            name: "f",
+            started: Instant::now(),
+            connect: None,
+            ttfb: Some(Duration::from_millis(1)),
+            total: Duration::from_millis(2),
+            bytes: 10,
+            attempts: 1,
+            result,
+        };
+        let mut a = Stats::default();
+        a.add(&outcome(Ok(())));
+        a.add(&outcome(Err(Error::Integrity("x".into()))));
+        let mut b = Stats::default();
+        b.add(&outcome(Err(Error::Timeout { phase: "x" })));
+        b.add(&outcome(Err(Error::Remote {
+            code: protocol::ErrorCode::Busy,
+            message: String::new(),
+        })));
+        a.merge(&b);
+        assert_eq!((a.ok, a.corrupt, a.failed(), a.requests()), (1, 1, 2, 4));
+        assert_eq!(a.errors.get("busy"), Some(&1));
+        assert_eq!(a.errors.get("timeout"), Some(&1));
+        assert_eq!(a.bytes, 40);
+        assert_eq!(
+            a.latency.count(),
+            2,
+            "only completed transfers have a latency"
+        );
+    }
+}

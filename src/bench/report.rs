@@ -1,0 +1,454 @@
+//! What `bench` prints: the readable report, the `--json` object, the
+//! `--log` lines and the live line. Pure formatting, tested on its own.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use super::{bytes_text, millis, Args, Outcome, Stats, KINDS};
+use crate::format;
+use crate::histogram::Histogram;
+
+/// The percentiles every report shows, with their JSON keys and labels.
+const POINTS: [(&str, &str, f64); 6] = [
+    ("min", "min", 0.0),
+    ("p50", "p50", 50.0),
+    ("p90", "p90", 90.0),
+    ("p99", "p99", 99.0),
+    ("p999", "p99.9", 99.9),
+    ("max", "max", 100.0),
+];
+
+/// Rows of the ASCII latency histogram, and the longest bar.
+const ROWS: u64 = 10;
+const BAR: u64 = 40;
+
+pub struct Summary<'a> {
+    pub args: &'a Args,
+    pub test_id: &'a str,
+    pub stats: &'a Stats,
+    pub wall: Duration,
+}
+
+impl Summary<'_> {
+    fn requests_per_s(&self) -> f64 {
+        per_second(self.stats.requests() as f64, self.wall)
+    }
+
+    fn mb_per_s(&self) -> f64 {
+        per_second(self.stats.bytes as f64 / 1e6, self.wall)
+    }
+
+    /// How the run was shaped, in words.
+    fn plan(&self) -> String {
+        let a = self.args;
+        let mut plan = match a.duration {
+            Some(d) => format!("{}, for {}", a.clients, format::seconds(d)),
+            None => format!(
+                "{}, {} request{} each",
+                a.clients,
+                a.requests,
+                if a.requests == 1 { "" } else { "s" }
+            ),
+        };
+        plan.push_str(if a.keep_alive {
+            ", one connection per client"
+        } else {
+            ", a new connection per request"
+        });
+        if let Some(rate) = a.rate {
+            let _ = write!(plan, ", open loop at {rate} requests/s");
+        }
+        plan
+    }
+
+    pub fn text(&self) -> String {
+        let s = self.stats;
+        let mut out = String::new();
+        let row = |out: &mut String, label: &str, value: String| {
+            let _ = writeln!(out, "  {label:<12} {value}");
+        };
+        let _ = writeln!(
+            out,
+            "bench {} {} (test {})",
+            self.args.addr,
+            self.args.names.join(" "),
+            self.test_id
+        );
+        row(&mut out, "clients", self.plan());
+        row(&mut out, "requests", s.requests().to_string());
+        row(&mut out, "ok", s.ok.to_string());
+        let by_kind: Vec<String> = kinds(s)
+            .into_iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        row(
+            &mut out,
+            "failed",
+            format!("{}  ({})", s.failed(), by_kind.join(", ")),
+        );
+        row(&mut out, "corrupt", s.corrupt.to_string());
+        row(&mut out, "bytes", bytes_text(s.bytes));
+        row(&mut out, "wall time", format::seconds(self.wall));
+        row(
+            &mut out,
+            "throughput",
+            format!(
+                "{:.1} MB/s, {:.1} requests/s",
+                self.mb_per_s(),
+                self.requests_per_s()
+            ),
+        );
+        let _ = write!(out, "\n  {:<10}", "(ms)");
+        for (_, label, _) in POINTS {
+            let _ = write!(out, " {label:>9}");
+        }
+        out.push('\n');
+        for (label, h) in [("latency", &s.latency), ("ttfb", &s.ttfb)] {
+            let _ = write!(out, "  {label:<10}");
+            for (_, _, p) in POINTS {
+                let _ = write!(out, " {:>9}", point(h, p).unwrap_or_else(|| "-".into()));
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "\n  latency histogram (ms, {} completed transfers)",
+            s.latency.count()
+        );
+        for line in bars(&s.latency) {
+            let _ = writeln!(out, "  {line}");
+        }
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let s = self.stats;
+        let a = self.args;
+        let names: Vec<String> = a.names.iter().map(|n| format::json_string(n)).collect();
+        let errors: Vec<String> = kinds(s)
+            .into_iter()
+            .map(|(k, n)| format!("{}:{n}", format::json_string(k)))
+            .collect();
+        let mut out = format!(
+            "{{\"test_id\":{},\"addr\":{},\"files\":[{}],\"clients\":{},\"requests\":{},\"ok\":{},\"failed\":{},\"corrupt\":{},\"bytes\":{},\"seconds\":{:.6},\"throughput_mb_s\":{:.3},\"requests_per_s\":{:.3},\"errors\":{{{}}}",
+            format::json_string(self.test_id),
+            format::json_string(&a.addr),
+            names.join(","),
+            a.clients,
+            s.requests(),
+            s.ok,
+            s.failed(),
+            s.corrupt,
+            s.bytes,
+            self.wall.as_secs_f64(),
+            self.mb_per_s(),
+            self.requests_per_s(),
+            errors.join(","),
+        );
+        for (key, h) in [("latency_ms", &s.latency), ("ttfb_ms", &s.ttfb)] {
+            let mut fields: Vec<String> = POINTS
+                .iter()
+                .map(|&(k, _, p)| {
+                    format!("\"{k}\":{}", point(h, p).unwrap_or_else(|| "null".into()))
+                })
+                .collect();
+            let mean = h.mean().map(|us| format!("{:.3}", us / 1000.0));
+            fields.push(format!("\"mean\":{}", mean.as_deref().unwrap_or("null")));
+            let _ = write!(out, ",\"{key}\":{{{}}}", fields.join(","));
+        }
+        let rate = a.rate.map_or_else(|| "null".to_string(), |r| r.to_string());
+        let _ = writeln!(out, ",\"keep_alive\":{},\"rate\":{rate}}}", a.keep_alive);
+        out
+    }
+}
+
+/// The five standard failure kinds (even at zero), then any other seen.
+fn kinds(s: &Stats) -> Vec<(&'static str, u64)> {
+    let mut out: Vec<(&'static str, u64)> = KINDS
+        .iter()
+        .map(|&k| (k, s.errors.get(k).copied().unwrap_or(0)))
+        .collect();
+    for (&k, &n) in &s.errors {
+        if !KINDS.contains(&k) {
+            out.push((k, n));
+        }
+    }
+    out
+}
+
+fn per_second(amount: f64, wall: Duration) -> f64 {
+    let secs = wall.as_secs_f64();
+    if secs > 0.0 {
+        amount / secs
+    } else {
+        0.0
+    }
+}
+
+/// Percentile `p` in milliseconds; 0 and 100 are the exact min and max.
+fn point(h: &Histogram, p: f64) -> Option<String> {
+    let us = if p <= 0.0 {
+        h.min()
+    } else if p >= 100.0 {
+        h.max()
+    } else {
+        h.percentile(p)
+    };
+    us.map(micros_ms)
+}
+
+fn micros_ms(us: u64) -> String {
+    millis(Duration::from_micros(us))
+}
+
+/// The ASCII histogram: `ROWS` equal slices from min to max, bars of `#`
+/// scaled to the fullest slice.
+fn bars(h: &Histogram) -> Vec<String> {
+    let (Some(min), Some(max)) = (h.min(), h.max()) else {
+        return vec!["(no completed transfers)".to_string()];
+    };
+    let span = max - min + 1;
+    let rows = ROWS.min(span);
+    let mut counts = vec![0u64; rows as usize];
+    for (value, count) in h.iter() {
+        let row = ((value - min) as u128 * u128::from(rows) / u128::from(span)) as usize;
+        counts[row.min(rows as usize - 1)] += count;
+    }
+    let fullest = counts.iter().copied().max().unwrap_or(1).max(1);
+    let width = h.count().to_string().len();
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let low = min + (u128::from(span) * i as u128 / u128::from(rows)) as u64;
+            let len = if c == 0 {
+                0
+            } else {
+                (c * BAR).div_ceil(fullest)
+            };
+            format!(
+                "{:>10} [{c:>width$}] {}",
+                micros_ms(low),
+                "#".repeat(len as usize)
+            )
+            .trim_end()
+            .to_string()
+        })
+        .collect()
+}
+
+/// One `--log` line for one request, newline included.
+pub fn log_line(test_id: &str, o: &Outcome, started_at: SystemTime) -> String {
+    let ms = |d: Option<Duration>| d.map_or_else(|| "null".to_string(), millis);
+    let (status, integrity, error) = match &o.result {
+        Ok(()) => ("ok", "ok", "null".to_string()),
+        Err(e) => (
+            e.kind(),
+            if e.kind() == "corrupt" {
+                "corrupt"
+            } else {
+                "unchecked"
+            },
+            format::json_string(&e.to_string()),
+        ),
+    };
+    format!(
+        "{{\"test_id\":{},\"client_id\":{},\"request\":{},\"file\":{},\"started_at\":\"{}\",\"connect_ms\":{},\"ttfb_ms\":{},\"total_ms\":{},\"bytes\":{},\"status\":\"{status}\",\"integrity\":\"{integrity}\",\"error\":{error},\"attempts\":{}}}\n",
+        format::json_string(test_id),
+        o.client,
+        o.request,
+        format::json_string(o.name),
+        format::rfc3339(started_at),
+        ms(o.connect),
+        ms(o.ttfb),
+        millis(o.total),
+        o.bytes,
+        o.attempts,
+    )
+}
+
+/// The live line: done / total, current rate, failures so far.
+pub fn live_line(
+    done: u64,
+    total: Option<u64>,
+    elapsed: Duration,
+    duration: Option<Duration>,
+    rate: f64,
+    failed: u64,
+) -> String {
+    let progress = match (total, duration) {
+        (Some(total), _) => format!("{done} / {total} requests"),
+        (None, Some(d)) => format!(
+            "{done} requests  {:.1} / {:.1} s",
+            elapsed.as_secs_f64(),
+            d.as_secs_f64()
+        ),
+        (None, None) => format!("{done} requests"),
+    };
+    format!("bench  {progress}  {rate:.0} requests/s  {failed} failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Timeouts;
+    use crate::error::Error;
+    use std::time::{Instant, UNIX_EPOCH};
+
+    fn args() -> Args {
+        Args {
+            addr: "127.0.0.1:9".into(),
+            names: vec!["a.bin".into()],
+            clients: 2,
+            requests: 3,
+            duration: None,
+            keep_alive: false,
+            rate: None,
+            log: None,
+            json: false,
+            save: None,
+            timeouts: Timeouts::default(),
+            retries: 0,
+        }
+    }
+
+    fn stats() -> Stats {
+        let mut s = Stats {
+            ok: 5,
+            bytes: 5_000_000,
+            ..Stats::default()
+        };
+        s.errors.insert("busy", 1);
+        for us in [1000, 2000, 3000, 4000, 50_000] {
+            s.latency.record_micros(us);
+            s.ttfb.record_micros(us / 10);
+        }
+        s
+    }
+
+    #[test]
+    fn the_report_shows_counts_kinds_percentiles_and_a_histogram() {
+        let (a, s) = (args(), stats());
+        let text = Summary {
+            args: &a,
+            test_id: "abc",
+            stats: &s,
+            wall: Duration::from_secs(2),
+        }
+        .text();
+        for want in [
+            "  requests     6\n",
+            "  ok           5\n",
+            "  failed       1  (refused 0, busy 1, timeout 0, protocol 0, io 0)\n",
+            "  corrupt      0\n",
+            "  bytes        5000000 (4.8 MiB)\n",
+            "  throughput   2.5 MB/s, 3.0 requests/s\n",
+            "  clients      2, 3 requests each, a new connection per request\n",
+            "     p99.9",
+            "  latency        1.000",
+            "50.000\n",
+            "[4] ########################################\n",
+            "[1] ##########\n",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn json_has_every_key_and_nulls_for_empty_histograms() {
+        let a = args();
+        let mut s = stats();
+        let json = Summary {
+            args: &a,
+            test_id: "abc",
+            stats: &s,
+            wall: Duration::from_secs(2),
+        }
+        .json();
+        for key in [
+            "\"clients\":2,",
+            "\"requests\":6,",
+            "\"ok\":5,",
+            "\"failed\":1,",
+            "\"corrupt\":0,",
+            "\"bytes\":5000000,",
+            "\"seconds\":2.000000,",
+            "\"throughput_mb_s\":2.500,",
+            "\"requests_per_s\":3.000,",
+            "\"errors\":{\"refused\":0,\"busy\":1,\"timeout\":0,\"protocol\":0,\"io\":0}",
+            "\"latency_ms\":{\"min\":1.000,\"p50\":2.991,",
+            "\"p999\":49.919,\"max\":50.000,\"mean\":12.000}",
+            "\"ttfb_ms\":{\"min\":0.100,",
+        ] {
+            assert!(json.contains(key), "{key} missing from {json}");
+        }
+        assert!(json.starts_with('{') && json.ends_with("}\n"));
+        s.latency = Histogram::new();
+        let json = Summary {
+            args: &a,
+            test_id: "abc",
+            stats: &s,
+            wall: Duration::ZERO,
+        }
+        .json();
+        assert!(json.contains("\"latency_ms\":{\"min\":null,\"p50\":null,"));
+        assert!(json.contains("\"requests_per_s\":0.000"));
+    }
+
+    #[test]
+    fn log_lines_carry_every_field() {
+        let mut o = Outcome {
+            client: 4,
+            request: 2,
+            name: "a \"b\".bin",
+            started: Instant::now(),
+            connect: Some(Duration::from_micros(1500)),
+            ttfb: None,
+            total: Duration::from_millis(7),
+            bytes: 10,
+            attempts: 1,
+            result: Ok(()),
+        };
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_599_390_123);
+        assert_eq!(
+            log_line("t1", &o, at),
+            "{\"test_id\":\"t1\",\"client_id\":4,\"request\":2,\"file\":\"a \\\"b\\\".bin\",\"started_at\":\"2026-11-25T09:36:30.123Z\",\"connect_ms\":1.500,\"ttfb_ms\":null,\"total_ms\":7.000,\"bytes\":10,\"status\":\"ok\",\"integrity\":\"ok\",\"error\":null,\"attempts\":1}\n"
+        );
+        o.result = Err(Error::Integrity("bad".into()));
+        let line = log_line("t1", &o, at);
+        assert!(line.contains("\"status\":\"corrupt\",\"integrity\":\"corrupt\",\"error\":\"integrity failure: bad\""), "{line}");
+        o.result = Err(Error::Timeout { phase: "waiting" });
+        let line = log_line("t1", &o, at);
+        assert!(
+            line.contains("\"status\":\"timeout\",\"integrity\":\"unchecked\""),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn an_empty_histogram_draws_a_note() {
+        assert_eq!(bars(&Histogram::new()), ["(no completed transfers)"]);
+        let mut h = Histogram::new();
+        h.record_micros(5);
+        assert_eq!(bars(&h).len(), 1);
+    }
+
+    #[test]
+    fn the_live_line_shows_progress_rate_and_failures() {
+        assert_eq!(
+            live_line(5, Some(10), Duration::from_secs(1), None, 4.6, 1),
+            "bench  5 / 10 requests  5 requests/s  1 failed"
+        );
+        assert_eq!(
+            live_line(
+                5,
+                None,
+                Duration::from_secs(3),
+                Some(Duration::from_secs(10)),
+                0.0,
+                0
+            ),
+            "bench  5 requests  3.0 / 10.0 s  0 requests/s  0 failed"
+        );
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make bench`: tcpfetch bench against a local tcpfetch serve on loopback.
+#   1. 1000 clients, each downloading a 1 MiB file once (new connections)
+#   2. 100 clients, each downloading a 10 MiB file once
+# Every transfer is verified (SHA-256). Prints each report, the server's peak
+# RSS (VmHWM) after each run and the bench client's own peak RSS.
+# Not part of `make test`: it takes about a minute and loads both cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/tcpfetch}
+[ -x "$BIN" ] || cargo build --release
+
+# 1000 clients need more than 1024 descriptors on each side.
+hard=$(ulimit -Hn)
+want=65536
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then want=$hard; fi
+ulimit -n "$want" 2>/dev/null || echo "bench.sh: cannot raise the descriptor limit above $(ulimit -n)" >&2
+
+dir=target/bench
+mkdir -p "$dir/files"
+make_file() { # NAME MIB
+    local f="$dir/files/$1"
+    if [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" != $(( $2 << 20 )) ]; then
+        head -c $(( $2 << 20 )) /dev/urandom > "$f"
+    fi
+}
+make_file 1mib.bin 1
+make_file 10mib.bin 10
+
+"$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q > "$dir/serve.out" 2> "$dir/serve.err" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    grep -q '^listening on ' "$dir/serve.out" 2>/dev/null && break
+    sleep 0.05
+done
+addr=$(sed -n 's/^listening on //p' "$dir/serve.out")
+[ -n "$addr" ] || { echo "bench.sh: serve did not start" >&2; cat "$dir/serve.err" >&2; exit 1; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
+echo "server:  $BIN serve $dir/files --listen $addr -q   (descriptor limit $(ulimit -n))"
+status=0
+run() { # LABEL ARGS...
+    local label=$1; shift
+    echo
+    echo "== $label: tcpfetch bench $addr $*"
+    local rc=0
+    timeout 300 /usr/bin/time -f "client peak RSS: %M KiB, CPU: %U s user + %S s system" \
+        "$BIN" bench "$addr" "$@" || rc=$?
+    echo "server peak RSS so far: $(awk '/VmHWM/ {print $2, $3}' "/proc/$server/status")"
+    if [ "$rc" != 0 ]; then echo "bench.sh: '$label' exited $rc" >&2; status=$rc; fi
+}
+run "1000 clients x 1 MiB" 1mib.bin --clients 1000
+run "100 clients x 10 MiB" 10mib.bin --clients 100
+kill -0 "$server" 2>/dev/null || { echo "bench.sh: serve died" >&2; exit 1; }
+exit "$status"
