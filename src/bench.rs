@@ -49,6 +49,11 @@ Options:
   --timeout SECS        give up on a silent server after SECS (default 30)
   --retries N           retry a transient failure (refused, reset, timeout,
                         busy) up to N times within the request (default 0)
+  --key-file FILE       authenticate every connection with the shared key
+                        (and check every header's MAC)
+  --legacy              load-test an old Python tcp-server: NAME is a file
+                        number (1, 2, ...) or a listed name; one session per
+                        request
   -h, --help            show this help
 
 Exit status: 0 every request verified, 1 some request failed, 2 usage error,
@@ -74,6 +79,8 @@ pub struct Args {
     pub save: Option<PathBuf>,
     pub timeouts: Timeouts,
     pub retries: u32,
+    pub key: Option<crate::auth::Key>,
+    pub legacy: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
@@ -93,6 +100,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         save: None,
         timeouts: Timeouts::default(),
         retries: 0,
+        key: None,
+        legacy: false,
     };
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
@@ -119,6 +128,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("save") => args.save = Some(PathBuf::from(parser.value()?)),
             Long("timeout") => args.timeouts.io = cli::seconds_value(parser, "--timeout")?,
             Long("retries") => args.retries = cli::number_value(parser, "--retries")?,
+            Long("key-file") => args.key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
+            Long("legacy") => args.legacy = true,
             Value(v) => positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }

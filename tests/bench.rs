@@ -467,3 +467,73 @@ fn bad_command_lines_are_usage_errors() {
     }
     assert!(!t.join("out").exists());
 }
+
+#[test]
+fn bench_authenticates_with_a_key_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Scratch::new("bench-key");
+    t.write("srv/f.bin", &random_bytes(50_000, 4));
+    let key = t.write("key", &random_bytes(32, 9));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = key.to_str().unwrap();
+    let server = Server::start(&t.join("srv"), &["--key-file", key]);
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "bench",
+            &server.addr,
+            "f.bin",
+            "--clients",
+            "4",
+            "--requests",
+            "2",
+            "--key-file",
+            key,
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(count(&run.stdout(), "ok"), 8, "{run}");
+    // Without the key every request is refused by the server.
+    let run = tcpfetch(&t.path, &["bench", &server.addr, "f.bin", "--clients", "2"]);
+    run.expect_code(1);
+}
+
+#[test]
+fn bench_load_tests_the_old_protocol() {
+    let t = Scratch::new("bench-legacy");
+    t.write("srv/a.bin", &random_bytes(200_000, 6));
+    let mut server = Server::start(&t.join("srv"), &["--legacy-listen", "127.0.0.1:0"]);
+    let mut line = String::new();
+    server.stdout.read_line(&mut line).unwrap();
+    let legacy = line
+        .trim()
+        .strip_prefix("legacy listening on ")
+        .unwrap()
+        .to_string();
+    let log = t.join("log.jsonl");
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "bench",
+            "--legacy",
+            &legacy,
+            "1",
+            "--clients",
+            "5",
+            "--requests",
+            "2",
+            "--log",
+            log.to_str().unwrap(),
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(count(&run.stdout(), "ok"), 10, "{run}");
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(lines.lines().count(), 10);
+    assert!(
+        lines
+            .lines()
+            .all(|l| l.contains("\"integrity\":\"ok\"") && l.contains("\"bytes\":200000")),
+        "{lines}"
+    );
+}

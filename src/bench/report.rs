@@ -309,6 +309,8 @@ mod tests {
             save: None,
             timeouts: Timeouts::default(),
             retries: 0,
+            key: None,
+            legacy: false,
         }
     }
 

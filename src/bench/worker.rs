@@ -14,6 +14,7 @@ use crate::client::{self, Connection};
 use crate::digest::CHUNK;
 use crate::error::{Error, Result};
 use crate::hex;
+use crate::legacy::client as legacy;
 
 /// One client: wait for the start, then request until the plan says stop.
 pub(super) fn client(run: &Run, id: usize) -> Stats {
@@ -76,11 +77,18 @@ fn fetch(
     buf: &mut [u8],
     save: Option<&Path>,
 ) -> Result<()> {
+    if args.legacy {
+        return fetch_legacy(args, outcome, save);
+    }
     let conn = match conn {
         Some(c) => c,
         None => {
             let t = Instant::now();
-            let opened = conn.insert(Connection::open(&args.addr, args.timeouts)?);
+            let opened = conn.insert(Connection::open_with_key(
+                &args.addr,
+                args.timeouts,
+                args.key.as_ref(),
+            )?);
             outcome.connect = Some(t.elapsed());
             opened
         }
@@ -113,6 +121,52 @@ fn fetch(
         let _ = fs::remove_file(path);
     }
     verified
+}
+
+/// One old-protocol session (`--legacy`): the whole HELLO … DIGEST dance,
+/// verified the same way.
+fn fetch_legacy(args: &Args, outcome: &mut Outcome, save: Option<&Path>) -> Result<()> {
+    let wanted = legacy::Wanted::parse(outcome.name);
+    let fetched = match save {
+        Some(path) => {
+            let mut sink = SaveSink { path, file: None };
+            let fetched = legacy::fetch(&args.addr, &wanted, args.timeouts, &mut sink);
+            if !matches!(&fetched, Ok(f) if f.check().is_ok()) {
+                let _ = fs::remove_file(path);
+            }
+            fetched?
+        }
+        None => legacy::fetch(&args.addr, &wanted, args.timeouts, &mut legacy::Discard)?,
+    };
+    let t = &fetched.timings;
+    outcome.connect = Some(t.connect);
+    outcome.ttfb = Some(t.connect + t.handshake + t.first_byte);
+    outcome.bytes = fetched.size;
+    fetched.check()
+}
+
+/// Writes a legacy download to its `--save` path.
+struct SaveSink<'a> {
+    path: &'a Path,
+    file: Option<File>,
+}
+
+impl legacy::Sink for SaveSink<'_> {
+    fn start(&mut self, _: u64, _: Option<&str>, _: u64) -> Result<()> {
+        let file = File::create(self.path)
+            .map_err(|e| Error::io(format!("cannot write '{}'", self.path.display()), e))?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f
+                .write_all(bytes)
+                .map_err(|e| Error::io(format!("cannot write '{}'", self.path.display()), e)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Read exactly `size` body bytes into the one reusable buffer, hashing

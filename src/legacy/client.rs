@@ -65,7 +65,6 @@ pub fn parse_listing(text: &str) -> Vec<Entry> {
 
 /// How long each phase of one legacy download took.
 #[derive(Debug, Clone, Copy, Default)]
-#[allow(dead_code)] // read by `bench --legacy`, not yet written
 pub struct Timings {
     /// TCP connect.
     pub connect: Duration,
@@ -75,8 +74,6 @@ pub struct Timings {
     pub first_byte: Duration,
     /// The size header → the last byte received and hashed.
     pub transfer: Duration,
-    /// `DIGEST<n>` → the 32 digest bytes received.
-    pub digest: Duration,
     /// Everything, connect included.
     pub total: Duration,
 }
@@ -84,11 +81,8 @@ pub struct Timings {
 /// What one legacy download produced. The two digests are returned as they
 /// are: [`Fetched::check`] turns a mismatch into an integrity error.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // `name` is for `bench --legacy`, not yet written
 pub struct Fetched {
     pub number: u64,
-    /// The name the server listed for `number`, when it listed one.
-    pub name: Option<String>,
     pub size: u64,
     pub server_digest: Digest,
     pub computed_digest: Digest,
@@ -117,7 +111,6 @@ pub trait Sink {
 }
 
 /// Throws the bytes away (they are still hashed): for `bench`.
-#[allow(dead_code)] // for `bench --legacy`, not yet written
 pub struct Discard;
 
 impl Sink for Discard {
@@ -251,7 +244,6 @@ pub fn fetch(
     let done = Instant::now();
     Ok(Fetched {
         number,
-        name,
         size,
         server_digest,
         computed_digest,
@@ -260,7 +252,6 @@ pub fn fetch(
             handshake: listed - connected,
             first_byte: header_at - listed,
             transfer: received - header_at,
-            digest: done - received,
             total: done - started,
         },
     })
