@@ -163,6 +163,11 @@ pub fn local_path(name: &str, output: Option<&str>) -> Result<PathBuf> {
     };
     match output {
         Some(out) if Path::new(out).is_dir() => Ok(Path::new(out).join(base()?)),
+        // `-o DIR/` promises a directory; without one the `.part` would be
+        // a hidden file inside a directory that does not exist.
+        Some(out) if out.ends_with('/') => {
+            Err(Error::Other(format!("-o {out}: no such directory")))
+        }
         Some(out) => Ok(PathBuf::from(out)),
         None => Ok(PathBuf::from(base()?)),
     }
