@@ -581,3 +581,101 @@ fn help_and_version_exit_0_everywhere() {
         }
     }
 }
+
+#[test]
+fn a_name_with_a_line_feed_is_refused_before_anything_is_sent() {
+    let (t, server) = serve("lf-name", &[("a.txt", b"hello")], &[]);
+    for output in ["out", "-"] {
+        let run = tcpfetch(
+            &t.join("dl"),
+            &["get", &server.addr, "a.txt\nLIST", "-o", output],
+        );
+        run.expect_code(2);
+        assert!(run.output.stdout.is_empty(), "{run}");
+    }
+    // The ping's log line comes after anything the gets could have caused.
+    tcpfetch(&t.path, &["ping", &server.addr]).expect_code(0);
+    let log = assert_logged(&server, "\"PING\" ok");
+    assert!(!log.contains("GET") && !log.contains("LIST"), "{log}");
+    assert_eq!(std::fs::read_dir(t.join("dl")).unwrap().count(), 0);
+}
+
+#[test]
+fn output_to_a_missing_directory_fails_and_creates_nothing() {
+    let (t, server) = serve("out-missing", &[("a.txt", b"hello")], &[]);
+    let run = tcpfetch(
+        &t.join("dl"),
+        &["get", &server.addr, "a.txt", "-o", "nodir/"],
+    );
+    run.expect_code(1);
+    assert!(run.stderr().contains("no such directory"), "{run}");
+    assert_eq!(std::fs::read_dir(t.join("dl")).unwrap().count(), 0);
+}
+
+#[test]
+fn output_dash_with_a_wrong_sha256_writes_nothing() {
+    let data = random_bytes(10_000, 22);
+    let (t, server) = serve("stdout-sha", &[("f.bin", &data)], &[]);
+    let wrong = sha256_hex(b"other");
+    let run = tcpfetch(
+        &t.join("dl"),
+        &["get", &server.addr, "f.bin", "-o", "-", "--sha256", &wrong],
+    );
+    run.expect_code(3);
+    assert!(run.output.stdout.is_empty(), "{run}");
+}
+
+#[test]
+fn a_complete_part_is_verified_and_renamed_without_a_transfer() {
+    let data = random_bytes(100_000, 23);
+    let (t, server) = serve("complete-part", &[("x.bin", &data)], &[]);
+    t.write("dl/x.bin.part", &data);
+    tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]).expect_code(0);
+    assert_logged(&server, "\"GET 100000 x.bin\" ok 0");
+    assert!(!server.log().contains("\"GET 0 x.bin\""));
+    assert_eq!(read(&t.join("dl/x.bin")), data);
+    assert!(!t.join("dl/x.bin.part").exists());
+}
+
+#[test]
+fn a_part_left_by_a_dead_server_resumes_from_a_real_one() {
+    let data = random_bytes(1 << 20, 24);
+    let digest = sha256_hex(&data);
+    let cut = 300_000;
+    let body = data[..cut].to_vec();
+    let addr = stand_in(1, move |_| {
+        let mut out = format!("TCPFETCH/1 OK {} {digest}\n", 1 << 20).into_bytes();
+        out.extend_from_slice(&body);
+        out
+    });
+    let (t, server) = serve("dead-then-real", &[("x.bin", &data)], &[]);
+    tcpfetch(&t.join("dl"), &["get", &addr, "x.bin"]).expect_code(1);
+    tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]).expect_code(0);
+    assert_logged(
+        &server,
+        &format!("\"GET {cut} x.bin\" ok {}", data.len() - cut),
+    );
+    assert_eq!(read(&t.join("dl/x.bin")), data);
+    assert_eq!(std::fs::read_dir(t.join("dl")).unwrap().count(), 1);
+}
+
+#[test]
+fn an_endless_status_line_is_not_a_tcpfetch_server() {
+    let addr = stand_in(1, |_| vec![b'x'; 1 << 20]);
+    let t = Scratch::new("endless");
+    let run = tcpfetch(&t.path, &["get", &addr, "x.bin"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("not a tcpfetch server"), "{run}");
+    assert_eq!(std::fs::read_dir(&t.path).unwrap().count(), 0);
+}
+
+#[test]
+fn serve_on_a_missing_directory_exits_1() {
+    let t = Scratch::new("serve-missing");
+    let run = tcpfetch(
+        &t.path,
+        &["serve", "no-such-dir", "--listen", "127.0.0.1:0"],
+    );
+    run.expect_code(1);
+    assert!(run.stderr().contains("cannot serve"), "{run}");
+}

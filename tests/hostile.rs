@@ -519,6 +519,30 @@ fn a_trickling_client_is_dropped_by_the_request_deadline() {
     assert!(server.log().contains("idle timeout"), "{}", server.log());
 }
 
+#[test]
+fn a_client_that_stops_reading_is_dropped() {
+    let (t, server) = hostile_tree("non-reader", &["--idle-timeout", "1", "--max-clients", "1"]);
+    t.write("root/big.bin", &random_bytes(32 << 20, 31));
+    let mut stalled = Raw::open(&server);
+    stalled.send(b"GET 0 big.bin\n");
+    assert!(stalled.line().starts_with("TCPFETCH/1 OK "));
+    // It reads nothing more. Its slot frees once the server's write times
+    // out, and the one place left serves someone else.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = exchange(&server.addr, b"PING\n", Duration::from_secs(5));
+        if answer.starts_with(b"TCPFETCH/1 OK ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stalled reader kept its slot"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    drop(stalled);
+}
+
 /// A small seeded PRNG (xorshift64*), so a failing run can be replayed.
 struct Rng(u64);
 
