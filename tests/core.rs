@@ -679,3 +679,63 @@ fn serve_on_a_missing_directory_exits_1() {
     run.expect_code(1);
     assert!(run.stderr().contains("cannot serve"), "{run}");
 }
+
+#[test]
+fn malformed_server_answers_fail_cleanly() {
+    let digest = sha256_hex(b"hello");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("get", "TCPFETCH/1 OK\n".into(), "malformed"),
+        ("get", "TCPFETCH/1 OK 5 xyz\n".into(), "malformed"),
+        ("get", format!("TCPFETCH/1 OK -5 {digest}\n"), "malformed"),
+        ("get", format!("TCPFETCH/1 OK 5 {digest}"), "closed"),
+        ("get", format!("TCPFETCH/1 OK 5 {digest}\nhel"), "resume"),
+        ("get", "TCPFETCH/2 OK 5\n".into(), "version 2"),
+        (
+            "get",
+            "TCPFETCH/1 ERR busy come back later\n".into(),
+            "busy",
+        ),
+        (
+            "get",
+            "TCPFETCH/1 ERR teapot short and stout\n".into(),
+            "teapot",
+        ),
+        ("get", "TCPFETCH/1 MAYBE\n".into(), "malformed"),
+        ("get", "\x00\x01\x02\n".into(), "not a tcpfetch server"),
+        ("list", "TCPFETCH/1 OK 2\n1 - a\n".into(), "closed"),
+        ("list", "TCPFETCH/1 OK 99999999999\n".into(), "malformed"),
+        (
+            "list",
+            "TCPFETCH/1 OK 1\nnot an entry\n".into(),
+            "malformed",
+        ),
+        (
+            "list",
+            "TCPFETCH/1 OK 1\n1 - bad\x01name\n".into(),
+            "malformed",
+        ),
+        ("ping", "TCPFETCH/1 ERR internal oops\n".into(), "internal"),
+        (
+            "ping",
+            "SSH-2.0-OpenSSH_9.6\r\n".into(),
+            "not a tcpfetch server",
+        ),
+    ];
+    let t = Scratch::new("malformed-answers");
+    for (cmd, answer, says) in cases {
+        let bytes = answer.clone().into_bytes();
+        let addr = stand_in(1, move |_| bytes.clone());
+        let mut args = vec![cmd, addr.as_str()];
+        if cmd == "get" {
+            args.push("x.bin");
+        }
+        let run = tcpfetch(&t.path, &args);
+        assert_eq!(run.code(), 1, "{answer:?}{run}");
+        assert!(run.stderr().contains(says), "{answer:?}{run}");
+        // Only a body that was cut short leaves a .part, to resume from.
+        for leftover in ["x.bin", "x.bin.part", "x.bin.part.sha256"] {
+            let _ = std::fs::remove_file(t.join(leftover));
+        }
+        assert_eq!(std::fs::read_dir(&t.path).unwrap().count(), 0, "{answer:?}");
+    }
+}
