@@ -542,6 +542,8 @@ fn usage_errors_exit_2() {
         &["frobnicate"],
         &["--bogus"],
         &["get"],
+        // No NAME and no terminal to pick one on.
+        &["get", "127.0.0.1:1"],
         &["get", "127.0.0.1:1", "x", "--bogus"],
         &["get", "127.0.0.1:1", "x", "--sha256", "abc"],
         &["get", "127.0.0.1:1", "x", "-o"],
@@ -552,6 +554,7 @@ fn usage_errors_exit_2() {
         &["list", "127.0.0.1:1", "--bogus"],
         &["ping"],
         &["ping", "127.0.0.1:1", "--bogus"],
+        &["ping", "127.0.0.1:1", "--count", "x"],
         &["serve", "--bogus"],
         &["serve", "--max-clients", "0"],
         &["serve", "--idle-timeout", "-1"],
@@ -738,4 +741,12 @@ fn malformed_server_answers_fail_cleanly() {
         }
         assert_eq!(std::fs::read_dir(&t.path).unwrap().count(), 0, "{answer:?}");
     }
+}
+
+#[test]
+fn serve_on_a_port_in_use_exits_1() {
+    let (t, server) = serve("port-in-use", &[], &[]);
+    let run = tcpfetch(&t.path, &["serve", "srv", "--listen", &server.addr]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("cannot listen"), "{run}");
 }

@@ -103,9 +103,9 @@ fn hostile_tree(tag: &str, extra: &[&str]) -> (Scratch, Server) {
         .status()
         .unwrap();
     assert!(status.success(), "mkfifo failed");
-    // The listener only has to exist as a socket file; it is never used.
-    let sock = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
-    std::mem::forget(sock);
+    // The socket file stays on disk after the listener is dropped; the
+    // server only ever sees the file.
+    drop(std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap());
     let server = Server::start(&root, extra);
     (t, server)
 }
