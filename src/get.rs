@@ -286,6 +286,9 @@ fn already_here(
     let (local, _) = digest::hash_path(path)
         .map_err(|e| Error::io(format!("cannot read '{}'", path.display()), e))?;
     if local != header.digest {
+        // Hashing a large local file can outlast the server's idle
+        // timeout, which would have closed this connection meanwhile.
+        *conn = Connection::open(&args.addr, args.timeouts)?;
         return Ok(None);
     }
     check_expected(args.sha256, &local, "the existing file's digest")?;
