@@ -750,3 +750,16 @@ fn serve_on_a_port_in_use_exits_1() {
     run.expect_code(1);
     assert!(run.stderr().contains("cannot listen"), "{run}");
 }
+
+#[test]
+fn a_different_local_file_that_is_slow_to_hash_is_still_replaced() {
+    // Hashing the local copy (same size, other bytes) takes longer than the
+    // server's idle timeout: the download must not use the dropped
+    // connection. (In a debug build 32 MiB hash in well over half a second.)
+    let data = random_bytes(32 << 20, 25);
+    let (t, server) = serve("slow-hash", &[("x.bin", &data)], &["--idle-timeout", "0.5"]);
+    t.write("dl/x.bin", &random_bytes(32 << 20, 26));
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin", "-q"]);
+    run.expect_code(0);
+    assert!(read(&t.join("dl/x.bin")) == data, "{run}");
+}
