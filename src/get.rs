@@ -311,6 +311,9 @@ fn start_or_resume(
     if resumable {
         let (state, offset) = digest::state_of_prefix(&part)
             .map_err(|e| Error::io(format!("cannot read '{}'", part.display()), e))?;
+        // Hashing a large .part can outlast the server's idle timeout, and
+        // `conn` sat unused meanwhile: ask on a fresh connection.
+        *conn = Connection::open(&args.addr, args.timeouts)?;
         let same_version = |header: &FileHeader| {
             fs::read_to_string(sidecar_path(path))
                 .ok()
