@@ -763,3 +763,20 @@ fn a_different_local_file_that_is_slow_to_hash_is_still_replaced() {
     run.expect_code(0);
     assert!(read(&t.join("dl/x.bin")) == data, "{run}");
 }
+
+#[test]
+fn resuming_a_part_that_is_slow_to_hash_still_works() {
+    // Hashing the .part takes longer than the server's idle timeout (in a
+    // debug build 32 MiB hash in well over half a second).
+    let data = random_bytes(40 << 20, 27);
+    let (t, server) = serve("slow-part", &[("x.bin", &data)], &["--idle-timeout", "0.5"]);
+    let cut = 32 << 20;
+    t.write("dl/x.bin.part", &data[..cut]);
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin", "-q"]);
+    run.expect_code(0);
+    assert_logged(
+        &server,
+        &format!("\"GET {cut} x.bin\" ok {}", data.len() - cut),
+    );
+    assert!(read(&t.join("dl/x.bin")) == data, "{run}");
+}
