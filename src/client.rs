@@ -234,6 +234,14 @@ impl Connection {
     /// Send `GET offset name` and read the header. On success exactly
     /// `size - offset` bytes follow: read them with [`Connection::body`].
     pub fn request_file(&mut self, name: &str, offset: u64) -> Result<FileHeader> {
+        // A name with a line feed would smuggle a second request onto the
+        // wire; one the server must refuse is better caught here.
+        protocol::check_name(name).map_err(|why| {
+            Error::usage(format!(
+                "cannot request '{}': {why}",
+                protocol::printable(name.as_bytes())
+            ))
+        })?;
         self.send(&Request::Get {
             offset,
             name: name.to_string(),

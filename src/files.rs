@@ -217,6 +217,9 @@ fn refusal_for(e: &io::Error) -> Refusal {
         _ if e.raw_os_error() == Some(40) => {
             Refusal::new(ErrorCode::Forbidden, "too many levels of symbolic links")
         }
+        // ENAMETOOLONG: a name longer than the file system allows cannot
+        // name a file; it is a client's mistake, not the server's.
+        _ if e.raw_os_error() == Some(36) => Refusal::not_found(),
         _ => Refusal::new(ErrorCode::Internal, crate::error::describe_io(e)),
     }
 }

@@ -187,6 +187,11 @@ pub fn local_path(name: &str, output: Option<&str>) -> Result<PathBuf> {
     };
     match output {
         Some(out) if Path::new(out).is_dir() => Ok(Path::new(out).join(base()?)),
+        // `-o DIR/` promises a directory; without one the `.part` would be
+        // a hidden file inside a directory that does not exist.
+        Some(out) if out.ends_with('/') => {
+            Err(Error::Other(format!("-o {out}: no such directory")))
+        }
         Some(out) => Ok(PathBuf::from(out)),
         None => Ok(PathBuf::from(base()?)),
     }
@@ -308,6 +313,9 @@ fn already_here(
     let (local, _) = digest::hash_path(path)
         .map_err(|e| Error::io(format!("cannot read '{}'", path.display()), e))?;
     if local != header.digest {
+        // Hashing a large local file can outlast the server's idle
+        // timeout, which would have closed this connection meanwhile.
+        *conn = Connection::open(&args.addr, args.timeouts)?;
         return Ok(None);
     }
     check_expected(args.sha256, &local, "the existing file's digest")?;
@@ -330,6 +338,9 @@ fn start_or_resume(
     if resumable {
         let (state, offset) = digest::state_of_prefix(&part)
             .map_err(|e| Error::io(format!("cannot read '{}'", part.display()), e))?;
+        // Hashing a large .part can outlast the server's idle timeout, and
+        // `conn` sat unused meanwhile: ask on a fresh connection.
+        *conn = Connection::open(&args.addr, args.timeouts)?;
         let same_version = |header: &FileHeader| {
             fs::read_to_string(sidecar_path(path))
                 .ok()

@@ -242,9 +242,17 @@ pub fn parse_status(line: &[u8]) -> Result<String> {
     }
     if let Some(err) = rest.strip_prefix("ERR ") {
         let (code, message) = err.split_once(' ').unwrap_or((err, ""));
+        let parsed = ErrorCode::parse(code);
+        // A newer server's code is not known here, but the user should
+        // still see it rather than the word 'unknown' alone.
+        let message = if parsed == ErrorCode::Unknown {
+            format!("{}: {message}", printable(code.as_bytes()))
+        } else {
+            message.to_string()
+        };
         return Err(Error::Remote {
-            code: ErrorCode::parse(code),
-            message: message.to_string(),
+            code: parsed,
+            message,
         });
     }
     Err(Error::protocol(format!(
@@ -536,7 +544,10 @@ mod tests {
         let err = parse_status(b"TCPFETCH/1 MAYBE").unwrap_err();
         assert!(err.to_string().contains("malformed"), "{err}");
         match parse_status(b"TCPFETCH/1 ERR teapot short and stout") {
-            Err(Error::Remote { code, .. }) => assert_eq!(code, ErrorCode::Unknown),
+            Err(Error::Remote { code, message }) => {
+                assert_eq!(code, ErrorCode::Unknown);
+                assert_eq!(message, "teapot: short and stout");
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -1,7 +1,7 @@
 //! `tcpfetch serve`: many clients at once, one thread each, every one of
 //! them bounded in time and in what it can make the server buffer.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -434,10 +434,8 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         if let Next::Close = outcome {
             return;
         }
-        // Anything unread in the buffer is the client's next request.
-        if reader.buffer().is_empty() && reader.fill_buf().is_err() {
-            return;
-        }
+        // Anything unread in the buffer is the client's next request; the
+        // wait for it starts a fresh deadline at the top of the loop.
     }
 }
 
