@@ -23,6 +23,8 @@ Commands:
   get ADDR [NAME]      download NAME, verified against its SHA-256
   list ADDR            list the files a server offers
   ping ADDR            check that a tcpfetch server answers, and how fast
+  sum [FILE...]        print SHA-256 sums, exactly as sha256sum does
+  verify -c SHA256SUMS check files against a manifest (or FILE --sha256 HEX)
 
 Options:
   -h, --help           show this help (also 'tcpfetch <COMMAND> --help')
@@ -49,9 +51,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         "get" => dispatch(crate::get::parse(&mut parser)?, crate::get::run),
         "list" => dispatch(crate::list::parse(&mut parser)?, crate::list::run),
         "ping" => dispatch(crate::ping::parse(&mut parser)?, crate::ping::run),
+        "sum" => dispatch(crate::sum::parse(&mut parser)?, crate::sum::run),
+        "verify" => dispatch(crate::verify::parse(&mut parser)?, crate::verify::run),
         "help" => print_text(USAGE),
         other => Err(Error::usage(format!(
-            "unknown command '{other}'; the commands are serve, get, list and ping"
+            "unknown command '{other}'; the commands are serve, get, list, ping, sum and verify"
         ))),
     }
 }

@@ -12,10 +12,13 @@ mod format;
 mod get;
 mod hex;
 mod list;
+mod manifest;
 mod ping;
 mod progress;
 mod protocol;
 mod server;
+mod sum;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -23,6 +26,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match cli::run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `Reported` has nothing left to say (see `sum` and `verify`).
+        Err(err @ error::Error::Reported { .. }) => ExitCode::from(err.exit_code() as u8),
         Err(err) => {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "tcpfetch: {err}");
