@@ -24,7 +24,9 @@ Commands:
   list ADDR            list the files a server offers
   ping ADDR            check that a tcpfetch server answers, and how fast
   sum [FILE...]        print SHA-256 sums, exactly as sha256sum does
-  verify -c SHA256SUMS check files against a manifest (or FILE --sha256 HEX)
+  verify -c SHA256SUMS check files against a manifest, as sha256sum -c does
+  verify FILE --sha256 HEX
+                       check one file against one digest
 
 Options:
   -h, --help           show this help (also 'tcpfetch <COMMAND> --help')

@@ -286,3 +286,50 @@ fn manifest_name(path: &[u8]) -> String {
         sum::quote(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn parse_args(args: &[&str]) -> Result<Args> {
+        let mut p = lexopt::Parser::from_args(args.iter().copied());
+        parse(&mut p).map(|a| a.expect("not --help"))
+    }
+
+    #[test]
+    fn parses_the_two_forms() {
+        let a = parse_args(&["-c", "SUMS", "--quiet"]).unwrap();
+        assert_eq!(a.check, Check::Manifest("SUMS".into()));
+        assert!(a.quiet && !a.status);
+        let a = parse_args(&["f", "--sha256", EMPTY, "--status"]).unwrap();
+        assert_eq!(
+            a.check,
+            Check::One {
+                file: "f".into(),
+                digest: hex::decode_digest(EMPTY).unwrap()
+            }
+        );
+        assert!(a.status);
+    }
+
+    #[test]
+    fn warnings_follow_sha256sum_wording() {
+        let tally = Tally {
+            malformed: 1,
+            unreadable: 2,
+            mismatched: 1,
+            ..Tally::default()
+        };
+        assert_eq!(
+            tally.warnings(),
+            [
+                "1 line is improperly formatted",
+                "2 listed files could not be read",
+                "1 computed checksum did NOT match"
+            ]
+        );
+        assert!(Tally::default().warnings().is_empty());
+    }
+}
