@@ -41,6 +41,16 @@ if command -v readelf >/dev/null; then
     pass "statically linked (no program interpreter)"
 fi
 
+# The budget is 1.5 MiB stripped; over it is reported, not fatal, so that a
+# merge that grows the binary does not turn CI red on its own.
+size=$(stat -c %s "$BIN")
+budget=$((3 * 1024 * 1024 / 2))
+if [ "$size" -gt "$budget" ]; then
+    echo "static.sh: WARNING: $size bytes is over the budget of $budget bytes"
+else
+    pass "size $size bytes (budget $budget)"
+fi
+
 out=$(env -i "$BIN" --version) || fail "--version under env -i exited $?"
 [ "$out" = "tcpfetch $VERSION" ] || fail "--version under env -i printed '$out'"
 pass "env -i --version: $out"
