@@ -24,6 +24,10 @@ Commands:
   list ADDR            list the files a server offers
   ping ADDR            check that a tcpfetch server answers, and how fast
   bench ADDR NAME...   load-test a server with many concurrent clients
+  sum [FILE...]        print SHA-256 sums, exactly as sha256sum does
+  verify -c SHA256SUMS check files against a manifest, as sha256sum -c does
+  verify FILE --sha256 HEX
+                       check one file against one digest
 
 Options:
   -h, --help           show this help (also 'tcpfetch <COMMAND> --help')
@@ -51,9 +55,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         "list" => dispatch(crate::list::parse(&mut parser)?, crate::list::run),
         "ping" => dispatch(crate::ping::parse(&mut parser)?, crate::ping::run),
         "bench" => dispatch(crate::bench::parse(&mut parser)?, crate::bench::run),
+        "sum" => dispatch(crate::sum::parse(&mut parser)?, crate::sum::run),
+        "verify" => dispatch(crate::verify::parse(&mut parser)?, crate::verify::run),
         "help" => print_text(USAGE),
         other => Err(Error::usage(format!(
-            "unknown command '{other}'; the commands are serve, get, list, ping and bench"
+            "unknown command '{other}'; the commands are serve, get, list, ping, bench, sum and verify"
         ))),
     }
 }

@@ -41,6 +41,9 @@ pub enum Error {
     Io { context: String, source: io::Error },
     /// Anything else, already phrased for the user.
     Other(String),
+    /// The command has already said everything on stderr, line by line as
+    /// coreutils tools do (`sum`, `verify`); only the exit status is left.
+    Reported { exit: i32 },
 }
 
 impl Error {
@@ -64,6 +67,7 @@ impl Error {
         match self {
             Error::Usage(_) => EXIT_USAGE,
             Error::Integrity(_) => EXIT_INTEGRITY,
+            Error::Reported { exit } => *exit,
             _ => EXIT_FAILURE,
         }
     }
@@ -131,6 +135,7 @@ impl fmt::Display for Error {
             Error::Integrity(msg) => write!(f, "integrity failure: {msg}"),
             Error::Io { context, source } => write!(f, "{context}: {}", describe_io(source)),
             Error::Other(msg) => write!(f, "{msg}"),
+            Error::Reported { .. } => Ok(()),
         }
     }
 }

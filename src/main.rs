@@ -17,11 +17,14 @@ mod hex;
 mod histogram;
 mod legacy;
 mod list;
+mod manifest;
 mod pace;
 mod ping;
 mod progress;
 mod protocol;
 mod server;
+mod sum;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,6 +32,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match cli::run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `Reported` has nothing left to say (see `sum` and `verify`).
+        Err(err @ error::Error::Reported { .. }) => ExitCode::from(err.exit_code() as u8),
         Err(err) => {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "tcpfetch: {err}");

@@ -1,0 +1,354 @@
+//! Black-box tests of `sum` and `verify`: each runs coreutils `sha256sum`
+//! and tcpfetch on the same files and compares stdout byte for byte, stderr
+//! with `sha256sum: ` read as `tcpfetch: `, and the exit status (where
+//! `sha256sum -c` says 1 for a failed check, tcpfetch says 3).
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Run `program ARGS` in `cwd` with `stdin` as its input, killed after 60 s.
+fn run(program: &str, cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = feeder.join();
+    Run {
+        cmd: format!("{program} {}", args.join(" ")),
+        output: Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        },
+    }
+}
+
+/// `sha256sum ARGS` and `tcpfetch SUB ARGS` on the same input.
+fn both(cwd: &Path, sub: &str, args: &[&str], stdin: &[u8]) -> (Run, Run) {
+    let theirs = run("sha256sum", cwd, args, stdin);
+    let mut ours_args = vec![sub];
+    ours_args.extend_from_slice(args);
+    let ours = run(BIN, cwd, &ours_args, stdin);
+    (theirs, ours)
+}
+
+/// Same stdout bytes, same stderr but for the program name, and the exit
+/// status `theirs` gave, mapped through `exit`.
+fn assert_same(theirs: &Run, ours: &Run, exit: fn(i32) -> i32) {
+    let msg = format!("coreutils:{theirs}\ntcpfetch:{ours}");
+    assert_eq!(
+        theirs.output.stdout, ours.output.stdout,
+        "stdout differs{msg}"
+    );
+    let their_err =
+        String::from_utf8_lossy(&theirs.output.stderr).replace("sha256sum: ", "tcpfetch: ");
+    assert_eq!(their_err, ours.stderr(), "stderr differs{msg}");
+    assert_eq!(exit(theirs.code()), ours.code(), "exit status differs{msg}");
+}
+
+fn same_code(code: i32) -> i32 {
+    code
+}
+
+/// A failed check: coreutils says 1, tcpfetch says 3.
+fn integrity_code(code: i32) -> i32 {
+    if code == 1 {
+        3
+    } else {
+        code
+    }
+}
+
+/// Files with awkward names: spaces, a backslash, a newline, a carriage
+/// return, an empty file and one larger than a read chunk.
+const NAMES: &[&str] = &[
+    "plain.txt",
+    "with space.txt",
+    " leading space",
+    "back\\slash",
+    "new\nline",
+    "car\rreturn",
+    "both\\and\nnewline",
+    "empty",
+    "sub/dir/big.bin",
+];
+
+fn populate(t: &Scratch) {
+    for (i, name) in NAMES.iter().enumerate() {
+        let data = match *name {
+            "empty" => Vec::new(),
+            "sub/dir/big.bin" => random_bytes(300_000, 7),
+            _ => random_bytes(1000 + i, i as u64),
+        };
+        t.write(name, &data);
+    }
+}
+
+/// A manifest of `NAMES` made by coreutils itself.
+fn coreutils_manifest(t: &Scratch) -> Vec<u8> {
+    let made = run("sha256sum", &t.path, NAMES, b"");
+    made.expect_code(0);
+    made.output.stdout
+}
+
+#[test]
+fn sum_prints_what_sha256sum_prints() {
+    let t = Scratch::new("sum-same");
+    populate(&t);
+    let (theirs, ours) = both(&t.path, "sum", NAMES, b"");
+    assert_same(&theirs, &ours, same_code);
+    assert_eq!(ours.code(), 0);
+}
+
+#[test]
+fn sum_reports_missing_files_and_goes_on() {
+    let t = Scratch::new("sum-missing");
+    populate(&t);
+    let args = ["plain.txt", "missing", "with space missing", "sub", "empty"];
+    let (theirs, ours) = both(&t.path, "sum", &args, b"");
+    assert_same(&theirs, &ours, same_code);
+    assert_eq!(ours.code(), 1);
+    assert!(ours.stdout().ends_with("  empty\n"), "{ours}");
+}
+
+#[test]
+fn sum_reads_stdin_for_dash_and_without_files() {
+    let t = Scratch::new("sum-stdin");
+    let data = random_bytes(200_000, 3);
+    for args in [&[][..], &["-"]] {
+        let (theirs, ours) = both(&t.path, "sum", args, &data);
+        assert_same(&theirs, &ours, same_code);
+        assert_eq!(ours.stdout(), format!("{}  -\n", sha256_hex(&data)));
+    }
+}
+
+#[test]
+fn sum_output_is_a_manifest_sha256sum_accepts() {
+    let t = Scratch::new("sum-roundtrip");
+    populate(&t);
+    let ours = run(BIN, &t.path, &[&["sum"], NAMES].concat(), b"");
+    ours.expect_code(0);
+    t.write("SUMS", &ours.output.stdout);
+    let check = run("sha256sum", &t.path, &["-c", "SUMS"], b"");
+    check.expect_code(0);
+    assert_eq!(
+        check.stdout().matches(": OK\n").count(),
+        NAMES.len(),
+        "{check}"
+    );
+}
+
+#[test]
+fn verify_prints_what_sha256sum_c_prints_when_all_match() {
+    let t = Scratch::new("verify-ok");
+    populate(&t);
+    t.write("SHA256SUMS", &coreutils_manifest(&t));
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "SHA256SUMS"], b"");
+    assert_same(&theirs, &ours, same_code);
+    assert_eq!(ours.code(), 0);
+}
+
+/// A manifest with one corrupted file, one missing file (with a space in
+/// its name), a binary-mode line, comments, a blank line and one line that
+/// is not a checksum line at all.
+fn damaged(t: &Scratch) {
+    populate(t);
+    let mut manifest = coreutils_manifest(t);
+    let bin = run("sha256sum", &t.path, &["-b", "plain.txt"], b"");
+    manifest.extend_from_slice(&bin.output.stdout);
+    manifest.extend_from_slice(b"# a comment\n\nthis is not a checksum line\n");
+    manifest.extend_from_slice(format!("{EMPTY}  gone for good.txt\n").as_bytes());
+    t.write("SHA256SUMS", &manifest);
+    t.write("with space.txt", b"corrupted");
+}
+
+#[test]
+fn verify_reports_corrupt_missing_and_malformed_like_sha256sum_c() {
+    let t = Scratch::new("verify-damaged");
+    damaged(&t);
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "SHA256SUMS"], b"");
+    assert_same(&theirs, &ours, integrity_code);
+    assert_eq!(ours.code(), 3);
+    assert!(ours.stdout().contains("with space.txt: FAILED\n"), "{ours}");
+    assert!(
+        ours.stdout()
+            .contains("gone for good.txt: FAILED open or read\n"),
+        "{ours}"
+    );
+    assert!(ours.stdout().contains("\\new\\nline: OK\n"), "{ours}");
+    for warning in [
+        "tcpfetch: WARNING: 1 line is improperly formatted\n",
+        "tcpfetch: WARNING: 1 listed file could not be read\n",
+        "tcpfetch: WARNING: 1 computed checksum did NOT match\n",
+    ] {
+        assert!(ours.stderr().contains(warning), "{ours}");
+    }
+}
+
+#[test]
+fn verify_quiet_prints_only_failures_like_sha256sum_c() {
+    let t = Scratch::new("verify-quiet");
+    damaged(&t);
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "SHA256SUMS", "--quiet"], b"");
+    assert_same(&theirs, &ours, integrity_code);
+    assert!(!ours.stdout().contains(": OK"), "{ours}");
+}
+
+#[test]
+fn verify_status_prints_nothing_but_the_exit_status() {
+    let t = Scratch::new("verify-status");
+    damaged(&t);
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "SHA256SUMS", "--status"], b"");
+    assert_same(&theirs, &ours, integrity_code);
+    assert_eq!(ours.stdout(), "");
+    assert_eq!(ours.code(), 3);
+}
+
+#[test]
+fn verify_warnings_use_plurals_like_sha256sum_c() {
+    let t = Scratch::new("verify-plural");
+    t.write("a", b"a");
+    t.write("b", b"b");
+    let manifest =
+        format!("{EMPTY}  a\n{EMPTY}  b\n{EMPTY}  missing1\n{EMPTY}  missing2\nbad one\nbad two\n");
+    t.write("SUMS", manifest.as_bytes());
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "SUMS"], b"");
+    assert_same(&theirs, &ours, integrity_code);
+    assert!(
+        ours.stderr().contains("2 computed checksums did NOT match"),
+        "{ours}"
+    );
+}
+
+#[test]
+fn verify_reads_escaped_tagged_and_odd_lines_like_sha256sum_c() {
+    let t = Scratch::new("verify-odd");
+    populate(&t);
+    let tagged = run(
+        "sha256sum",
+        &t.path,
+        &["--tag", "plain.txt", "new\nline"],
+        b"",
+    );
+    let digest = &coreutils_manifest(&t)[..64];
+    let digest = String::from_utf8_lossy(digest).to_uppercase();
+    let mut manifest = tagged.output.stdout;
+    manifest.extend_from_slice(format!("  {digest}  plain.txt\r\n").as_bytes());
+    manifest.extend_from_slice(format!("\\{EMPTY}  bad\\xescape\n").as_bytes());
+    manifest.extend_from_slice(format!("\\{EMPTY}  trailing\\\n").as_bytes());
+    manifest.extend_from_slice(format!("{EMPTY} one-space\n").as_bytes());
+    manifest.extend_from_slice(format!("{}  short\n", &EMPTY[1..]).as_bytes());
+    t.write("SUMS", &manifest);
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "SUMS"], b"");
+    assert_same(&theirs, &ours, integrity_code);
+    assert!(ours.stderr().contains("4 lines are improperly"), "{ours}");
+}
+
+#[test]
+fn verify_reads_the_manifest_from_stdin() {
+    let t = Scratch::new("verify-stdin");
+    populate(&t);
+    let mut manifest = coreutils_manifest(&t);
+    manifest.extend_from_slice(format!("{EMPTY}  -\n").as_bytes());
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "-"], &manifest);
+    assert_same(&theirs, &ours, same_code);
+    assert_eq!(ours.code(), 0);
+}
+
+#[test]
+fn verify_without_checksum_lines_fails_with_exit_1() {
+    let t = Scratch::new("verify-none");
+    t.write("SUMS", b"nothing\nto see\n");
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "SUMS"], b"");
+    assert_same(&theirs, &ours, same_code);
+    assert_eq!(ours.code(), 1);
+}
+
+#[test]
+fn verify_with_a_missing_manifest_fails_with_exit_1() {
+    let t = Scratch::new("verify-nomanifest");
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "no such SUMS"], b"");
+    assert_same(&theirs, &ours, same_code);
+    assert_eq!(ours.code(), 1);
+}
+
+#[test]
+fn verify_one_file_says_ok_or_failed() {
+    let t = Scratch::new("verify-one");
+    let data = random_bytes(5000, 9);
+    t.write("f.bin", &data);
+    let good = sha256_hex(&data);
+    let run_one = |digest: &str| tcpfetch(&t.path, &["verify", "f.bin", "--sha256", digest]);
+    let ok = run_one(&good);
+    ok.expect_code(0);
+    assert_eq!(ok.stdout(), "f.bin: OK\n");
+    let bad = run_one(EMPTY);
+    bad.expect_code(3);
+    assert_eq!(bad.stdout(), "f.bin: FAILED\n");
+    let upper = run_one(&good.to_uppercase());
+    upper.expect_code(0);
+}
+
+#[test]
+fn verify_one_missing_file_is_an_integrity_failure() {
+    let t = Scratch::new("verify-one-missing");
+    let run = tcpfetch(&t.path, &["verify", "nope", "--sha256", EMPTY]);
+    run.expect_code(3);
+    assert_eq!(run.stdout(), "nope: FAILED open or read\n");
+    assert_eq!(run.stderr(), "tcpfetch: nope: No such file or directory\n");
+}
+
+#[test]
+fn verify_rejects_bad_arguments_as_usage_errors() {
+    let t = Scratch::new("verify-usage");
+    let rows: &[&[&str]] = &[
+        &["verify"],
+        &["verify", "f"],
+        &["verify", "f", "--sha256", "abc"],
+        &["verify", "f", "--sha256", &"g".repeat(64)],
+        &["verify", "-c", "SUMS", "f", "--sha256", EMPTY],
+        &["verify", "-c", "A", "-c", "B"],
+        &["verify", "a", "b", "--sha256", EMPTY],
+        &["verify", "--bogus"],
+        &["sum", "--bogus"],
+    ];
+    for args in rows {
+        tcpfetch(&t.path, args).expect_code(2);
+    }
+}
