@@ -65,8 +65,12 @@ hash_s=$(for _ in $(seq "$RUNS"); do elapsed "$BIN" sum "$big"; done | median)
 # 2. tcpfetch get, digest already cached by the server.
 start_serve "$dir/files"
 "$BIN" bench "$addr" 1gib.bin --clients 1 > /dev/null # warms the digest cache
-get_once() { rm -f "$dir/out/1gib.bin"; "$BIN" get "$addr" 1gib.bin -o "$dir/out/1gib.bin" -q; }
-get_s=$(for _ in $(seq "$RUNS"); do elapsed get_once; done | median)
+# Every timed run that writes 1 GiB starts from a clean page cache state
+# (old output removed, dirty pages synced), or writeback of the previous
+# run's bytes throttles the next one.
+settle() { rm -f "$dir/out/1gib.bin" "$dir/out/nc.bin"; sync; }
+get_once() { "$BIN" get "$addr" 1gib.bin -o "$dir/out/1gib.bin" -q; }
+get_s=$(for _ in $(seq "$RUNS"); do settle; elapsed get_once; done | median)
 get_rss=$( { /usr/bin/time -f '%M' "$BIN" get "$addr" 1gib.bin -o "$dir/out/1gib.bin" -q --force; } 2>&1 | tail -1)
 
 # 3. nc | tee | sha256sum, served by nc from the page cache.
@@ -79,12 +83,12 @@ if command -v nc > /dev/null; then
         sleep 0.2
         local t0 t1
         t0=$(date +%s.%N)
-        nc -N 127.0.0.1 "$port" < /dev/null | tee "$dir/out/nc.bin" | sha256sum > /dev/null
+        nc -d 127.0.0.1 "$port" | tee "$dir/out/nc.bin" | sha256sum > /dev/null
         t1=$(date +%s.%N)
         wait "$ncpid" 2>/dev/null || true
         echo "$t1 - $t0" | bc -l
     }
-    nc_s=$(for _ in $(seq "$RUNS"); do nc_once; done | median)
+    nc_s=$(for _ in $(seq "$RUNS"); do settle; nc_once; done | median)
 fi
 
 # 4. Memory: client on a 5 GiB sparse file; server sending one 1 GiB file.
