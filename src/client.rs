@@ -78,16 +78,7 @@ pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let found: Vec<SocketAddr> = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| Error::Resolve {
-            host: host.clone(),
-            reason: format!(
-                "{} (on a box without DNS, give an IP address)",
-                crate::error::describe_io(&e)
-            ),
-        })?
-        .collect();
+    let found = lookup(&host, port)?;
     if found.is_empty() {
         return Err(Error::Resolve {
             host,
@@ -95,6 +86,62 @@ pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
         });
     }
     Ok(found)
+}
+
+/// A name lookup through the system resolver (getaddrinfo: /etc/hosts, DNS,
+/// whatever NSS is configured to do).
+#[cfg(not(target_feature = "crt-static"))]
+fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let found = (host, port).to_socket_addrs().map_err(|e| Error::Resolve {
+        host: host.to_string(),
+        reason: format!(
+            "{} (on a box without DNS, give an IP address)",
+            crate::error::describe_io(&e)
+        ),
+    })?;
+    Ok(found.collect())
+}
+
+/// The static build resolves names itself, from `localhost` and
+/// `/etc/hosts` only. A statically linked glibc would otherwise `dlopen` the
+/// host's NSS libraries at run time, which break when their glibc version
+/// differs, and getaddrinfo alone costs 131 KB of the 1.5 MiB size budget.
+#[cfg(target_feature = "crt-static")]
+fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let ips = hosts_lookup(&hosts, host);
+    if ips.is_empty() {
+        return Err(Error::Resolve {
+            host: host.to_string(),
+            reason:
+                "this static build looks names up only in /etc/hosts (no DNS); give an IP address"
+                    .into(),
+        });
+    }
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
+/// The addresses `/etc/hosts` text gives `name` (case-insensitive), plus
+/// the loopback addresses for `localhost` when the file does not say.
+#[cfg_attr(not(target_feature = "crt-static"), allow(dead_code))]
+fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
+    let mut found: Vec<IpAddr> = hosts
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let ip = fields.next()?.parse::<IpAddr>().ok()?;
+            fields.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
+        })
+        .collect();
+    if found.is_empty() && name.eq_ignore_ascii_case("localhost") {
+        found.push(IpAddr::from([127, 0, 0, 1]));
+        found.push(IpAddr::from(std::net::Ipv6Addr::LOCALHOST));
+    }
+    found
 }
 
 /// One connection to a tcpfetch server.
@@ -355,6 +402,21 @@ mod tests {
             let err = split_addr(input).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn hosts_files_are_read_like_the_c_library_reads_them() {
+        let hosts = "127.0.0.1 localhost\n# 10.0.0.9 commented\n10.0.0.2  box Box.lan # trailing\n::1 ip6-localhost\nbad line\n";
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(hosts_lookup(hosts, "BOX"), vec![ip("10.0.0.2")]);
+        assert_eq!(hosts_lookup(hosts, "box.lan"), vec![ip("10.0.0.2")]);
+        assert!(hosts_lookup(hosts, "commented").is_empty());
+        assert_eq!(hosts_lookup(hosts, "localhost"), vec![ip("127.0.0.1")]);
+        assert_eq!(
+            hosts_lookup("", "localhost"),
+            vec![ip("127.0.0.1"), ip("::1")]
+        );
+        assert_eq!(hosts_lookup(hosts, "ip6-localhost"), vec![ip("::1")]);
     }
 
     #[test]
