@@ -72,9 +72,14 @@ fn dispatch<A>(parsed: Option<A>, run: fn(A) -> Result<()>) -> Result<()> {
 
 /// Print help or version text. A closed stdout (`| head`) is not an error.
 pub fn print_text(text: &str) -> Result<()> {
+    print_bytes(text.as_bytes())
+}
+
+/// Print raw bytes on stdout; a closed stdout is not an error.
+pub fn print_bytes(bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(Error::io("cannot write to stdout", e))
         }

@@ -46,6 +46,13 @@ Options:
                         suffixes, as curl)
   --key-file FILE       authenticate with the server's shared key; every
                         digest then carries a MAC an attacker cannot forge
+  --all                 download every served file into -o DIR (default .),
+                        keeping relative paths; each verified and resumable
+  --manifest FILE       a SHA256SUMS manifest carried by hand: every file
+                        must match it (the check that does not trust the
+                        server); with --all, files it does not name are
+                        refused unless --allow-unlisted
+  --allow-unlisted      with --all --manifest: fetch unlisted files too
   -q, --quiet           no progress line and no summary
   --legacy              speak the old Python tcp-server protocol; NAME is
                         the file's number there (1, 2, ...) or its name
@@ -54,7 +61,7 @@ Options:
 Exit status: 0 verified, 1 failure, 2 usage error, 3 integrity failure.
 ";
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Args {
     pub addr: String,
     pub name: Option<String>,
@@ -69,6 +76,11 @@ pub struct Args {
     pub key: Option<Key>,
     /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
     pub legacy: bool,
+    /// `--all`: every served file, into `-o DIR` (src/mirror.rs).
+    pub all: bool,
+    /// `--manifest FILE`: digests carried by hand, checked for every file.
+    pub manifest: Option<PathBuf>,
+    pub allow_unlisted: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
@@ -86,6 +98,9 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         limit_rate: None,
         key: None,
         legacy: false,
+        all: false,
+        manifest: None,
+        allow_unlisted: false,
     };
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
@@ -106,6 +121,9 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             }
             Long("key-file") => args.key = Some(Key::load(&PathBuf::from(parser.value()?))?),
             Long("legacy") => args.legacy = true, // legacy hook
+            Long("all") => args.all = true,
+            Long("manifest") => args.manifest = Some(PathBuf::from(parser.value()?)),
+            Long("allow-unlisted") => args.allow_unlisted = true,
             Value(v) if positional.len() < 2 => positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -113,6 +131,19 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut positional = positional.into_iter();
     args.addr = cli::required(positional.next(), "ADDR", USAGE)?;
     args.name = positional.next();
+    if args.all && args.name.is_some() {
+        return Err(Error::usage("give either NAME or --all, not both"));
+    }
+    if args.all && (args.sha256.is_some() || args.output.as_deref() == Some("-")) {
+        return Err(Error::usage(
+            "--all takes no --sha256 and no '-o -' (use --manifest)",
+        ));
+    }
+    if args.allow_unlisted && args.manifest.is_none() {
+        return Err(Error::usage(
+            "--allow-unlisted only makes sense with --manifest",
+        ));
+    }
     Ok(Some(args))
 }
 
@@ -126,21 +157,68 @@ pub fn run(args: Args) -> Result<()> {
     if args.legacy {
         return crate::legacy::client::get(&args); // legacy hook
     }
+    if args.all {
+        return crate::mirror::run(&args);
+    }
+    let mut args = args;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => pick(&args)?,
     };
+    if let Some(manifest) = &args.manifest {
+        args.sha256 = Some(digest_from_manifest(manifest, &name, args.sha256)?);
+    }
     if args.output.as_deref() == Some("-") {
         return with_retries(&args, || to_stdout(&args, &name));
     }
     let path = local_path(&name, args.output.as_deref())?;
-    with_retries(&args, || download(&args, &name, &path))
+    fetch_file(&args, &name, &path).map(|_| ())
+}
+
+/// `--manifest` with one NAME: the digest the manifest gives it, which must
+/// agree with `--sha256` when both are given.
+fn digest_from_manifest(path: &Path, name: &str, given: Option<Digest>) -> Result<Digest> {
+    let file = fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open manifest '{}'", path.display()), e))?;
+    let (entries, _) = crate::manifest::read_all(io::BufReader::new(file))
+        .map_err(|e| Error::io(format!("cannot read manifest '{}'", path.display()), e))?;
+    let found = entries
+        .iter()
+        .find(|e| e.name == name.as_bytes())
+        .map(|e| e.digest)
+        .ok_or_else(|| {
+            Error::Integrity(format!(
+                "'{name}' is not in the manifest '{}'",
+                path.display()
+            ))
+        })?;
+    match given {
+        Some(d) if d != found => Err(Error::usage(
+            "--sha256 and --manifest disagree about this file",
+        )),
+        _ => Ok(found),
+    }
+}
+
+/// What a successful download did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Bytes were transferred and verified.
+    Fetched,
+    /// `path` already held the server's file; nothing was transferred.
+    AlreadyHere,
+}
+
+/// Download `name` to `path` with everything `get` promises (resume,
+/// verification, retries); also used by `get --all`.
+pub fn fetch_file(args: &Args, name: &str, path: &Path) -> Result<Outcome> {
+    with_retries(args, || download(args, name, path))
 }
 
 /// Run `attempt` again after transient failures, with exponential backoff
 /// and jitter. A definite answer (not found, forbidden, a digest mismatch of
 /// a complete file) is never retried.
-fn with_retries(args: &Args, mut attempt: impl FnMut() -> Result<()>) -> Result<()> {
+fn with_retries<T>(args: &Args, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
     let mut wait = args.retry_wait;
     for tries_left in (0..=args.retries).rev() {
         match attempt() {
@@ -216,7 +294,7 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
+fn download(args: &Args, name: &str, path: &Path) -> Result<Outcome> {
     let started = Instant::now();
     let mut conn = connect(args)?;
     if !args.force {
@@ -229,7 +307,7 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
                     hex::encode(&header.digest)
                 );
             }
-            return Ok(());
+            return Ok(Outcome::AlreadyHere);
         }
     }
     let part = part_path(path);
@@ -273,7 +351,7 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
             &digest,
         );
     }
-    Ok(())
+    Ok(Outcome::Fetched)
 }
 
 /// When `path` already holds the server's file, its header; otherwise

@@ -10,7 +10,7 @@ use crate::hex;
 use crate::protocol::ListEntry;
 
 const USAGE: &str = "\
-Usage: tcpfetch list ADDR [--json] [--legacy]
+Usage: tcpfetch list ADDR [--json | --sha256sums] [--legacy]
 
 List the files a tcpfetch server offers: size in bytes and name, sorted by
 name.
@@ -18,6 +18,9 @@ name.
 Options:
   --json       one JSON object per line: {\"name\", \"size\", \"sha256\"}
                (sha256 only when the server has hashed the file)
+  --sha256sums a SHA256SUMS manifest of every file, as sha256sum prints it
+               (the server hashes what it has not hashed yet), to carry to
+               another site and check with 'verify -c' or 'get --manifest'
   --key-file FILE   authenticate with the server's shared key
   --legacy     ask an old Python tcp-server for its numbered list
   -h, --help   show this help
@@ -28,6 +31,7 @@ pub struct Args {
     pub addr: String,
     pub key: Option<crate::auth::Key>,
     pub json: bool,
+    pub sha256sums: bool,
     /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
     pub legacy: bool,
 }
@@ -35,6 +39,7 @@ pub struct Args {
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut json = false;
+    let mut sha256sums = false;
     let mut key = None;
     let mut legacy = false; // legacy hook
     while let Some(arg) = parser.next()? {
@@ -44,15 +49,22 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         match arg {
             Long("key-file") => key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
             Long("json") => json = true,
+            Long("sha256sums") => sha256sums = true,
             Long("legacy") => legacy = true, // legacy hook
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
     }
+    if sha256sums && (json || legacy) {
+        return Err(crate::error::Error::usage(
+            "--sha256sums goes with neither --json nor --legacy",
+        ));
+    }
     Ok(Some(Args {
         addr: cli::required(addr, "ADDR", USAGE)?,
         key,
         json,
+        sha256sums,
         legacy,
     }))
 }
@@ -61,14 +73,47 @@ pub fn run(args: Args) -> Result<()> {
     if args.legacy {
         return crate::legacy::client::list(&args); // legacy hook
     }
-    let entries =
-        Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?.list()?;
+    let mut conn = Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?;
+    let entries = conn.list()?;
+    if args.sha256sums {
+        return cli::print_bytes(&sha256sums(&mut conn, &entries)?);
+    }
     let text = if args.json {
         json_lines(&entries)
     } else {
         table(&entries)
     };
     cli::print_text(&text)
+}
+
+/// Every entry as a manifest line. A digest the server has not computed yet
+/// is asked for with `GET <size> NAME`: the answer carries it and no bytes
+/// follow, so the server hashes each file once, through its cache.
+fn sha256sums(conn: &mut Connection, entries: &[ListEntry]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let digest = match entry.digest {
+            Some(d) => d,
+            None => {
+                let header = conn.request_file(&entry.name, entry.size)?;
+                if header.size != entry.size {
+                    // The file changed since LIST; its digest is for another
+                    // version and bytes may be on their way: stop here.
+                    return Err(crate::error::Error::Other(format!(
+                        "'{}' changed on the server while listing; run again",
+                        entry.name
+                    )));
+                }
+                header.digest
+            }
+        };
+        out.extend(crate::manifest::format_line(
+            &digest,
+            entry.name.as_bytes(),
+            false,
+        ));
+    }
+    Ok(out)
 }
 
 /// Sizes right-aligned in one column, names after them.

@@ -18,6 +18,7 @@ mod histogram;
 mod legacy;
 mod list;
 mod manifest;
+mod mirror;
 mod pace;
 mod ping;
 mod progress;

@@ -1,0 +1,221 @@
+//! `get --all`: every served file into one directory, each verified and
+//! resumable, optionally checked against a manifest carried by hand.
+//!
+//! The server's names decide the layout under DIR, so each one is checked
+//! again here: every component must be a plain name (no `.`, `..`, empty
+//! component, control character or backslash), and every directory on the
+//! way must be a real directory, not a symlink that could lead elsewhere.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use crate::client::Connection;
+use crate::error::{Error, Result, EXIT_FAILURE, EXIT_INTEGRITY};
+use crate::get::{self, Args, Outcome};
+use crate::hex::Digest;
+use crate::manifest;
+
+/// How the files of one `get --all` fared.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    fetched: usize,
+    identical: usize,
+    failed: usize,
+    corrupt: usize,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let dir = PathBuf::from(args.output.as_deref().unwrap_or("."));
+    let expected = match &args.manifest {
+        Some(path) => Some(load_manifest(path)?),
+        None => None,
+    };
+    let entries =
+        Connection::open_with_key(&args.addr, args.timeouts, args.key.as_ref())?.list()?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
+    let mut tally = Tally::default();
+    for (i, entry) in entries.iter().enumerate() {
+        if !args.quiet {
+            eprintln!("tcpfetch: [{}/{}] {}", i + 1, entries.len(), entry.name);
+        }
+        let digest = match &expected {
+            None => None,
+            Some(m) => match m.get(entry.name.as_bytes()) {
+                Some(d) => Some(*d),
+                None if args.allow_unlisted => None,
+                None => {
+                    eprintln!(
+                        "tcpfetch: {}: not in the manifest; refused (--allow-unlisted fetches it unchecked)",
+                        entry.name
+                    );
+                    tally.corrupt += 1;
+                    continue;
+                }
+            },
+        };
+        let result = local_path(&dir, &entry.name).and_then(|path| {
+            let mut one = args.clone();
+            one.sha256 = digest;
+            get::fetch_file(&one, &entry.name, &path)
+        });
+        match result {
+            Ok(Outcome::Fetched) => tally.fetched += 1,
+            Ok(Outcome::AlreadyHere) => tally.identical += 1,
+            Err(e) => {
+                eprintln!("tcpfetch: {}: {e}", entry.name);
+                if e.exit_code() == EXIT_INTEGRITY {
+                    tally.corrupt += 1;
+                } else {
+                    tally.failed += 1;
+                }
+            }
+        }
+    }
+    if let Some(m) = &expected {
+        let served: std::collections::HashSet<&[u8]> =
+            entries.iter().map(|e| e.name.as_bytes()).collect();
+        for name in m.keys().filter(|n| !served.contains(n.as_slice())) {
+            eprintln!(
+                "tcpfetch: {}: in the manifest but not on the server",
+                String::from_utf8_lossy(name)
+            );
+            tally.failed += 1;
+        }
+    }
+    finish(&tally, entries.len())
+}
+
+/// The summary line, and the exit status: 3 when any file failed its
+/// check (or was refused as unlisted), 1 for any other failure.
+fn finish(tally: &Tally, listed: usize) -> Result<()> {
+    eprintln!(
+        "tcpfetch: {listed} files: {} fetched, {} already identical, {} failed verification, {} failed otherwise",
+        tally.fetched, tally.identical, tally.corrupt, tally.failed
+    );
+    if tally.corrupt > 0 {
+        return Err(Error::Reported {
+            exit: EXIT_INTEGRITY,
+        });
+    }
+    if tally.failed > 0 {
+        return Err(Error::Reported { exit: EXIT_FAILURE });
+    }
+    Ok(())
+}
+
+/// The manifest as name → digest. Malformed lines are reported and skipped,
+/// as `verify -c` does.
+fn load_manifest(path: &Path) -> Result<HashMap<Vec<u8>, Digest>> {
+    let shown = path.display();
+    let file = fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open manifest '{shown}'"), e))?;
+    let (entries, malformed) = manifest::read_all(BufReader::new(file))
+        .map_err(|e| Error::io(format!("cannot read manifest '{shown}'"), e))?;
+    if malformed > 0 {
+        eprintln!("tcpfetch: {shown}: {malformed} improperly formatted line(s) ignored");
+    }
+    if entries.is_empty() {
+        return Err(Error::Other(format!(
+            "manifest '{shown}' has no checksum lines"
+        )));
+    }
+    Ok(entries.into_iter().map(|e| (e.name, e.digest)).collect())
+}
+
+/// `DIR/NAME` for a name from the server, with the directories on the way
+/// created. Refuses names that could escape DIR and directories that are
+/// symlinks.
+fn local_path(dir: &Path, name: &str) -> Result<PathBuf> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let bad = parts.iter().any(|p| {
+        p.is_empty()
+            || *p == "."
+            || *p == ".."
+            || p.contains('\\')
+            || p.chars().any(char::is_control)
+    });
+    if bad || name.starts_with('/') {
+        return Err(Error::protocol(format!(
+            "the server listed an unsafe name '{}'; not saved",
+            crate::protocol::printable(name.as_bytes())
+        )));
+    }
+    let mut path = dir.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 < parts.len() {
+            path.push(part);
+            ensure_real_dir(&path)?;
+        } else {
+            path.push(part);
+        }
+    }
+    Ok(path)
+}
+
+fn ensure_real_dir(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Other(format!(
+            "'{}' is in the way: not a directory (or a symlink, which is not followed)",
+            path.display()
+        ))),
+        Err(_) => fs::create_dir(path)
+            .map_err(|e| Error::io(format!("cannot create '{}'", path.display()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_cannot_escape_the_directory() {
+        let base = std::env::temp_dir().join(format!("tcpfetch-mirror-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        assert_eq!(
+            local_path(&base, "a/b c/d.txt").unwrap(),
+            base.join("a/b c/d.txt")
+        );
+        assert!(base.join("a/b c").is_dir());
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\\b",
+            "a/\u{1b}x",
+        ] {
+            assert!(local_path(&base, bad).is_err(), "{bad}");
+        }
+        std::os::unix::fs::symlink("/tmp", base.join("link")).unwrap();
+        assert!(local_path(&base, "link/x").is_err());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn exit_status_prefers_integrity_failures() {
+        let ok = Tally {
+            fetched: 2,
+            identical: 1,
+            ..Tally::default()
+        };
+        assert!(finish(&ok, 3).is_ok());
+        let failed = Tally {
+            failed: 1,
+            ..Tally::default()
+        };
+        assert_eq!(finish(&failed, 1).unwrap_err().exit_code(), 1);
+        let both = Tally {
+            failed: 1,
+            corrupt: 1,
+            ..Tally::default()
+        };
+        assert_eq!(finish(&both, 2).unwrap_err().exit_code(), 3);
+    }
+}
