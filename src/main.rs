@@ -16,6 +16,7 @@ mod get;
 mod hex;
 mod histogram;
 mod legacy;
+mod limits;
 mod list;
 mod manifest;
 mod mirror;

@@ -4,7 +4,7 @@
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
@@ -18,6 +18,7 @@ use crate::cli::{self, DEFAULT_PORT, VERSION};
 use crate::digest::DigestCache;
 use crate::error::{Error, Result};
 use crate::files::{FileKey, Root};
+use crate::limits::{DeadlineReader, Slot};
 use crate::protocol::{self, ErrorCode, FileHeader, ListEntry, Request, MAX_LINE};
 
 const USAGE: &str = "\
@@ -132,7 +133,7 @@ struct Shared {
     root: Arc<Root>,         // Arc: shared with the legacy listener
     cache: Arc<DigestCache>, // Arc: shared with the legacy listener
     config: Config,
-    active: AtomicUsize,
+    active: Arc<AtomicUsize>,
 }
 
 pub fn run(config: Config) -> Result<()> {
@@ -162,7 +163,7 @@ pub fn run(config: Config) -> Result<()> {
         root,
         cache,
         config,
-        active: AtomicUsize::new(0),
+        active: Arc::new(AtomicUsize::new(0)),
     });
     if shared.config.precompute {
         let worker = Arc::clone(&shared);
@@ -214,7 +215,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             );
             continue;
         }
-        let Some(slot) = Slot::claim(shared) else {
+        let Some(slot) = Slot::claim(&shared.active, shared.config.max_clients) else {
             log_line(shared, &format!("{peer} - busy (at --max-clients)"));
             rejecter.reject(
                 stream,
@@ -281,33 +282,6 @@ fn precompute(shared: &Shared) {
     );
 }
 
-/// One of the `--max-clients` places; dropping it frees the place, so an
-/// early return or a panicking connection thread can never leak one.
-struct Slot {
-    shared: Arc<Shared>,
-}
-
-impl Slot {
-    fn claim(shared: &Arc<Shared>) -> Option<Slot> {
-        let max = shared.config.max_clients;
-        shared
-            .active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        Some(Slot {
-            shared: Arc::clone(shared),
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.shared.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Turns away connections (past `--max-clients`, or not in `--allow`)
 /// without a thread each.
 ///
@@ -369,24 +343,6 @@ impl Rejecter {
                 5
             }));
         }
-    }
-}
-
-/// A socket reader that gives each request line a total deadline, so a
-/// client trickling one byte at a time cannot hold a thread forever.
-struct DeadlineReader<'a> {
-    stream: &'a TcpStream,
-    deadline: Instant,
-}
-
-impl Read for DeadlineReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,6 +18,7 @@ use crate::digest::DigestCache;
 use crate::error::{Error, Result};
 use crate::files::{FileKey, Root};
 use crate::hex::Digest;
+use crate::limits::{DeadlineReader, Slot};
 use crate::server::Config;
 
 use super::wire::{self, MAX_HEADER_VALUE, MAX_REPLY, MAX_REQUEST};
@@ -34,7 +35,7 @@ pub struct Shared {
     pub root: Arc<Root>,
     pub cache: Arc<DigestCache>,
     pub config: Config,
-    active: AtomicUsize,
+    active: Arc<AtomicUsize>,
 }
 
 /// Accept old-protocol connections on `listener` forever.
@@ -43,7 +44,7 @@ pub fn serve(listener: TcpListener, root: Arc<Root>, cache: Arc<DigestCache>, co
         root,
         cache,
         config,
-        active: AtomicUsize::new(0),
+        active: Arc::new(AtomicUsize::new(0)),
     });
     loop {
         let (stream, peer) = match listener.accept() {
@@ -57,7 +58,7 @@ pub fn serve(listener: TcpListener, root: Arc<Root>, cache: Arc<DigestCache>, co
                 continue;
             }
         };
-        let Some(slot) = Slot::claim(&shared) else {
+        let Some(slot) = Slot::claim(&shared.active, shared.config.max_clients) else {
             // The old protocol has no way to say "busy": close at once.
             log(&shared, &format!("{peer} legacy - busy (at --max-clients)"));
             continue;
@@ -76,46 +77,6 @@ pub fn serve(listener: TcpListener, root: Arc<Root>, cache: Arc<DigestCache>, co
                 &format!("{peer} legacy - cannot start a thread: {e}"),
             );
         }
-    }
-}
-
-/// A place among `--max-clients`, freed on drop (even by a panic).
-struct Slot(Arc<Shared>);
-
-impl Slot {
-    fn claim(shared: &Arc<Shared>) -> Option<Slot> {
-        let max = shared.config.max_clients;
-        shared
-            .active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        Some(Slot(Arc::clone(shared)))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Reads with a deadline for a whole message, so a peer trickling one byte
-/// at a time cannot hold a thread past `--idle-timeout`.
-struct Deadline<'a> {
-    stream: &'a TcpStream,
-    until: Instant,
-}
-
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
     }
 }
 
@@ -140,9 +101,9 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         sent: None,
     };
     for count in 0..MAX_MESSAGES {
-        let mut reader = Deadline {
+        let mut reader = DeadlineReader {
             stream,
-            until: Instant::now() + idle,
+            deadline: Instant::now() + idle,
         };
         let text = match wire::read_message(&mut reader, MAX_REQUEST, "waiting for a message") {
             Ok(Some(text)) => text,
