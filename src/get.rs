@@ -25,6 +25,7 @@ use crate::protocol::{ErrorCode, FileHeader};
 
 const USAGE: &str = "\
 Usage: tcpfetch get ADDR [NAME] [OPTIONS]
+       tcpfetch get ADDR --all [-o DIR] [--manifest SHA256SUMS] [OPTIONS]
 
 Download NAME from a tcpfetch server. The bytes are hashed as they arrive and
 the file is kept only when its SHA-256 matches the digest the server sent
