@@ -51,6 +51,9 @@ wait_line() { # FILE PATTERN
 
 backends=()
 for i in 1 2 3; do
+    # The redirection below truncates in the child, maybe after wait_line
+    # has read the last run's address: start from no file at all.
+    rm -f "$dir/serve$i.out"
     "$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q > "$dir/serve$i.out" 2> "$dir/serve$i.err" &
     pids+=($!)
     wait_line "$dir/serve$i.out" '^listening on '
@@ -119,15 +122,29 @@ cell() { # ADDR FILE CLIENTS
     for _ in $(seq "$RUNS"); do one "$@"; done | python3 -c '
 import statistics, sys
 rows = [list(map(float, l.split())) for l in sys.stdin]
-print("%6.0f MB/s  p50 %5.0f ms  p99 %5.0f ms" % tuple(statistics.median(c) for c in zip(*rows)))
+print("%5.0f MB/s  p50 %4.0f ms  p99 %4.0f ms" % tuple(statistics.median(c) for c in zip(*rows)))
 '
 }
 
-printf '%-28s  %-38s  %-38s\n' "setup" "A: 200 clients x 1 MiB" "B: 100 clients x 10 MiB"
-row() { # LABEL ADDR
-    printf '%-28s  %-38s  %-38s\n' "$1" "$(cell "$2" 1mib.bin 200)" "$(cell "$2" 10mib.bin 100)"
+# CPU seconds (user + system) the HAProxy process has used so far.
+haproxy_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/${pids[3]}/stat"
 }
-row "direct, 1 serve (no proxy)" "${backends[0]}"
+# HAProxy's CPU time per GiB it forwarded during one cell: unlike MB/s it
+# hardly depends on what else the machine is doing.
+per_gib() { # CPU_BEFORE CPU_AFTER MIB_PER_RUN
+    python3 -c 'import sys; b, a, mib, runs = map(float, sys.argv[1:]); print("%.2f" % ((a - b) / (mib * runs / 1024)))' "$@" "$RUNS"
+}
+
+printf '%-26s  %-36s  %-36s  %s\n' "setup" "A: 200 clients x 1 MiB" "B: 100 clients x 10 MiB" "haproxy CPU s/GiB (A, B)"
+row() { # LABEL ADDR
+    local c0 c1 c2 a b
+    c0=$(haproxy_cpu); a=$(cell "$2" 1mib.bin 200)
+    c1=$(haproxy_cpu); b=$(cell "$2" 10mib.bin 100)
+    c2=$(haproxy_cpu)
+    printf '%-26s  %-36s  %-36s  %s, %s\n' "$1" "$a" "$b" "$(per_gib "$c0" "$c1" 200)" "$(per_gib "$c1" "$c2" 1000)"
+}
+row "direct, 1 serve, no proxy" "${backends[0]}"
 for n in 1 2 3; do
     use_backends "$n"
     row "haproxy, $n backend(s)" "$proxy"
