@@ -166,6 +166,48 @@ impl Haproxy {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
+
+    /// The index (0 for s1) of the one backend with a session open, when
+    /// one download is all that runs.
+    fn only_busy_backend(&self) -> usize {
+        let busy: Vec<usize> = self
+            .servers()
+            .iter()
+            .filter(|s| s.sessions > 0)
+            .map(|s| s.name[1..].parse::<usize>().unwrap() - 1)
+            .collect();
+        assert_eq!(busy.len(), 1, "one backend serves the get: {busy:?}");
+        busy[0]
+    }
+}
+
+/// Wait (at most 10 s) until a download's `.part` holds 256 KiB.
+fn wait_for_bytes(part: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(part).map_or(0, |m| m.len()) < 256 * 1024 {
+        assert!(Instant::now() < deadline, "the get did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `tcpfetch get ADDR NAME --retries 20 --retry-wait 0.2` in `cwd`, on a
+/// thread of its own.
+fn get_in_background(cwd: PathBuf, addr: &str, name: &str) -> thread::JoinHandle<Run> {
+    let (addr, name) = (addr.to_string(), name.to_string());
+    thread::spawn(move || {
+        tcpfetch(
+            &cwd,
+            &[
+                "get",
+                &addr,
+                &name,
+                "--retries",
+                "20",
+                "--retry-wait",
+                "0.2",
+            ],
+        )
+    })
 }
 
 /// One backend's line of `show stat`.
@@ -211,11 +253,16 @@ impl Drop for Backend {
 
 /// Three `serve --quiet-ping DIR --listen 127.0.0.1:0 EXTRA...`.
 fn three_backends(t: &Scratch, dir: &str, extra: &[&str]) -> [Backend; 3] {
+    backends_of(t, [dir, dir, dir], extra)
+}
+
+/// Like [`three_backends`], each with a directory of its own.
+fn backends_of(t: &Scratch, dirs: [&str; 3], extra: &[&str]) -> [Backend; 3] {
     [1, 2, 3].map(|i| {
         let log_path = t.join(&format!("backend{i}.log"));
         let mut child = Command::new(BIN)
             .arg("serve")
-            .arg(t.join(dir))
+            .arg(t.join(dirs[i - 1]))
             .args(["--listen", "127.0.0.1:0", "--quiet-ping"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -361,9 +408,9 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
         return;
     }
     let t = Scratch::new("haproxy-loss");
-    let big = random_bytes(4 << 20, 92);
+    let big = random_bytes(4 << 20, 93);
     t.write("files/big.bin", &big);
-    t.write("files/small.bin", &random_bytes(512 * 1024, 93));
+    t.write("files/small.bin", &random_bytes(512 * 1024, 95));
     // 1 MiB/s per connection: the 4 MiB get takes about 4 s, long enough
     // to be cut halfway.
     let mut backends = three_backends(&t, "files", &["--max-rate", "1M"]);
@@ -373,37 +420,10 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
     );
     std::fs::create_dir_all(t.join("dl")).unwrap();
 
-    let (addr, dl) = (proxy.addr.clone(), t.join("dl"));
-    let get = thread::spawn(move || {
-        tcpfetch(
-            &dl,
-            &[
-                "get",
-                &addr,
-                "big.bin",
-                "--retries",
-                "20",
-                "--retry-wait",
-                "0.2",
-            ],
-        )
-    });
-    // Once bytes arrive, the get is the only session: its backend is the
-    // one with a current session.
+    let get = get_in_background(t.join("dl"), &proxy.addr, "big.bin");
     let part = t.join("dl/big.bin.part");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 256 * 1024 {
-        assert!(Instant::now() < deadline, "the get did not start");
-        thread::sleep(Duration::from_millis(20));
-    }
-    let victim = (0..3)
-        .find(|&i| {
-            proxy
-                .servers()
-                .iter()
-                .any(|s| s.name == format!("s{}", i + 1) && s.sessions == 1)
-        })
-        .expect("one backend serves the get");
+    wait_for_bytes(&part);
+    let victim = proxy.only_busy_backend();
 
     let (addr, cwd) = (proxy.addr.clone(), t.path.clone());
     let log = t.join("bench.jsonl");
@@ -451,22 +471,27 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
     get.expect_code(0);
     assert!(get.stderr().contains("retrying"), "the get was cut: {get}");
     assert!(!get.stderr().contains("starting over"), "{get}");
-    // It went on from where it was cut, on a backend that survived.
-    let resumed = backends
+    // It went on from where it was cut, on a backend that survived. A
+    // paced server logs the request a moment after its last byte left, so
+    // give the line a little time.
+    let resumed_from_offset = |line: &str| {
+        line.split('"')
+            .nth(1)
+            .and_then(|req| req.strip_prefix("GET ")?.strip_suffix(" big.bin"))
+            .and_then(|offset| offset.parse::<u64>().ok())
+            .is_some_and(|offset| offset > 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !backends
         .iter()
-        .flat_map(|b| b.log().lines().map(String::from).collect::<Vec<_>>())
-        .any(|l| {
-            l.split('"')
-                .nth(1)
-                .and_then(|req| {
-                    req.strip_prefix("GET ")?
-                        .strip_suffix(" big.bin")?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .is_some_and(|offset| offset > 0)
-        });
-    assert!(resumed, "no backend logged a GET of big.bin from an offset");
+        .any(|b| b.log().lines().any(resumed_from_offset))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no backend logged a GET of big.bin from an offset"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
     let fetched = std::fs::read(t.join("dl/big.bin")).unwrap();
     assert!(
         fetched == big,
@@ -485,5 +510,44 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
     assert!(
         log.lines().any(|l| !l.contains("\"attempts\":1}")),
         "some bench request was cut by the kill and retried:\n{log}"
+    );
+}
+
+#[test]
+fn a_resume_that_lands_on_a_backend_with_another_version_starts_over() {
+    if !have_haproxy() {
+        return;
+    }
+    // Each backend serves its own copy; once the get is under way, the
+    // two it is not using get a new version of the file (same size).
+    let t = Scratch::new("haproxy-versions");
+    let old = random_bytes(4 << 20, 97);
+    let new = random_bytes(4 << 20, 99);
+    for dir in ["a", "b", "c"] {
+        t.write(&format!("{dir}/v.bin"), &old);
+    }
+    let mut backends = backends_of(&t, ["a", "b", "c"], &["--max-rate", "1M"]);
+    let proxy = Haproxy::start(
+        &t,
+        [&backends[0].addr, &backends[1].addr, &backends[2].addr],
+    );
+    std::fs::create_dir_all(t.join("dl")).unwrap();
+    let get = get_in_background(t.join("dl"), &proxy.addr, "v.bin");
+    wait_for_bytes(&t.join("dl/v.bin.part"));
+    let victim = proxy.only_busy_backend();
+    for (i, dir) in ["a", "b", "c"].iter().enumerate() {
+        if i != victim {
+            t.write(&format!("{dir}/v.bin"), &new);
+        }
+    }
+    backends[victim].kill();
+
+    let get = get.join().unwrap();
+    get.expect_code(0);
+    assert!(get.stderr().contains("starting over"), "{get}");
+    let fetched = std::fs::read(t.join("dl/v.bin")).unwrap();
+    assert!(
+        fetched == new,
+        "the file must be the new version whole, never a splice of both"
     );
 }
