@@ -15,6 +15,10 @@
 //!                                            TCPFETCH/1 ERR forbidden ...)
 //! ```
 //!
+//! Before `AUTH` a keyed server answers `PING` (and nothing else), so
+//! load-balancer health checks work without the key; any other request
+//! gets `ERR forbidden` and the connection is closed.
+//!
 //! Nonces are 32 bytes from `/dev/urandom`, fresh on both sides, so a
 //! recorded session cannot be replayed. The proofs are
 //! `HMAC-SHA256(key, label || client-nonce || server-nonce)` with the labels

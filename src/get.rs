@@ -221,10 +221,11 @@ pub fn fetch_file(args: &Args, name: &str, path: &Path) -> Result<Outcome> {
 /// a complete file) is never retried.
 fn with_retries<T>(args: &Args, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
     let mut wait = args.retry_wait;
-    for tries_left in (0..=args.retries).rev() {
+    let mut tries_left = args.retries;
+    loop {
         match attempt() {
             Err(e) if tries_left > 0 && e.is_transient() => {
-                let pause = jitter(wait);
+                let pause = jitter(wait).min(MAX_RETRY_WAIT);
                 if !args.quiet {
                     eprintln!(
                         "tcpfetch: {e}; retrying in {:.1} s ({tries_left} left)",
@@ -232,13 +233,16 @@ fn with_retries<T>(args: &Args, mut attempt: impl FnMut() -> Result<T>) -> Resul
                     );
                 }
                 std::thread::sleep(pause);
-                wait = (wait * 2).min(Duration::from_secs(60));
+                tries_left -= 1;
+                wait = (wait * 2).min(MAX_RETRY_WAIT);
             }
             result => return result,
         }
     }
-    unreachable!("the last attempt always returns")
 }
+
+/// The longest pause between two retries, jitter included.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
 /// `wait` scaled by a factor in [0.5, 1.5), so many clients that failed
 /// together do not all come back in the same instant.

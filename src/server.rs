@@ -444,7 +444,21 @@ fn handshake(
         log_line(shared, &format!("{peer} - forbidden: {why}"));
         let _ = (&*stream).write_all(&protocol::encode_err(ErrorCode::Forbidden, message));
     };
-    let line = next_line(shared, stream, reader, peer)?;
+    let mut line = next_line(shared, stream, reader, peer)?;
+    // PING is answered before authentication: load-balancer health checks
+    // have no key, and the answer tells only what a refusal would (that a
+    // tcpfetch server is here, and its version).
+    while line == b"PING" {
+        let pong = protocol::encode_ok(&format!("tcpfetch {VERSION}"));
+        (&*stream).write_all(&pong).ok()?;
+        if !shared.config.quiet_ping {
+            log_line(
+                shared,
+                &format!("{peer} \"PING\" ok 0 (before authentication)"),
+            );
+        }
+        line = next_line(shared, stream, reader, peer)?;
+    }
     let Some(client_nonce) = auth::parse_hex_arg(&line, "AUTH") else {
         refuse(
             "no authentication",

@@ -341,3 +341,23 @@ fn rate_caps_slow_transfers_down() {
         std::fs::read(t.join("b.bin")).unwrap()
     );
 }
+
+#[test]
+fn a_keyed_server_answers_ping_before_authentication_and_nothing_else() {
+    let t = Scratch::new("key-ping");
+    t.write("srv/f.bin", b"secret bytes");
+    let key = key_file(&t, "key", 1);
+    let server = Server::start(&t.join("srv"), &["--key-file", &key]);
+    let out = exchange(
+        &server.addr,
+        b"PING\nPING\nGET 0 f.bin\n",
+        Duration::from_secs(5),
+    );
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("TCPFETCH/1 OK tcpfetch "), "{text}");
+    assert!(lines[1].starts_with("TCPFETCH/1 OK tcpfetch "), "{text}");
+    assert!(lines[2].starts_with("TCPFETCH/1 ERR forbidden"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    tcpfetch(&t.path, &["ping", &server.addr]).expect_code(0);
+}

@@ -49,7 +49,7 @@ impl Drop for Scratch {
 
 /// Deterministic pseudo-random bytes (xorshift64*), so failures reproduce.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
+    let mut state = seed.wrapping_mul(2).wrapping_add(1); // odd, and distinct per seed
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state >> 12;
@@ -74,7 +74,9 @@ impl Server {
     /// `tcpfetch serve DIR --listen 127.0.0.1:0 EXTRA...`, with its access
     /// log captured to a file next to DIR.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
-        let stderr_path = dir.with_extension("serve.log");
+        static LOGS: AtomicUsize = AtomicUsize::new(0);
+        let n = LOGS.fetch_add(1, Ordering::SeqCst);
+        let stderr_path = dir.with_extension(format!("serve-{n}.log"));
         let log = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(BIN)
             .arg("serve")
