@@ -4,67 +4,18 @@
 //! `sha256sum -c` says 1 for a failed check, tcpfetch says 3).
 mod common;
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 
 const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// Run `program ARGS` in `cwd` with `stdin` as its input, killed after 60 s.
-fn run(program: &str, cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .env("LC_ALL", "C.UTF-8")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = feeder.join();
-    Run {
-        cmd: format!("{program} {}", args.join(" ")),
-        output: Output {
-            status,
-            stdout: out.join().unwrap(),
-            stderr: err.join().unwrap(),
-        },
-    }
-}
-
 /// `sha256sum ARGS` and `tcpfetch SUB ARGS` on the same input.
 fn both(cwd: &Path, sub: &str, args: &[&str], stdin: &[u8]) -> (Run, Run) {
-    let theirs = run("sha256sum", cwd, args, stdin);
+    let theirs = run_program("sha256sum", cwd, args, stdin);
     let mut ours_args = vec![sub];
     ours_args.extend_from_slice(args);
-    let ours = run(BIN, cwd, &ours_args, stdin);
+    let ours = run_program(BIN, cwd, &ours_args, stdin);
     (theirs, ours)
 }
 
@@ -122,7 +73,7 @@ fn populate(t: &Scratch) {
 
 /// A manifest of `NAMES` made by coreutils itself.
 fn coreutils_manifest(t: &Scratch) -> Vec<u8> {
-    let made = run("sha256sum", &t.path, NAMES, b"");
+    let made = run_program("sha256sum", &t.path, NAMES, b"");
     made.expect_code(0);
     made.output.stdout
 }
@@ -162,10 +113,10 @@ fn sum_reads_stdin_for_dash_and_without_files() {
 fn sum_output_is_a_manifest_sha256sum_accepts() {
     let t = Scratch::new("sum-roundtrip");
     populate(&t);
-    let ours = run(BIN, &t.path, &[&["sum"], NAMES].concat(), b"");
+    let ours = run_program(BIN, &t.path, &[&["sum"], NAMES].concat(), b"");
     ours.expect_code(0);
     t.write("SUMS", &ours.output.stdout);
-    let check = run("sha256sum", &t.path, &["-c", "SUMS"], b"");
+    let check = run_program("sha256sum", &t.path, &["-c", "SUMS"], b"");
     check.expect_code(0);
     assert_eq!(
         check.stdout().matches(": OK\n").count(),
@@ -190,7 +141,7 @@ fn verify_prints_what_sha256sum_c_prints_when_all_match() {
 fn damaged(t: &Scratch) {
     populate(t);
     let mut manifest = coreutils_manifest(t);
-    let bin = run("sha256sum", &t.path, &["-b", "plain.txt"], b"");
+    let bin = run_program("sha256sum", &t.path, &["-b", "plain.txt"], b"");
     manifest.extend_from_slice(&bin.output.stdout);
     manifest.extend_from_slice(b"# a comment\n\nthis is not a checksum line\n");
     manifest.extend_from_slice(format!("{EMPTY}  gone for good.txt\n").as_bytes());
@@ -260,7 +211,7 @@ fn verify_warnings_use_plurals_like_sha256sum_c() {
 fn verify_reads_escaped_tagged_and_odd_lines_like_sha256sum_c() {
     let t = Scratch::new("verify-odd");
     populate(&t);
-    let tagged = run(
+    let tagged = run_program(
         "sha256sum",
         &t.path,
         &["--tag", "plain.txt", "new\nline"],

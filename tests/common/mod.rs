@@ -182,16 +182,28 @@ impl std::fmt::Display for Run {
     }
 }
 
-/// Run `tcpfetch ARGS...` in `cwd`, stdin closed, killed after 60 s.
+/// Run `tcpfetch ARGS...` in `cwd`, stdin empty, killed after 60 s.
 pub fn tcpfetch(cwd: &Path, args: &[&str]) -> Run {
-    let mut child = Command::new(BIN)
+    run_program(BIN, cwd, args, b"")
+}
+
+/// Run `program ARGS...` in `cwd` with `stdin` as its input (in a UTF-8
+/// locale, so messages compare alike), killed after 60 s.
+pub fn run_program(program: &str, cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = Command::new(program)
         .args(args)
         .current_dir(cwd)
-        .stdin(Stdio::null())
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
     // Drain both pipes on their own threads so a chatty child never blocks.
     let drain = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
@@ -212,8 +224,10 @@ pub fn tcpfetch(cwd: &Path, args: &[&str]) -> Run {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    let _ = feeder.join();
+    let name = if program == BIN { "tcpfetch" } else { program };
     Run {
-        cmd: format!("tcpfetch {}", args.join(" ")),
+        cmd: format!("{name} {}", args.join(" ")),
         output: Output {
             status,
             stdout: out.join().unwrap(),
