@@ -83,26 +83,32 @@ pub struct Args {
     pub legacy: bool,
 }
 
+impl Default for Args {
+    fn default() -> Args {
+        Args {
+            addr: String::new(),
+            names: Vec::new(),
+            clients: 0,
+            requests: 1,
+            duration: None,
+            keep_alive: false,
+            rate: None,
+            log: None,
+            json: false,
+            save: None,
+            timeouts: Timeouts::default(),
+            retries: 0,
+            key: None,
+            legacy: false,
+        }
+    }
+}
+
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut positional = Vec::new();
     let mut clients = None;
     let mut requests = None;
-    let mut args = Args {
-        addr: String::new(),
-        names: Vec::new(),
-        clients: 0,
-        requests: 1,
-        duration: None,
-        keep_alive: false,
-        rate: None,
-        log: None,
-        json: false,
-        save: None,
-        timeouts: Timeouts::default(),
-        retries: 0,
-        key: None,
-        legacy: false,
-    };
+    let mut args = Args::default();
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);

@@ -291,7 +291,6 @@ pub fn live_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Timeouts;
     use crate::error::Error;
     use std::time::{Instant, UNIX_EPOCH};
 
@@ -301,16 +300,7 @@ mod tests {
             names: vec!["a.bin".into()],
             clients: 2,
             requests: 3,
-            duration: None,
-            keep_alive: false,
-            rate: None,
-            log: None,
-            json: false,
-            save: None,
-            timeouts: Timeouts::default(),
-            retries: 0,
-            key: None,
-            legacy: false,
+            ..Args::default()
         }
     }
 
