@@ -24,6 +24,7 @@ Commands:
   list ADDR            list the files a server offers
   ping ADDR            check that a tcpfetch server answers, and how fast
   bench ADDR NAME...   load-test a server with many concurrent clients
+  ui                   a page to test, browse, download and load-test
 
 Options:
   -h, --help           show this help (also 'tcpfetch <COMMAND> --help')
@@ -51,9 +52,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         "list" => dispatch(crate::list::parse(&mut parser)?, crate::list::run),
         "ping" => dispatch(crate::ping::parse(&mut parser)?, crate::ping::run),
         "bench" => dispatch(crate::bench::parse(&mut parser)?, crate::bench::run),
+        "ui" => dispatch(crate::ui::parse(&mut parser)?, crate::ui::run),
         "help" => print_text(USAGE),
         other => Err(Error::usage(format!(
-            "unknown command '{other}'; the commands are serve, get, list, ping and bench"
+            "unknown command '{other}'; the commands are serve, get, list, ping, bench and ui"
         ))),
     }
 }

@@ -134,7 +134,59 @@ pub fn run(args: Args) -> Result<()> {
         return with_retries(&args, || to_stdout(&args, &name));
     }
     let path = local_path(&name, args.output.as_deref())?;
-    with_retries(&args, || download(&args, &name, &path))
+    with_retries(&args, || {
+        download(&args, &name, &path, &mut |_, _| {}).map(drop)
+    })
+}
+
+/// What a finished [`fetch_to`] saved.
+pub struct Saved {
+    pub path: PathBuf,
+    pub size: u64,
+    pub digest: Digest,
+    /// The file was already there and identical; nothing was transferred.
+    pub already: bool,
+}
+
+/// Download `name` into the directory `dir` as `get` does (verified,
+/// atomic, resumable; only the name's last component is used), calling
+/// `observe(done, size)` as bytes arrive. For `ui`, which shows progress in
+/// a page instead of a terminal line.
+pub fn fetch_to(
+    addr: &str,
+    name: &str,
+    dir: &Path,
+    timeouts: Timeouts,
+    observe: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    if !dir.is_dir() {
+        return Err(Error::Other(format!(
+            "'{}' is not a directory",
+            dir.display()
+        )));
+    }
+    let path = local_path(name, dir.to_str())?;
+    let args = Args {
+        addr: addr.to_string(),
+        name: Some(name.to_string()),
+        output: None,
+        sha256: None,
+        force: false,
+        quiet: true,
+        retries: 0,
+        retry_wait: Duration::from_secs(1),
+        timeouts,
+        limit_rate: None,
+        key: None,
+        legacy: false,
+    };
+    let (size, digest, already) = download(&args, name, &path, observe)?;
+    Ok(Saved {
+        path,
+        size,
+        digest,
+        already,
+    })
 }
 
 /// Run `attempt` again after transient failures, with exponential backoff
@@ -216,7 +268,14 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
+/// Returns the size and digest of the file now at `path`, and whether it
+/// was already there.
+fn download(
+    args: &Args,
+    name: &str,
+    path: &Path,
+    observe: &mut dyn FnMut(u64, u64),
+) -> Result<(u64, Digest, bool)> {
     let started = Instant::now();
     let mut conn = connect(args)?;
     if !args.force {
@@ -229,7 +288,7 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
                     hex::encode(&header.digest)
                 );
             }
-            return Ok(());
+            return Ok((header.size, header.digest, true));
         }
     }
     let part = part_path(path);
@@ -252,7 +311,9 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
         .open(&part)
         .map_err(|e| Error::io(format!("cannot write '{}'", part.display()), e))?;
     let mut sink = PartFile { file, path: &part };
-    let digest = receive(&mut conn, &header, offset, state, &mut sink, &label, args)?;
+    let digest = receive(
+        &mut conn, &header, offset, state, &mut sink, &label, args, observe,
+    )?;
     if let Err(e) = verify(&header, args.sha256, &digest) {
         discard(path);
         return Err(e);
@@ -273,7 +334,7 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
             &digest,
         );
     }
-    Ok(())
+    Ok((header.size, digest, false))
 }
 
 /// When `path` already holds the server's file, its header; otherwise
@@ -417,6 +478,8 @@ impl Sink for Stdout {
 /// Receive the body (`size - offset` bytes) into `sink`, hashing it on a
 /// second thread while this one receives and writes. The digest covers the
 /// bytes in `state` (an earlier prefix) plus everything received.
+/// `observe(done, size)` hears of every chunk written.
+#[allow(clippy::too_many_arguments)]
 fn receive(
     conn: &mut Connection,
     header: &FileHeader,
@@ -425,6 +488,7 @@ fn receive(
     sink: &mut dyn Sink,
     label: &str,
     args: &Args,
+    observe: &mut dyn FnMut(u64, u64),
 ) -> Result<Digest> {
     let mut hasher =
         PipelinedHasher::start(state).map_err(|e| Error::io("cannot start the hasher", e))?;
@@ -447,6 +511,7 @@ fn receive(
         hasher.update(buf);
         done += n as u64;
         progress.update(done, offset);
+        observe(done, header.size);
         if let Some(pacer) = &mut pacer {
             pacer.pace(n as u64);
         }
@@ -526,7 +591,16 @@ fn to_stdout(args: &Args, name: &str) -> Result<()> {
     let header = conn.request_file(name, 0)?;
     check_expected(args.sha256, &header.digest, "the server's digest")?;
     let mut sink = Stdout(io::stdout());
-    let digest = receive(&mut conn, &header, 0, Sha256::new(), &mut sink, name, args)?;
+    let digest = receive(
+        &mut conn,
+        &header,
+        0,
+        Sha256::new(),
+        &mut sink,
+        name,
+        args,
+        &mut |_, _| {},
+    )?;
     sink.0
         .flush()
         .map_err(|e| Error::io("cannot write to stdout", e))?;

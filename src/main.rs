@@ -22,6 +22,7 @@ mod ping;
 mod progress;
 mod protocol;
 mod server;
+mod ui;
 
 use std::io::Write;
 use std::process::ExitCode;
