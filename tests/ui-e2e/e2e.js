@@ -128,6 +128,8 @@ async function main() {
       expect(sha256(saved) === sha256(data), "the file on disk differs");
       const progress = await page.textContent("#dl-text");
       expect(/100%/.test(progress), `progress: ${progress}`);
+      // The list is fetched again: the server has hashed the file by now.
+      await page.waitForSelector(`#files td[title="${sha256(data)}"]`);
       await page.screenshot({ path: path.join(SHOTS, "03-downloaded.png") });
     });
 
@@ -135,7 +137,8 @@ async function main() {
       await page.click("text=docs/notes.md");
       await page.click("#download-btn");
       await page.waitForSelector("#dl-verified >> text=notes.md");
-      expect(fs.existsSync(path.join(downloads, "notes.md")), "notes.md missing");
+      const notes = fs.readFileSync(path.join(downloads, "notes.md"));
+      await page.waitForSelector(`#files td[title="${sha256(notes)}"]`);
       expect(!fs.existsSync(path.join(downloads, "docs")), "a docs directory was made");
     });
 
