@@ -24,7 +24,7 @@ Commands:
   list ADDR            list the files a server offers
   ping ADDR            check that a tcpfetch server answers, and how fast
   bench ADDR NAME...   load-test a server with many concurrent clients
-  ui                   a page to test, browse, download and load-test
+  ui                   a browser page: test, download from, load-test a server
 
 Options:
   -h, --help           show this help (also 'tcpfetch <COMMAND> --help')
