@@ -311,6 +311,50 @@ struct Run<'a> {
     finished: AtomicUsize,
     /// The first failure's message, for the final error line.
     first_error: Mutex<Option<String>>,
+    /// Who else hears of progress and requests (`ui`), instead of the
+    /// terminal's live line.
+    observer: Option<&'a dyn Observer>,
+}
+
+/// A watcher of a run in progress (`ui` shows it in a page).
+pub trait Observer: Sync {
+    /// About five times a second: requests done (and in total, when known),
+    /// failures so far, time since the start.
+    fn progress(&self, done: u64, total: Option<u64>, failed: u64, elapsed: Duration);
+    /// One finished request, as its `--log` line (newline included).
+    fn request(&self, line: &str);
+}
+
+/// A finished run, before anything is printed.
+pub struct Measured {
+    pub test_id: String,
+    pub stats: Stats,
+    pub wall: Duration,
+    /// The first failure's message, when some request failed.
+    pub first_error: Option<String>,
+    log_error: Option<io::Error>,
+}
+
+impl Measured {
+    /// The `--json` report.
+    pub fn json(&self, args: &Args) -> String {
+        self.summary(args).json()
+    }
+
+    /// The latency histogram in `rows` equal slices from min to max, as
+    /// (low, high, count) in microseconds.
+    pub fn latency_bins(&self, rows: u64) -> Vec<(u64, u64, u64)> {
+        report::bins(&self.stats.latency, rows)
+    }
+
+    fn summary<'a>(&'a self, args: &'a Args) -> report::Summary<'a> {
+        report::Summary {
+            args,
+            test_id: &self.test_id,
+            stats: &self.stats,
+            wall: self.wall,
+        }
+    }
 }
 
 impl Run<'_> {
@@ -355,6 +399,10 @@ impl Run<'_> {
                 lock(&self.first_error).get_or_insert_with(|| e.to_string());
             }
         }
+        let started_at = || start.1 + outcome.started.saturating_duration_since(start.0);
+        if let Some(observer) = self.observer {
+            observer.request(&report::log_line(&self.test_id, outcome, started_at()));
+        }
         if let Some(log) = &self.log {
             let started_at = start.1 + outcome.started.saturating_duration_since(start.0);
             let line = report::log_line(&self.test_id, outcome, started_at);
@@ -379,6 +427,44 @@ impl Drop for Finished<'_> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let measured = measure(&args, None)?;
+    cli::print_text(&if args.json {
+        measured.json(&args)
+    } else {
+        measured.summary(&args).text()
+    })?;
+    let Measured {
+        stats,
+        first_error,
+        log_error,
+        ..
+    } = measured;
+    let requests = stats.requests();
+    let first = first_error
+        .as_ref()
+        .map_or_else(String::new, |e| format!("; the first: {e}"));
+    if stats.corrupt > 0 {
+        return Err(Error::Integrity(format!(
+            "{} of {requests} transfers were corrupt{first}",
+            stats.corrupt
+        )));
+    }
+    if stats.failed() > 0 {
+        return Err(Error::Other(format!(
+            "{} of {requests} requests failed{first}",
+            stats.failed()
+        )));
+    }
+    if let (Some(e), Some(path)) = (log_error, &args.log) {
+        return Err(Error::io(format!("cannot write '{}'", path.display()), e));
+    }
+    Ok(())
+}
+
+/// Run the load test `args` describes and return what it measured, printing
+/// nothing; `observer` (when given) hears of progress instead of the
+/// terminal.
+pub fn measure(args: &Args, observer: Option<&dyn Observer>) -> Result<Measured> {
     let log = match &args.log {
         Some(path) => {
             let file = File::create(path)
@@ -395,7 +481,7 @@ pub fn run(args: Args) -> Result<()> {
             .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
     }
     let run = Run {
-        args: &args,
+        args,
         test_id: test_id(),
         gate: Gate::new(),
         log,
@@ -404,6 +490,7 @@ pub fn run(args: Args) -> Result<()> {
         failed: AtomicU64::new(0),
         finished: AtomicUsize::new(0),
         first_error: Mutex::new(None),
+        observer,
     };
     let (stats, wall) = thread::scope(|scope| -> Result<(Stats, Duration)> {
         let mut clients = Vec::with_capacity(args.clients);
@@ -441,39 +528,16 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
-    let summary = report::Summary {
-        args: &args,
-        test_id: &run.test_id,
-        stats: &stats,
+    Ok(Measured {
+        test_id: run.test_id,
+        stats,
         wall,
-    };
-    cli::print_text(&if args.json {
-        summary.json()
-    } else {
-        summary.text()
-    })?;
-    let requests = stats.requests();
-    let first = run
-        .first_error
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .map_or_else(String::new, |e| format!("; the first: {e}"));
-    if stats.corrupt > 0 {
-        return Err(Error::Integrity(format!(
-            "{} of {requests} transfers were corrupt{first}",
-            stats.corrupt
-        )));
-    }
-    if stats.failed() > 0 {
-        return Err(Error::Other(format!(
-            "{} of {requests} requests failed{first}",
-            stats.failed()
-        )));
-    }
-    if let (Some(e), Some(path)) = (log_error, &args.log) {
-        return Err(Error::io(format!("cannot write '{}'", path.display()), e));
-    }
-    Ok(())
+        first_error: run
+            .first_error
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+        log_error,
+    })
 }
 
 /// One id per run, from the clock and the process id, as hex.
@@ -489,16 +553,25 @@ fn test_id() -> String {
 /// the live line about five times a second when stderr is a terminal.
 fn watch(run: &Run, start: Instant) {
     const TICK: Duration = Duration::from_millis(200);
-    let live = std::io::stderr().is_terminal();
+    let live = run.observer.is_none() && std::io::stderr().is_terminal();
     let mut last = (start, 0u64);
     let mut drawn = false;
     while run.finished.load(Ordering::Acquire) < run.args.clients {
         thread::sleep(Duration::from_millis(20));
         let now = Instant::now();
-        if !live || now.duration_since(last.0) < TICK {
+        if now.duration_since(last.0) < TICK {
             continue;
         }
         let done = run.done.load(Ordering::Relaxed);
+        if let Some(observer) = run.observer {
+            let failed = run.failed.load(Ordering::Relaxed);
+            observer.progress(done, run.total(), failed, now.duration_since(start));
+            last = (now, done);
+            continue;
+        }
+        if !live {
+            continue;
+        }
         let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
         last = (now, done);
         let line = report::live_line(

@@ -28,6 +28,7 @@ Commands:
   verify -c SHA256SUMS check files against a manifest, as sha256sum -c does
   verify FILE --sha256 HEX
                        check one file against one digest
+  ui                   a browser page: test, download from, load-test a server
 
 Options:
   -h, --help           show this help (also 'tcpfetch <COMMAND> --help')
@@ -57,9 +58,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         "bench" => dispatch(crate::bench::parse(&mut parser)?, crate::bench::run),
         "sum" => dispatch(crate::sum::parse(&mut parser)?, crate::sum::run),
         "verify" => dispatch(crate::verify::parse(&mut parser)?, crate::verify::run),
+        "ui" => dispatch(crate::ui::parse(&mut parser)?, crate::ui::run),
         "help" => print_text(USAGE),
         other => Err(Error::usage(format!(
-            "unknown command '{other}'; the commands are serve, get, list, ping, bench, sum and verify"
+            "unknown command '{other}'; the commands are serve, get, list, ping, bench, sum, verify and ui"
         ))),
     }
 }

@@ -84,25 +84,31 @@ pub struct Args {
     pub allow_unlisted: bool,
 }
 
+impl Default for Args {
+    fn default() -> Args {
+        Args {
+            addr: String::new(),
+            name: None,
+            output: None,
+            sha256: None,
+            force: false,
+            quiet: false,
+            retries: 0,
+            retry_wait: Duration::from_secs(1),
+            timeouts: Timeouts::default(),
+            limit_rate: None,
+            key: None,
+            legacy: false,
+            all: false,
+            manifest: None,
+            allow_unlisted: false,
+        }
+    }
+}
+
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut positional = Vec::new();
-    let mut args = Args {
-        addr: String::new(),
-        name: None,
-        output: None,
-        sha256: None,
-        force: false,
-        quiet: false,
-        retries: 0,
-        retry_wait: Duration::from_secs(1),
-        timeouts: Timeouts::default(),
-        limit_rate: None,
-        key: None,
-        legacy: false,
-        all: false,
-        manifest: None,
-        allow_unlisted: false,
-    };
+    let mut args = Args::default();
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
@@ -173,7 +179,7 @@ pub fn run(args: Args) -> Result<()> {
         return with_retries(&args, || to_stdout(&args, &name));
     }
     let path = local_path(&name, args.output.as_deref())?;
-    fetch_file(&args, &name, &path).map(|_| ())
+    fetch_file(&args, &name, &path).map(drop)
 }
 
 /// `--manifest` with one NAME: the digest the manifest gives it, which must
@@ -201,19 +207,48 @@ fn digest_from_manifest(path: &Path, name: &str, given: Option<Digest>) -> Resul
     }
 }
 
-/// What a successful download did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Bytes were transferred and verified.
-    Fetched,
-    /// `path` already held the server's file; nothing was transferred.
-    AlreadyHere,
+/// What a finished download saved.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub path: PathBuf,
+    pub size: u64,
+    pub digest: Digest,
+    /// The file was already there and identical; nothing was transferred.
+    pub already: bool,
 }
 
 /// Download `name` to `path` with everything `get` promises (resume,
 /// verification, retries); also used by `get --all`.
-pub fn fetch_file(args: &Args, name: &str, path: &Path) -> Result<Outcome> {
-    with_retries(args, || download(args, name, path))
+pub fn fetch_file(args: &Args, name: &str, path: &Path) -> Result<Saved> {
+    with_retries(args, || download(args, name, path, &mut |_, _| {}))
+}
+
+/// Download `name` into the directory `dir` as `get` does (verified,
+/// atomic, resumable; only the name's last component is used), calling
+/// `observe(done, size)` as bytes arrive. For `ui`, which shows progress in
+/// a page instead of a terminal line.
+pub fn fetch_to(
+    addr: &str,
+    name: &str,
+    dir: &Path,
+    timeouts: Timeouts,
+    observe: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    if !dir.is_dir() {
+        return Err(Error::Other(format!(
+            "'{}' is not a directory",
+            dir.display()
+        )));
+    }
+    let path = local_path(name, dir.to_str())?;
+    let args = Args {
+        addr: addr.to_string(),
+        name: Some(name.to_string()),
+        quiet: true,
+        timeouts,
+        ..Args::default()
+    };
+    download(&args, name, &path, observe)
 }
 
 /// Run `attempt` again after transient failures, with exponential backoff
@@ -299,7 +334,13 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn download(args: &Args, name: &str, path: &Path) -> Result<Outcome> {
+/// Returns what is now at `path`, and whether it was already there.
+fn download(
+    args: &Args,
+    name: &str,
+    path: &Path,
+    observe: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
     let started = Instant::now();
     let mut conn = connect(args)?;
     if !args.force {
@@ -312,7 +353,12 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<Outcome> {
                     hex::encode(&header.digest)
                 );
             }
-            return Ok(Outcome::AlreadyHere);
+            return Ok(Saved {
+                path: path.to_path_buf(),
+                size: header.size,
+                digest: header.digest,
+                already: true,
+            });
         }
     }
     let part = part_path(path);
@@ -335,7 +381,9 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<Outcome> {
         .open(&part)
         .map_err(|e| Error::io(format!("cannot write '{}'", part.display()), e))?;
     let mut sink = PartFile { file, path: &part };
-    let digest = receive(&mut conn, &header, offset, state, &mut sink, &label, args)?;
+    let digest = receive(
+        &mut conn, &header, offset, state, &mut sink, &label, args, observe,
+    )?;
     if let Err(e) = verify(&header, args.sha256, &digest) {
         discard(path);
         return Err(e);
@@ -356,7 +404,12 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<Outcome> {
             &digest,
         );
     }
-    Ok(Outcome::Fetched)
+    Ok(Saved {
+        path: path.to_path_buf(),
+        size: header.size,
+        digest,
+        already: false,
+    })
 }
 
 /// When `path` already holds the server's file, its header; otherwise
@@ -500,6 +553,8 @@ impl Sink for Stdout {
 /// Receive the body (`size - offset` bytes) into `sink`, hashing it on a
 /// second thread while this one receives and writes. The digest covers the
 /// bytes in `state` (an earlier prefix) plus everything received.
+/// `observe(done, size)` hears of every chunk written.
+#[allow(clippy::too_many_arguments)]
 fn receive(
     conn: &mut Connection,
     header: &FileHeader,
@@ -508,6 +563,7 @@ fn receive(
     sink: &mut dyn Sink,
     label: &str,
     args: &Args,
+    observe: &mut dyn FnMut(u64, u64),
 ) -> Result<Digest> {
     let mut hasher =
         PipelinedHasher::start(state).map_err(|e| Error::io("cannot start the hasher", e))?;
@@ -530,6 +586,7 @@ fn receive(
         hasher.update(buf);
         done += n as u64;
         progress.update(done, offset);
+        observe(done, header.size);
         if let Some(pacer) = &mut pacer {
             pacer.pace(n as u64);
         }
@@ -609,7 +666,16 @@ fn to_stdout(args: &Args, name: &str) -> Result<()> {
     let header = conn.request_file(name, 0)?;
     check_expected(args.sha256, &header.digest, "the server's digest")?;
     let mut sink = Stdout(io::stdout());
-    let digest = receive(&mut conn, &header, 0, Sha256::new(), &mut sink, name, args)?;
+    let digest = receive(
+        &mut conn,
+        &header,
+        0,
+        Sha256::new(),
+        &mut sink,
+        name,
+        args,
+        &mut |_, _| {},
+    )?;
     sink.0
         .flush()
         .map_err(|e| Error::io("cannot write to stdout", e))?;

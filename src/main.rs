@@ -26,6 +26,7 @@ mod progress;
 mod protocol;
 mod server;
 mod sum;
+mod ui;
 mod verify;
 
 use std::io::Write;

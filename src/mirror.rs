@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::client::Connection;
 use crate::error::{Error, Result, EXIT_FAILURE, EXIT_INTEGRITY};
-use crate::get::{self, Args, Outcome};
+use crate::get::{self, Args};
 use crate::hex::Digest;
 use crate::manifest;
 
@@ -62,8 +62,8 @@ pub fn run(args: &Args) -> Result<()> {
             get::fetch_file(&one, &entry.name, &path)
         });
         match result {
-            Ok(Outcome::Fetched) => tally.fetched += 1,
-            Ok(Outcome::AlreadyHere) => tally.identical += 1,
+            Ok(saved) if saved.already => tally.identical += 1,
+            Ok(_) => tally.fetched += 1,
             Err(e) => {
                 eprintln!("tcpfetch: {}: {e}", entry.name);
                 if e.exit_code() == EXIT_INTEGRITY {

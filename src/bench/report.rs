@@ -204,23 +204,15 @@ fn micros_ms(us: u64) -> String {
 /// The ASCII histogram: `ROWS` equal slices from min to max, bars of `#`
 /// scaled to the fullest slice.
 fn bars(h: &Histogram) -> Vec<String> {
-    let (Some(min), Some(max)) = (h.min(), h.max()) else {
+    let slices = bins(h, ROWS);
+    if slices.is_empty() {
         return vec!["(no completed transfers)".to_string()];
-    };
-    let span = max - min + 1;
-    let rows = ROWS.min(span);
-    let mut counts = vec![0u64; rows as usize];
-    for (value, count) in h.iter() {
-        let row = ((value - min) as u128 * u128::from(rows) / u128::from(span)) as usize;
-        counts[row.min(rows as usize - 1)] += count;
     }
-    let fullest = counts.iter().copied().max().unwrap_or(1).max(1);
+    let fullest = slices.iter().map(|s| s.2).max().unwrap_or(1).max(1);
     let width = h.count().to_string().len();
-    counts
+    slices
         .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let low = min + (u128::from(span) * i as u128 / u128::from(rows)) as u64;
+        .map(|&(low, _, c)| {
             let len = if c == 0 {
                 0
             } else {
@@ -234,6 +226,27 @@ fn bars(h: &Histogram) -> Vec<String> {
             .trim_end()
             .to_string()
         })
+        .collect()
+}
+
+/// At most `rows` equal slices from min to max (microseconds): each
+/// slice's low and high bound and its count; empty without samples.
+pub fn bins(h: &Histogram, rows: u64) -> Vec<(u64, u64, u64)> {
+    let (Some(min), Some(max)) = (h.min(), h.max()) else {
+        return Vec::new();
+    };
+    let span = max - min + 1;
+    let rows = rows.clamp(1, span);
+    let mut counts = vec![0u64; rows as usize];
+    for (value, count) in h.iter() {
+        let row = ((value - min) as u128 * u128::from(rows) / u128::from(span)) as usize;
+        counts[row.min(rows as usize - 1)] += count;
+    }
+    let bound = |i: u64| min + (u128::from(span) * u128::from(i) / u128::from(rows)) as u64;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (bound(i as u64), bound(i as u64 + 1), c))
         .collect()
 }
 

@@ -1,0 +1,211 @@
+// End-to-end test of `tcpfetch ui` in a real browser: Debian's chromium,
+// driven by playwright-core. Starts `serve` and `ui` on port 0, tests the
+// connection, downloads a file and checks it on the page and on disk, runs a
+// 10-client load test and checks the report, and saves screenshots.
+//
+// Usage: node e2e.js BINARY SCREENSHOT_DIR
+"use strict";
+
+const { chromium } = require("playwright-core");
+const { spawn } = require("node:child_process");
+const crypto = require("node:crypto");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const readline = require("node:readline");
+
+const [BIN, SHOTS] = process.argv.slice(2);
+if (!BIN || !SHOTS) {
+  console.error("usage: node e2e.js BINARY SCREENSHOT_DIR");
+  process.exit(2);
+}
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const children = [];
+let passed = 0;
+let failed = 0;
+
+function sha256(data) {
+  return crypto.createHash("sha256").update(data).digest("hex");
+}
+
+// Start BIN with ARGS and resolve with its first stdout line.
+function start(args, stderr) {
+  const child = spawn(BIN, args, { stdio: ["ignore", "pipe", stderr] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no first line from ${args[0]}`)), 10000);
+    child.on("exit", (code) => reject(new Error(`${args[0]} exited with ${code}`)));
+    readline.createInterface({ input: child.stdout }).once("line", (line) => {
+      clearTimeout(timer);
+      resolve(line);
+    });
+  });
+}
+
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAILED - ${name}\n  ${String(e.stack || e).split("\n").join("\n  ")}`);
+    throw e;
+  }
+}
+
+function expect(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+async function main() {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "tcpfetch-ui-e2e-"));
+  const served = path.join(scratch, "served");
+  const downloads = path.join(scratch, "downloads");
+  fs.mkdirSync(path.join(served, "docs"), { recursive: true });
+  fs.mkdirSync(downloads);
+  const data = crypto.randomBytes(3 * 1024 * 1024 + 17);
+  fs.writeFileSync(path.join(served, "data.bin"), data);
+  fs.writeFileSync(path.join(served, "hello.txt"), "hello, tcpfetch\n");
+  fs.writeFileSync(path.join(served, "docs", "notes.md"), "# notes\n".repeat(500));
+  fs.mkdirSync(SHOTS, { recursive: true });
+
+  const serveLine = await start(["serve", served, "--listen", "127.0.0.1:0"], "ignore");
+  const addr = serveLine.replace(/^listening on /, "");
+  const uiLine = await start(["ui", "--listen", "127.0.0.1:0", "--dir", downloads], "inherit");
+  const m = /^ui on (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(uiLine);
+  expect(m, `unexpected first line from ui: ${uiLine}`);
+  const url = m[1];
+
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "tcpfetch-ui-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    viewport: { width: 1280, height: 900 },
+  });
+  context.setDefaultTimeout(20000);
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    const pageErrors = [];
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    page.on("dialog", (d) => { pageErrors.push(`unexpected dialog: ${d.message()}`); d.dismiss(); });
+    await page.goto(url);
+
+    await check("a wrong address shows its error next to the field", async () => {
+      await page.fill("#server", "127.0.0.1:1");
+      await page.press("#server", "Enter");
+      await page.waitForSelector("#server-error:not(:empty)");
+      const text = await page.textContent("#server-error");
+      expect(/cannot connect/.test(text), `server error: ${text}`);
+      await page.screenshot({ path: path.join(SHOTS, "01-connect-error.png") });
+    });
+
+    await check("test connection shows the version and round-trip time", async () => {
+      await page.fill("#server", addr);
+      await page.press("#server", "Enter");
+      await page.waitForSelector("#rtt");
+      const status = await page.textContent("#conn-status");
+      expect(/tcpfetch \d+\.\d+\.\d+/.test(status) && /round trip [\d.]+ ms/.test(status), `status: ${status}`);
+      expect((await page.textContent("#server-error")) === "", "the old error stays");
+    });
+
+    await check("the server's files are listed to pick from", async () => {
+      await page.waitForSelector("#files tbody tr");
+      const names = await page.$$eval("#files td.name", (tds) => tds.map((t) => t.textContent));
+      expect(JSON.stringify(names) === JSON.stringify(["data.bin", "docs/notes.md", "hello.txt"]), `names: ${names}`);
+      await page.screenshot({ path: path.join(SHOTS, "02-connected.png") });
+    });
+
+    await check("a picked file downloads and is verified on the page and on disk", async () => {
+      await page.click("text=data.bin");
+      await page.click("#download-btn");
+      await page.waitForSelector("#dl-verified");
+      const shown = await page.textContent("#dl-digest");
+      expect(shown === sha256(data), `digest on the page: ${shown}`);
+      const saved = fs.readFileSync(path.join(downloads, "data.bin"));
+      expect(sha256(saved) === sha256(data), "the file on disk differs");
+      const progress = await page.textContent("#dl-text");
+      expect(/100%/.test(progress), `progress: ${progress}`);
+      // The list is fetched again: the server has hashed the file by now.
+      await page.waitForSelector(`#files td[title="${sha256(data)}"]`);
+      await page.screenshot({ path: path.join(SHOTS, "03-downloaded.png") });
+    });
+
+    await check("a nested name is saved under its last component only", async () => {
+      await page.click("text=docs/notes.md");
+      await page.click("#download-btn");
+      await page.waitForSelector("#dl-verified >> text=notes.md");
+      const notes = fs.readFileSync(path.join(downloads, "notes.md"));
+      await page.waitForSelector(`#files td[title="${sha256(notes)}"]`);
+      expect(!fs.existsSync(path.join(downloads, "docs")), "a docs directory was made");
+    });
+
+    await check("a bad load-test field shows its error next to it", async () => {
+      await page.fill("#clients", "0");
+      await page.click("#bench-btn");
+      await page.waitForSelector("#clients-error:not(:empty)");
+      expect(await page.getAttribute("#clients", "aria-invalid") === "true", "clients not marked invalid");
+    });
+
+    await check("a 10-client load test shows its report and histogram", async () => {
+      await page.fill("#clients", "10");
+      await page.fill("#requests", "3");
+      await page.check("#bench-files >> text=data.bin");
+      await page.check("#bench-files >> text=hello.txt");
+      await page.click("#bench-btn");
+      await page.waitForSelector("#report:not([hidden])");
+      await page.waitForSelector("#histogram-svg rect");
+      const tiles = await page.textContent("#tiles");
+      expect(/Requests30/.test(tiles) && /OK30/.test(tiles) && /Failed0/.test(tiles) && /Corrupt0/.test(tiles),
+        `tiles: ${tiles}`);
+      const bars = await page.$$eval("#histogram-svg rect", (r) => r.length);
+      expect(bars >= 1, "no histogram bars");
+      const rows = await page.$$eval("#log tbody tr", (r) => r.length);
+      expect(rows === 30, `log rows: ${rows}`);
+      const href = await page.getAttribute("#log-link", "href");
+      const log = await (await page.request.get(new URL(href, url).href)).text();
+      const lines = log.trim().split("\n").map((l) => JSON.parse(l));
+      expect(lines.length === 30 && lines.every((l) => l.status === "ok" && l.integrity === "ok"),
+        `log: ${lines.length} lines`);
+      await page.screenshot({ path: path.join(SHOTS, "04-load-test.png"), fullPage: true });
+    });
+
+    await check("the page fits a phone-width screen", async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.waitForFunction(() => document.getElementById("histogram-svg").viewBox.baseVal.width < 400);
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      expect(width <= 390, `the page is ${width} px wide`);
+      await page.screenshot({ path: path.join(SHOTS, "05-phone.png"), fullPage: true });
+    });
+
+    await check("nothing threw and no dialog opened", async () => {
+      expect(pageErrors.length === 0, pageErrors.join("\n"));
+    });
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+const deadline = setTimeout(() => {
+  console.error("e2e: timed out after 120 s");
+  for (const c of children) c.kill();
+  process.exit(1);
+}, 120000);
+
+main()
+  .catch((e) => {
+    if (!failed) {
+      failed++;
+      console.log(`FAILED - setup\n  ${e.stack || e}`);
+    }
+  })
+  .finally(() => {
+    clearTimeout(deadline);
+    for (const c of children) c.kill();
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exit(failed ? 1 : 0);
+  });

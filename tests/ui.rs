@@ -1,0 +1,516 @@
+//! Black-box tests of `tcpfetch ui`: the real binary on 127.0.0.1:0, spoken
+//! to over raw `TcpStream`s, against a real `serve` where a server is needed.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A running `tcpfetch ui`, killed on drop.
+struct Ui {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    addr: String,
+    token: String,
+}
+
+impl Ui {
+    fn start(dir: &std::path::Path, extra: &[&str]) -> Ui {
+        let mut child = Command::new(BIN)
+            .args(["ui", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .strip_prefix("ui on http://")
+            .and_then(|rest| rest.strip_suffix("/\n"))
+            .unwrap_or_else(|| panic!("unexpected first line from ui: {line:?}"))
+            .to_string();
+        let mut ui = Ui {
+            child,
+            addr,
+            token: String::new(),
+        };
+        let page = ui.get("/");
+        ui.token = page
+            .body
+            .split("name=\"tcpfetch-token\" content=\"")
+            .nth(1)
+            .and_then(|rest| rest.get(..64))
+            .unwrap_or_else(|| panic!("no token in the page: {}", page.body))
+            .to_string();
+        ui
+    }
+
+    fn send(&self, raw: &[u8]) -> Reply {
+        Reply::parse(&exchange(&self.addr, raw, Duration::from_secs(10)))
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr).as_bytes())
+    }
+
+    /// A `POST` of a URL-encoded form, with the page's token.
+    fn post(&self, path: &str, form: &str) -> Reply {
+        self.post_with(path, form, &format!("X-Tcpfetch-Token: {}\r\n", self.token))
+    }
+
+    fn post_with(&self, path: &str, form: &str, headers: &str) -> Reply {
+        self.send(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+                self.addr,
+                form.len()
+            )
+            .as_bytes(),
+        )
+    }
+
+    /// Poll a job until it is no longer running (20 s at most).
+    fn wait_job(&self, id: &str) -> Reply {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let reply = self.get(&format!("/api/jobs/{id}"));
+            if !reply.body.contains("\"state\":\"running\"") || Instant::now() > deadline {
+                return reply;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Reply {
+        let text = String::from_utf8_lossy(raw).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no complete response: {text:?}"));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status: {head:?}"));
+        Reply {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    /// The job id of a 202 answer.
+    fn job(&self) -> String {
+        assert_eq!(self.status, 202, "{self:?}");
+        self.body
+            .trim()
+            .strip_prefix("{\"job\":")
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("no job id: {self:?}"))
+            .to_string()
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A `serve` of `files` and a `ui` saving into its own directory.
+fn setup(tag: &str, files: &[(&str, &[u8])]) -> (Scratch, Server, Ui) {
+    let t = Scratch::new(tag);
+    for (name, data) in files {
+        t.write(&format!("served/{name}"), data);
+    }
+    std::fs::create_dir_all(t.join("downloads")).unwrap();
+    std::fs::create_dir_all(t.join("served")).unwrap();
+    let server = Server::start(&t.join("served"), &[]);
+    let ui = Ui::start(&t.join("downloads"), &[]);
+    (t, server, ui)
+}
+
+#[test]
+fn the_first_line_names_the_page_and_the_page_carries_a_token() {
+    let t = Scratch::new("ui-page");
+    let ui = Ui::start(&t.path, &["--server", "10.0.0.2:99"]);
+    let page = ui.get("/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.head.contains("Content-Type: text/html"),
+        "{}",
+        page.head
+    );
+    assert!(page.body.contains("value=\"10.0.0.2:99\""));
+    assert!(ui.token.bytes().all(|b| b.is_ascii_hexdigit()));
+}
+
+#[test]
+fn server_names_are_escaped_in_the_page() {
+    let t = Scratch::new("ui-escape");
+    let ui = Ui::start(&t.path, &["--server", "a\"><script>x:1"]);
+    let page = ui.get("/");
+    assert!(!page.body.contains("a\"><script>"));
+    assert!(page.body.contains("a&quot;&gt;&lt;script&gt;x:1"));
+}
+
+#[test]
+fn malformed_and_misdirected_requests_get_their_status() {
+    let t = Scratch::new("ui-bad");
+    let ui = Ui::start(&t.path, &[]);
+    let port = ui.addr.rsplit(':').next().unwrap().to_string();
+    let host = format!("Host: {}\r\n", ui.addr);
+    let cases: Vec<(String, u16)> = vec![
+        (format!("GET / HTTP/1.1\r\n{host}\r\n"), 200),
+        (
+            format!("GET / HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n"),
+            200,
+        ),
+        ("GET / HTTP/1.1\r\n\r\n".into(), 400),
+        ("GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n".into(), 403),
+        (
+            format!("GET / HTTP/1.1\r\nHost: evil.example:{port}\r\n\r\n"),
+            403,
+        ),
+        (format!("GET / HTTP/1.1\r\n{host}{host}\r\n"), 400),
+        (format!("GET /nope HTTP/1.1\r\n{host}\r\n"), 404),
+        (format!("GET /api/jobs/999 HTTP/1.1\r\n{host}\r\n"), 404),
+        (format!("GET /api/jobs/x HTTP/1.1\r\n{host}\r\n"), 404),
+        (format!("PUT / HTTP/1.1\r\n{host}\r\n"), 405),
+        (format!("POST / HTTP/1.1\r\n{host}\r\n"), 405),
+        (format!("GET /api/ping HTTP/1.1\r\n{host}\r\n"), 405),
+        (format!("DELETE /api/jobs/1 HTTP/1.1\r\n{host}\r\n"), 405),
+        (format!("G(T / HTTP/1.1\r\n{host}\r\n"), 400),
+        (format!("GET / HTTP/3\r\n{host}\r\n"), 505),
+        (
+            format!("GET /{} HTTP/1.1\r\n{host}\r\n", "a".repeat(9000)),
+            414,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{host}X: {}\r\n\r\n", "a".repeat(33000)),
+            431,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{host}{}\r\n", "X: y\r\n".repeat(101)),
+            431,
+        ),
+        (
+            format!("POST /api/ping HTTP/1.1\r\n{host}Content-Length: 1x\r\n\r\n"),
+            400,
+        ),
+        (
+            format!("POST /api/ping HTTP/1.1\r\n{host}Content-Length: 20\r\n\r\nshort"),
+            400,
+        ),
+        (
+            format!("POST /api/ping HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            501,
+        ),
+        (format!("GET / HTTP/1.1\r\n{host}"), 400),
+    ];
+    for (raw, want) in cases {
+        let reply = ui.send(raw.as_bytes());
+        let shown: String = raw.chars().take(80).collect();
+        assert_eq!(reply.status, want, "{shown:?} -> {reply:?}");
+    }
+}
+
+#[test]
+fn wrong_methods_name_the_allowed_one() {
+    let t = Scratch::new("ui-405");
+    let ui = Ui::start(&t.path, &[]);
+    let reply = ui.get("/api/bench");
+    assert_eq!(reply.status, 405);
+    assert!(reply.head.contains("\r\nAllow: POST"), "{}", reply.head);
+}
+
+#[test]
+fn an_oversized_body_is_answered_413_even_while_it_is_sent() {
+    let t = Scratch::new("ui-413");
+    let ui = Ui::start(&t.path, &[]);
+    let body = "a".repeat(200 * 1024);
+    let reply = ui.post("/api/ping", &body);
+    assert_eq!(reply.status, 413, "{reply:?}");
+}
+
+#[test]
+fn actions_without_the_token_are_refused() {
+    let (_t, server, ui) = setup("ui-token", &[("a.txt", b"a")]);
+    let form = format!("server={}", encode(&server.addr));
+    for headers in [
+        String::new(),
+        "X-Tcpfetch-Token: 00\r\n".to_string(),
+        format!("X-Tcpfetch-Token: {}\r\n", "0".repeat(64)),
+        format!(
+            "X-Tcpfetch-Token: {}\r\nX-Tcpfetch-Token: {}\r\n",
+            ui.token, ui.token
+        ),
+    ] {
+        let reply = ui.post_with("/api/ping", &form, &headers);
+        assert_eq!(reply.status, 403, "{headers:?} -> {reply:?}");
+    }
+}
+
+#[test]
+fn actions_from_another_origin_are_refused() {
+    let (_t, server, ui) = setup("ui-origin", &[("a.txt", b"a")]);
+    let form = format!("server={}", encode(&server.addr));
+    let token = format!("X-Tcpfetch-Token: {}\r\n", ui.token);
+    let evil = ui.post_with(
+        "/api/ping",
+        &form,
+        &format!("{token}Origin: http://evil.example\r\n"),
+    );
+    assert_eq!(evil.status, 403, "{evil:?}");
+    let null = ui.post_with("/api/ping", &form, &format!("{token}Origin: null\r\n"));
+    assert_eq!(null.status, 403, "{null:?}");
+    let ours = ui.post_with(
+        "/api/ping",
+        &form,
+        &format!("{token}Origin: http://{}\r\n", ui.addr),
+    );
+    assert_eq!(ours.status, 200, "{ours:?}");
+}
+
+#[test]
+fn ping_shows_the_version_and_round_trip() {
+    let (_t, server, ui) = setup("ui-ping", &[]);
+    let reply = ui.post("/api/ping", &format!("server={}", encode(&server.addr)));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.contains("\"version\":\"tcpfetch "), "{reply:?}");
+    assert!(reply.body.contains("\"rtt_ms\":"), "{reply:?}");
+}
+
+#[test]
+fn ping_to_a_dead_port_explains_itself() {
+    let t = Scratch::new("ui-dead");
+    let ui = Ui::start(&t.path, &[]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let reply = ui.post("/api/ping", &format!("server=127.0.0.1%3A{port}"));
+    assert_eq!(reply.status, 502, "{reply:?}");
+    assert!(reply.body.contains("connection refused"), "{reply:?}");
+    assert!(
+        reply.body.contains("\"hint\":\"is 'tcpfetch serve'"),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn a_bad_address_names_the_server_field() {
+    let t = Scratch::new("ui-badaddr");
+    let ui = Ui::start(&t.path, &[]);
+    for form in ["server=host%3Ax", "server=", "", "server=%zz"] {
+        let reply = ui.post("/api/ping", form);
+        assert_eq!(reply.status, 400, "{form:?} -> {reply:?}");
+    }
+    let reply = ui.post("/api/list", "server=host%3A70000");
+    assert!(reply.body.contains("\"field\":\"server\""), "{reply:?}");
+}
+
+#[test]
+fn list_returns_every_file() {
+    let (_t, server, ui) = setup("ui-list", &[("a.txt", b"abc"), ("d/b \"q\".bin", b"")]);
+    let reply = ui.post("/api/list", &format!("server={}", encode(&server.addr)));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        reply.body.contains("{\"name\":\"a.txt\",\"size\":3,"),
+        "{reply:?}"
+    );
+    assert!(
+        reply
+            .body
+            .contains("{\"name\":\"d/b \\\"q\\\".bin\",\"size\":0,"),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn a_download_is_verified_and_saved_under_its_last_component() {
+    let data = random_bytes(1_500_000, 7);
+    let (t, server, ui) = setup("ui-download", &[("sub/x.bin", &data)]);
+    let form = format!("server={}&name=sub%2Fx.bin", encode(&server.addr));
+    let id = ui.post("/api/download", &form).job();
+    let job = ui.wait_job(&id);
+    assert!(job.body.contains("\"state\":\"ok\""), "{job:?}");
+    assert!(job
+        .body
+        .contains(&format!("\"sha256\":\"{}\"", sha256_hex(&data))));
+    assert!(job.body.contains("\"done\":1500000,\"total\":1500000"));
+    assert_eq!(std::fs::read(t.join("downloads/x.bin")).unwrap(), data);
+    assert!(!t.join("downloads/sub").exists());
+}
+
+#[test]
+fn a_download_the_server_corrupts_fails_as_an_integrity_error() {
+    let t = Scratch::new("ui-corrupt");
+    let ui = Ui::start(&t.path, &[]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stand_in = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let answer = format!("TCPFETCH/1 OK 5 {}\nhellX", sha256_hex(b"hello"));
+        (&stream).write_all(answer.as_bytes()).unwrap();
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut sink = [0u8; 1024];
+        while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let id = ui
+        .post("/api/download", &format!("server={}&name=x", encode(&addr)))
+        .job();
+    let job = ui.wait_job(&id);
+    stand_in.join().unwrap();
+    assert!(job.body.contains("\"state\":\"failed\""), "{job:?}");
+    assert!(job.body.contains("\"error_kind\":\"corrupt\""), "{job:?}");
+    assert!(!t.join("x").exists() && !t.join("x.part").exists());
+}
+
+#[test]
+fn download_names_that_could_escape_are_refused() {
+    let (_t, server, ui) = setup("ui-escape-name", &[]);
+    for name in ["..", "a%2F..", "a%2F", "a%0Ab", ""] {
+        let form = format!("server={}&name={name}", encode(&server.addr));
+        let reply = ui.post("/api/download", &form);
+        assert_eq!(reply.status, 400, "{name:?} -> {reply:?}");
+        assert!(reply.body.contains("\"field\":\"name\""), "{reply:?}");
+    }
+}
+
+#[test]
+fn a_load_test_reports_and_keeps_its_log() {
+    let (_t, server, ui) = setup("ui-bench", &[("a.bin", &random_bytes(50_000, 3))]);
+    let form = format!(
+        "server={}&name=a.bin&clients=3&requests=2",
+        encode(&server.addr)
+    );
+    let id = ui.post("/api/bench", &form).job();
+    let job = ui.wait_job(&id);
+    for want in [
+        "\"state\":\"ok\"",
+        "\"requests\":6,\"ok\":6,\"failed\":0,\"corrupt\":0",
+        "\"bins\":[[",
+        "\"log_lines\":6",
+    ] {
+        assert!(job.body.contains(want), "{want} missing from {job:?}");
+    }
+    let log = ui.get(&format!("/api/jobs/{id}/log.jsonl"));
+    assert_eq!(log.status, 200);
+    assert_eq!(log.body.lines().count(), 6, "{log:?}");
+    assert!(log.body.lines().all(|l| l.contains("\"integrity\":\"ok\"")));
+}
+
+#[test]
+fn load_test_fields_out_of_range_name_their_field() {
+    let (_t, server, ui) = setup("ui-bench-bad", &[]);
+    let server = encode(&server.addr);
+    for (extra, field) in [
+        ("name=a&clients=0", "clients"),
+        ("name=a&clients=1001", "clients"),
+        ("name=a&requests=x", "requests"),
+        ("name=a&rate=-1", "rate"),
+        ("clients=1", "name"),
+    ] {
+        let reply = ui.post("/api/bench", &format!("server={server}&{extra}"));
+        assert_eq!(reply.status, 400, "{extra} -> {reply:?}");
+        assert!(
+            reply.body.contains(&format!("\"field\":\"{field}\"")),
+            "{extra} -> {reply:?}"
+        );
+    }
+}
+
+#[test]
+fn only_load_tests_have_a_log() {
+    let (_t, server, ui) = setup("ui-nolog", &[("a.txt", b"a")]);
+    let form = format!("server={}&name=a.txt", encode(&server.addr));
+    let id = ui.post("/api/download", &form).job();
+    ui.wait_job(&id);
+    assert_eq!(ui.get(&format!("/api/jobs/{id}/log.jsonl")).status, 404);
+}
+
+#[test]
+fn connections_beyond_the_cap_are_answered_503() {
+    let t = Scratch::new("ui-cap");
+    let ui = Ui::start(&t.path, &[]);
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(&ui.addr).unwrap())
+        .collect();
+    // The accept loop takes them in order; the next one is over the cap.
+    thread::sleep(Duration::from_millis(200));
+    let reply = ui.get("/");
+    assert_eq!(reply.status, 503, "{reply:?}");
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ui.get("/").status != 200 {
+        assert!(Instant::now() < deadline, "slots never came back");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_non_loopback_listen_address_warns() {
+    let t = Scratch::new("ui-warn");
+    let mut child = Command::new(BIN)
+        .args(["ui", "--listen", "0.0.0.0:0", "--dir"])
+        .arg(&t.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut warning = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut warning)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("ui on http://0.0.0.0:"), "{line:?}");
+    assert!(warning.contains("warning"), "{warning:?}");
+}
+
+#[test]
+fn a_missing_downloads_directory_is_a_usage_error() {
+    let t = Scratch::new("ui-nodir");
+    let run = tcpfetch(&t.path, &["ui", "--listen", "127.0.0.1:0", "--dir", "nope"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("nope"), "{run}");
+}
