@@ -645,3 +645,69 @@ fn a_full_disk_fails_cleanly_and_leaves_the_old_file_untouched() {
     run.expect_code(0);
     assert_eq!(fs::read(&out).unwrap(), data);
 }
+
+#[test]
+fn a_file_truncated_while_sent_at_full_speed_ends_the_body() {
+    // Without --max-rate the body goes out through sendfile(2); a reader
+    // that holds back keeps the server mid-file while it shrinks.
+    let data = random_bytes(32 << 20, 46);
+    let (t, server) = serve("truncate-fast", &[("x.bin", &data)], &[]);
+    let mut s = server.connect();
+    s.write_all(b"GET 0 x.bin\n").unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < 1 << 20 {
+        got += s.read(&mut buf).unwrap();
+    }
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(t.join("srv/x.bin"))
+        .unwrap();
+    f.set_len(2 << 20).unwrap();
+    // The rest arrives (what was already in socket buffers, then up to the
+    // new end), and then the server closes: no padding, no hang.
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("after {got} bytes: {e}"),
+        }
+    }
+    assert!(got < data.len(), "{got} bytes of a file that shrank");
+}
+
+// ---------------------------------------------------------------------------
+// What --retries must not retry
+
+#[test]
+fn an_integrity_failure_is_never_retried() {
+    let data = random_bytes(100_000, 47);
+    let (t, server) = serve("no-retry-flip", &[("x.bin", &data)], &[]);
+    let at = header_len(&data) + 777;
+    let proxy = Proxy::start(&server.addr, Fault::Flip { at, mask: 1 });
+    let args = [
+        "get",
+        &proxy.addr,
+        "x.bin",
+        "--retries",
+        "5",
+        "--retry-wait",
+        "0.1",
+    ];
+    let run = tcpfetch(&t.join("dl"), &args);
+    run.expect_code(3);
+    assert!(!run.stderr().contains("retrying"), "{run}");
+    assert!(listing(&t.join("dl")).is_empty(), "{run}");
+}
+
+#[test]
+fn not_found_and_forbidden_are_never_retried() {
+    let (t, server) = serve("no-retry-remote", &[("x.bin", b"x")], &[]);
+    for name in ["missing.bin", "../x.bin"] {
+        let args = ["get", &server.addr, name, "-o", "out", "--retries", "5"];
+        let run = tcpfetch(&t.join("dl"), &args);
+        run.expect_code(1);
+        assert!(!run.stderr().contains("retrying"), "{run}");
+    }
+    assert_eq!(server.log().matches("\"GET ").count(), 2);
+}
