@@ -240,9 +240,9 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
         format!("{}\n", hex::encode(&header.digest)),
     )
     .map_err(|e| {
-        Error::io(
+        local_write_error(
             format!("cannot write '{}'", sidecar_path(path).display()),
-            e,
+            &e,
         )
     })?;
     let label = path.display().to_string();
@@ -250,7 +250,7 @@ fn download(args: &Args, name: &str, path: &Path) -> Result<()> {
         .create(true)
         .append(true)
         .open(&part)
-        .map_err(|e| Error::io(format!("cannot write '{}'", part.display()), e))?;
+        .map_err(|e| local_write_error(format!("cannot write '{}'", part.display()), &e))?;
     let mut sink = PartFile { file, path: &part };
     let digest = receive(&mut conn, &header, offset, state, &mut sink, &label, args)?;
     if let Err(e) = verify(&header, args.sha256, &digest) {
@@ -393,15 +393,22 @@ struct PartFile<'a> {
 impl Sink for PartFile<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.file.write_all(bytes).map_err(|e| {
-            Error::io(
+            local_write_error(
                 format!(
                     "cannot write '{}' (the partial download is kept; run again to resume)",
                     self.path.display()
                 ),
-                e,
+                &e,
             )
         })
     }
+}
+
+/// A failure to write the download on this machine. Not [`Error::Io`],
+/// which `--retries` treats as transient: trying again cannot make room on
+/// a full disk or grant a permission.
+fn local_write_error(context: String, e: &io::Error) -> Error {
+    Error::Other(format!("{context}: {}", crate::error::describe_io(e)))
 }
 
 struct Stdout(io::Stdout);

@@ -711,3 +711,30 @@ fn not_found_and_forbidden_are_never_retried() {
     }
     assert_eq!(server.log().matches("\"GET ").count(), 2);
 }
+#[test]
+fn a_local_write_failure_is_not_retried() {
+    // Retrying cannot make room on a full disk: the partial download is
+    // kept and the user told at once, instead of after N backoffs.
+    let data = random_bytes(2 << 20, 48);
+    let (t, server) = serve("no-retry-write", &[("x.bin", &data)], &[]);
+    let dl = t.join("dl");
+    let args = [
+        "get",
+        &server.addr,
+        "x.bin",
+        "--retries",
+        "3",
+        "--retry-wait",
+        "0.1",
+    ];
+    let run = limited(&dl, 1 << 20, true, &args);
+    run.expect_code(1);
+    assert!(run.stderr().contains("file too large"), "{run}");
+    assert!(!run.stderr().contains("retrying"), "{run}");
+    assert_eq!(
+        server.log().matches("\"GET ").count(),
+        1,
+        "{}",
+        server.log()
+    );
+}
