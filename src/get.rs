@@ -411,13 +411,16 @@ fn local_write_error(context: String, e: &io::Error) -> Error {
     Error::Other(format!("{context}: {}", crate::error::describe_io(e)))
 }
 
-struct Stdout(io::Stdout);
+/// Standard output, and how many bytes went to it.
+struct Stdout(io::Stdout, u64);
 
 impl Sink for Stdout {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.0
             .write_all(bytes)
-            .map_err(|e| Error::io("cannot write to stdout", e))
+            .map_err(|e| local_write_error("cannot write to stdout".into(), &e))?;
+        self.1 += bytes.len() as u64;
+        Ok(())
     }
 }
 
@@ -532,8 +535,18 @@ fn to_stdout(args: &Args, name: &str) -> Result<()> {
     let mut conn = connect(args)?;
     let header = conn.request_file(name, 0)?;
     check_expected(args.sha256, &header.digest, "the server's digest")?;
-    let mut sink = Stdout(io::stdout());
-    let digest = receive(&mut conn, &header, 0, Sha256::new(), &mut sink, name, args)?;
+    let mut sink = Stdout(io::stdout(), 0);
+    let digest = receive(&mut conn, &header, 0, Sha256::new(), &mut sink, name, args).map_err(
+        |e| match e {
+            // What went down the pipe cannot be taken back: a retry from
+            // the start would repeat it.
+            e if sink.1 > 0 && e.is_transient() => Error::Other(format!(
+                "{e}; {} bytes already went to stdout, so this is not retried",
+                sink.1
+            )),
+            e => e,
+        },
+    )?;
     sink.0
         .flush()
         .map_err(|e| Error::io("cannot write to stdout", e))?;

@@ -43,16 +43,25 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: &str, fault: Fault) -> Proxy {
+        Proxy::start_first(upstream, fault, usize::MAX)
+    }
+
+    /// Apply `fault` to the first `faulty` connections only; later ones
+    /// pass through untouched.
+    fn start_first(upstream: &str, fault: Fault, faulty: usize) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, upstream) = (Arc::clone(&stop), upstream.to_string());
         thread::spawn(move || {
+            let mut accepted = 0;
             while !flag.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let upstream = upstream.clone();
+                        let fault = (accepted < faulty).then_some(fault);
+                        accepted += 1;
                         thread::spawn(move || relay(client, &upstream, fault));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
@@ -69,7 +78,7 @@ impl Drop for Proxy {
     }
 }
 
-fn relay(client: TcpStream, upstream: &str, fault: Fault) {
+fn relay(client: TcpStream, upstream: &str, fault: Option<Fault>) {
     client.set_nonblocking(false).unwrap();
     let Ok(server) = TcpStream::connect(upstream) else {
         return;
@@ -98,22 +107,22 @@ fn relay(client: TcpStream, upstream: &str, fault: Fault) {
                 .then(|| (at - pos) as usize)
         };
         match fault {
-            Fault::Flip { at, mask } => {
+            None => {}
+            Some(Fault::Flip { at, mask }) => {
                 if let Some(i) = here(at) {
                     buf[i] ^= mask;
                 }
             }
-            Fault::Set { at, byte } => {
+            Some(Fault::Set { at, byte }) => {
                 if let Some(i) = here(at) {
                     buf[i] = byte;
                 }
             }
-            Fault::Cut { at } => {
-                if pos + n as u64 >= at {
-                    len = (at - pos) as usize;
-                    last = true;
-                }
+            Some(Fault::Cut { at }) if pos + n as u64 >= at => {
+                len = (at - pos) as usize;
+                last = true;
             }
+            Some(Fault::Cut { .. }) => {}
         }
         if (&client).write_all(&buf[..len]).is_err() {
             break;
@@ -737,4 +746,40 @@ fn a_local_write_failure_is_not_retried() {
         "{}",
         server.log()
     );
+}
+
+#[test]
+fn a_retried_download_to_stdout_never_repeats_bytes() {
+    // Bytes written to a pipe cannot be taken back: after a cut, a retry
+    // from the start would hand the reader a prefix twice and exit 0.
+    let data = random_bytes(400_000, 49);
+    let (t, server) = serve("stdout-retry", &[("x.bin", &data)], &[]);
+    let cut = header_len(&data) + 200_000;
+    let proxy = Proxy::start_first(&server.addr, Fault::Cut { at: cut }, 1);
+    let args = [
+        "get",
+        &proxy.addr,
+        "x.bin",
+        "-o",
+        "-",
+        "--retries",
+        "3",
+        "--retry-wait",
+        "0.1",
+    ];
+    let run = tcpfetch(&t.join("dl"), &args);
+    let out = &run.output.stdout;
+    if run.code() == 0 {
+        assert!(
+            out == &data,
+            "exit 0 but stdout holds {} bytes{run}",
+            out.len()
+        );
+    } else {
+        assert_eq!(run.code(), 1, "{run}");
+        assert!(
+            out.len() <= data.len() && out[..] == data[..out.len()],
+            "{run}"
+        );
+    }
 }
