@@ -31,6 +31,9 @@ enum Fault {
     Set { at: u64, byte: u8 },
     /// Forward the first `at` bytes, then close the connection.
     Cut { at: u64 },
+    /// Forward the first `at` bytes, then nothing, with the connection
+    /// left open until the client gives up.
+    Stall { at: u64 },
 }
 
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that passes the
@@ -123,6 +126,12 @@ fn relay(client: TcpStream, upstream: &str, fault: Option<Fault>) {
                 last = true;
             }
             Some(Fault::Cut { .. }) => {}
+            Some(Fault::Stall { at }) if pos + n as u64 >= at => {
+                let _ = (&client).write_all(&buf[..(at - pos) as usize]);
+                let _ = up.join();
+                return;
+            }
+            Some(Fault::Stall { .. }) => {}
         }
         if (&client).write_all(&buf[..len]).is_err() {
             break;
@@ -782,4 +791,55 @@ fn a_retried_download_to_stdout_never_repeats_bytes() {
             "{run}"
         );
     }
+}
+
+#[test]
+fn retries_get_past_a_stalled_server_and_resume() {
+    let data = random_bytes(300_000, 50);
+    let (t, server) = serve("stall-retry", &[("x.bin", &data)], &[]);
+    let at = header_len(&data) + 100_000;
+    let proxy = Proxy::start_first(&server.addr, Fault::Stall { at }, 1);
+    let args = [
+        "get",
+        &proxy.addr,
+        "x.bin",
+        "--timeout",
+        "1",
+        "--retries",
+        "2",
+        "--retry-wait",
+        "0.1",
+    ];
+    let run = tcpfetch(&t.join("dl"), &args);
+    run.expect_code(0);
+    assert!(run.stderr().contains("timed out"), "{run}");
+    assert_eq!(fs::read(t.join("dl/x.bin")).unwrap(), data);
+    // The retry resumed exactly where the stalled transfer stopped: what
+    // arrived before the silence was kept.
+    let want = "\"GET 100000 x.bin\" ok 200000";
+    let log = wait_until(|| server.log(), |l| l.contains(want));
+    assert!(log.contains(want), "{log}");
+}
+
+#[test]
+fn retries_wait_out_a_busy_server() {
+    let data = random_bytes(100_000, 51);
+    let (t, server) = serve("busy-retry", &[("x.bin", &data)], &["--max-clients", "1"]);
+    let holder = server.connect();
+    let args = [
+        "get",
+        &server.addr,
+        "x.bin",
+        "--retries",
+        "10",
+        "--retry-wait",
+        "0.2",
+    ];
+    let child = spawn(&t.join("dl"), &args);
+    thread::sleep(Duration::from_millis(600));
+    drop(holder);
+    let run = finish(child, &args);
+    run.expect_code(0);
+    assert!(run.stderr().contains("busy"), "{run}");
+    assert_eq!(fs::read(t.join("dl/x.bin")).unwrap(), data);
 }

@@ -346,3 +346,34 @@ fn mutated_pickles_never_break_the_legacy_server() {
     assert!(!log.contains("panicked"), "seed {seed:#x}:\n{log}");
     assert!(!log.contains("pwned"), "seed {seed:#x}:\n{log}");
 }
+
+#[test]
+fn names_up_to_the_line_limit_get_a_clean_answer_on_a_live_connection() {
+    // The names themselves go on the wire (not a placeholder): the longest
+    // a line can carry, paths deeper than PATH_MAX, a component longer
+    // than NAME_MAX, and `..` repeated to the limit.
+    let t = tree("long-names");
+    let server = Server::start(&t.join("root"), &[]);
+    let cases: &[(String, &str)] = &[
+        ("n".repeat(4000), "not-found"),
+        ("n".repeat(4071), "not-found"),
+        ("n".repeat(4072), "bad-request"),
+        ("d/".repeat(2000) + "x", "not-found"),
+        ("a".repeat(256) + "/x", "not-found"),
+        ("../".repeat(1300) + "etc/passwd", "forbidden"),
+        ("sub/".repeat(1000) + "b.txt", "not-found"),
+        ("%2e%2e/".repeat(500) + "outside.txt", "not-found"),
+    ];
+    let ping = format!("TCPFETCH/1 OK tcpfetch {}\n", env!("CARGO_PKG_VERSION"));
+    for (name, code) in cases {
+        let answer = converse(&server.addr, format!("GET 0 {name}\nPING\n").into_bytes());
+        let text = String::from_utf8_lossy(&answer);
+        let want = format!("TCPFETCH/1 ERR {code} ");
+        assert!(
+            text.starts_with(&want) && text.ends_with(&ping) && text.lines().count() == 2,
+            "a {}-byte name: wanted {code}, got {text:?}",
+            name.len()
+        );
+    }
+    tcpfetch(&t.join("dl"), &["get", &server.addr, "a.txt"]).expect_code(0);
+}
