@@ -41,5 +41,16 @@ static:
 	strip $(STATIC_BIN)
 	@ls -l $(STATIC_BIN)
 
+# Faults, hostile clients and long fuzzing that take more than ~30 s: the
+# #[ignore] tests of tests/soak.rs on a release build (one at a time, since
+# they measure the server's threads and memory), then the fuzz targets of
+# tests/fuzz.rs for FUZZ_SECONDS each. Not CI; results go in README.md's
+# Reliability section.
+FUZZ_SECONDS ?= 300
+
+soak:
+	$(CARGO) test --release --test soak -- --ignored --nocapture --test-threads 1
+	TCPFETCH_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --test fuzz -- --nocapture
+
 clean:
 	$(CARGO) clean

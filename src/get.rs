@@ -369,9 +369,9 @@ fn download(
         format!("{}\n", hex::encode(&header.digest)),
     )
     .map_err(|e| {
-        Error::io(
+        local_write_error(
             format!("cannot write '{}'", sidecar_path(path).display()),
-            e,
+            &e,
         )
     })?;
     let label = path.display().to_string();
@@ -379,7 +379,7 @@ fn download(
         .create(true)
         .append(true)
         .open(&part)
-        .map_err(|e| Error::io(format!("cannot write '{}'", part.display()), e))?;
+        .map_err(|e| local_write_error(format!("cannot write '{}'", part.display()), &e))?;
     let mut sink = PartFile { file, path: &part };
     let digest = receive(
         &mut conn, &header, offset, state, &mut sink, &label, args, observe,
@@ -529,24 +529,34 @@ struct PartFile<'a> {
 impl Sink for PartFile<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.file.write_all(bytes).map_err(|e| {
-            Error::io(
+            local_write_error(
                 format!(
                     "cannot write '{}' (the partial download is kept; run again to resume)",
                     self.path.display()
                 ),
-                e,
+                &e,
             )
         })
     }
 }
 
-struct Stdout(io::Stdout);
+/// A failure to write the download on this machine. Not [`Error::Io`],
+/// which `--retries` treats as transient: trying again cannot make room on
+/// a full disk or grant a permission.
+fn local_write_error(context: String, e: &io::Error) -> Error {
+    Error::Other(format!("{context}: {}", crate::error::describe_io(e)))
+}
+
+/// Standard output, and how many bytes went to it.
+struct Stdout(io::Stdout, u64);
 
 impl Sink for Stdout {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.0
             .write_all(bytes)
-            .map_err(|e| Error::io("cannot write to stdout", e))
+            .map_err(|e| local_write_error("cannot write to stdout".into(), &e))?;
+        self.1 += bytes.len() as u64;
+        Ok(())
     }
 }
 
@@ -665,7 +675,7 @@ fn to_stdout(args: &Args, name: &str) -> Result<()> {
     let mut conn = connect(args)?;
     let header = conn.request_file(name, 0)?;
     check_expected(args.sha256, &header.digest, "the server's digest")?;
-    let mut sink = Stdout(io::stdout());
+    let mut sink = Stdout(io::stdout(), 0);
     let digest = receive(
         &mut conn,
         &header,
@@ -675,7 +685,16 @@ fn to_stdout(args: &Args, name: &str) -> Result<()> {
         name,
         args,
         &mut |_, _| {},
-    )?;
+    )
+    .map_err(|e| match e {
+        // What went down the pipe cannot be taken back: a retry from the
+        // start would repeat it.
+        e if sink.1 > 0 && e.is_transient() => Error::Other(format!(
+            "{e}; {} bytes already went to stdout, so this is not retried",
+            sink.1
+        )),
+        e => e,
+    })?;
     sink.0
         .flush()
         .map_err(|e| Error::io("cannot write to stdout", e))?;
