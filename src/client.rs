@@ -3,7 +3,9 @@
 //! [`Connection`]; none of them touches the wire format directly.
 
 use std::io::{self, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+#[cfg(not(target_feature = "crt-static"))]
+use std::net::ToSocketAddrs;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::auth::{self, Key, Session, Side};
