@@ -3,7 +3,7 @@
 //! [`Connection`]; none of them touches the wire format directly.
 
 use std::io::{self, BufReader, Read, Write};
-#[cfg(not(target_feature = "crt-static"))]
+#[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -80,6 +80,14 @@ pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    // RFC 6761: `localhost` is loopback, with or without /etc/hosts (an
+    // empty chroot or a minimal box may have none).
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
+            SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), port),
+        ]);
+    }
     let found = lookup(&host, port)?;
     if found.is_empty() {
         return Err(Error::Resolve {
@@ -91,8 +99,9 @@ pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
 }
 
 /// A name lookup through the system resolver (getaddrinfo: /etc/hosts, DNS,
-/// whatever NSS is configured to do).
-#[cfg(not(target_feature = "crt-static"))]
+/// whatever NSS is configured to do; a static musl build has its own
+/// resolver that reads /etc/hosts and /etc/resolv.conf, no NSS).
+#[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
 fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     let found = (host, port).to_socket_addrs().map_err(|e| Error::Resolve {
         host: host.to_string(),
@@ -104,11 +113,11 @@ fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     Ok(found.collect())
 }
 
-/// The static build resolves names itself, from `localhost` and
+/// The static glibc build resolves names itself, from `localhost` and
 /// `/etc/hosts` only. A statically linked glibc would otherwise `dlopen` the
 /// host's NSS libraries at run time, which break when their glibc version
 /// differs, and getaddrinfo alone costs 131 KB of the 1.5 MiB size budget.
-#[cfg(target_feature = "crt-static")]
+#[cfg(all(target_feature = "crt-static", target_env = "gnu"))]
 fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let ips = hosts_lookup(&hosts, host);
@@ -126,11 +135,13 @@ fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
         .collect())
 }
 
-/// The addresses `/etc/hosts` text gives `name` (case-insensitive), plus
-/// the loopback addresses for `localhost` when the file does not say.
-#[cfg_attr(not(target_feature = "crt-static"), allow(dead_code))]
+/// The addresses `/etc/hosts` text gives `name` (case-insensitive).
+#[cfg_attr(
+    not(all(target_feature = "crt-static", target_env = "gnu")),
+    allow(dead_code)
+)]
 fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
-    let mut found: Vec<IpAddr> = hosts
+    hosts
         .lines()
         .map(|line| line.split('#').next().unwrap_or(""))
         .filter_map(|line| {
@@ -138,12 +149,7 @@ fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
             let ip = fields.next()?.parse::<IpAddr>().ok()?;
             fields.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
         })
-        .collect();
-    if found.is_empty() && name.eq_ignore_ascii_case("localhost") {
-        found.push(IpAddr::from([127, 0, 0, 1]));
-        found.push(IpAddr::from(std::net::Ipv6Addr::LOCALHOST));
-    }
-    found
+        .collect()
 }
 
 /// One connection to a tcpfetch server.
@@ -414,11 +420,15 @@ mod tests {
         assert_eq!(hosts_lookup(hosts, "box.lan"), vec![ip("10.0.0.2")]);
         assert!(hosts_lookup(hosts, "commented").is_empty());
         assert_eq!(hosts_lookup(hosts, "localhost"), vec![ip("127.0.0.1")]);
-        assert_eq!(
-            hosts_lookup("", "localhost"),
-            vec![ip("127.0.0.1"), ip("::1")]
-        );
+        assert!(hosts_lookup("", "box").is_empty());
         assert_eq!(hosts_lookup(hosts, "ip6-localhost"), vec![ip("::1")]);
+    }
+
+    #[test]
+    fn localhost_is_loopback_without_any_lookup() {
+        let addrs = resolve("LocalHost:7").unwrap();
+        assert_eq!(addrs[0], "127.0.0.1:7".parse::<SocketAddr>().unwrap());
+        assert_eq!(addrs[1], "[::1]:7".parse::<SocketAddr>().unwrap());
     }
 
     #[test]
