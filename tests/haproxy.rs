@@ -7,7 +7,7 @@
 //! without it each test says so and passes.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -226,64 +226,16 @@ impl Drop for Haproxy {
     }
 }
 
-/// One `serve --quiet-ping` of the shared directory, its access log in a
-/// file of its own; killed on drop.
-struct Backend {
-    child: Child,
-    addr: String,
-    log_path: PathBuf,
-}
-
-impl Backend {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Three `serve --quiet-ping DIR --listen 127.0.0.1:0 EXTRA...`.
-fn three_backends(t: &Scratch, dir: &str, extra: &[&str]) -> [Backend; 3] {
+/// Three `serve --quiet-ping DIR --listen 127.0.0.1:0 EXTRA...`, each with
+/// its access log in a file of its own.
+fn three_backends(t: &Scratch, dir: &str, extra: &[&str]) -> [Server; 3] {
     backends_of(t, [dir, dir, dir], extra)
 }
 
 /// Like [`three_backends`], each with a directory of its own.
-fn backends_of(t: &Scratch, dirs: [&str; 3], extra: &[&str]) -> [Backend; 3] {
-    [1, 2, 3].map(|i| {
-        let log_path = t.join(&format!("backend{i}.log"));
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg(t.join(dirs[i - 1]))
-            .args(["--listen", "127.0.0.1:0", "--quiet-ping"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
-            .to_string();
-        Backend {
-            child,
-            addr,
-            log_path,
-        }
-    })
+fn backends_of(t: &Scratch, dirs: [&str; 3], extra: &[&str]) -> [Server; 3] {
+    let args: Vec<&str> = ["--quiet-ping"].iter().chain(extra).copied().collect();
+    dirs.map(|dir| Server::start(&t.join(dir), &args))
 }
 
 fn gets_in(log: &str) -> usize {
