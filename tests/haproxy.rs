@@ -242,18 +242,6 @@ fn gets_in(log: &str) -> usize {
     log.lines().filter(|l| l.contains("\"GET ")).count()
 }
 
-/// The raw text of `key`'s number in bench's one-line JSON report.
-fn number(json: &str, key: &str) -> f64 {
-    let pat = format!("\"{key}\":");
-    let rest = &json[json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + pat.len()..];
-    rest[..rest.find([',', '}']).unwrap()]
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
-}
-
 #[test]
 fn bench_through_haproxy_reaches_all_three_backends_every_transfer_verified() {
     if !have_haproxy() {
@@ -272,9 +260,9 @@ fn bench_through_haproxy_reaches_all_three_backends_every_transfer_verified() {
     );
     run.expect_code(0);
     let json = run.stdout();
-    assert_eq!(number(&json, "ok"), 200.0, "{run}");
-    assert_eq!(number(&json, "failed"), 0.0, "{run}");
-    assert_eq!(number(&json, "corrupt"), 0.0, "{run}");
+    assert_eq!(json_number(&json, "ok"), 200.0, "{run}");
+    assert_eq!(json_number(&json, "failed"), 0.0, "{run}");
+    assert_eq!(json_number(&json, "corrupt"), 0.0, "{run}");
     let counts: Vec<usize> = backends.iter().map(|b| gets_in(&b.log())).collect();
     assert_eq!(
         counts.iter().sum::<usize>(),
@@ -349,7 +337,7 @@ fn a_port_that_accepts_but_is_not_tcpfetch_fails_the_health_check() {
         &["bench", &proxy.addr, "f.bin", "--clients", "20", "--json"],
     );
     run.expect_code(0);
-    assert_eq!(number(&run.stdout(), "ok"), 20.0, "{run}");
+    assert_eq!(json_number(&run.stdout(), "ok"), 20.0, "{run}");
     stop.store(true, Ordering::SeqCst);
     answering.join().unwrap();
 }
@@ -454,10 +442,10 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
     let bench = bench.join().unwrap();
     bench.expect_code(0);
     let json = bench.stdout();
-    let requests = number(&json, "requests");
+    let requests = json_number(&json, "requests");
     assert!(requests > 12.0, "{bench}");
-    assert_eq!(number(&json, "ok"), requests, "{bench}");
-    assert_eq!(number(&json, "corrupt"), 0.0, "{bench}");
+    assert_eq!(json_number(&json, "ok"), requests, "{bench}");
+    assert_eq!(json_number(&json, "corrupt"), 0.0, "{bench}");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(
         log.lines().any(|l| !l.contains("\"attempts\":1}")),

@@ -268,6 +268,31 @@ pub fn back_to_idle(server: &Server, idle: u64, limit: Duration, what: &str) -> 
     started.elapsed()
 }
 
+/// The raw text of `key`'s value in a flat JSON object whose strings hold
+/// no commas or braces (true of what bench writes for these tests); an
+/// object value is returned whole, braces included.
+pub fn json_value<'a>(json: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\":");
+    let start = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no key {key} in {json}"))
+        + pat.len();
+    let rest = &json[start..];
+    let end = if rest.starts_with('{') {
+        rest.find('}').unwrap() + 1
+    } else {
+        rest.find([',', '}']).unwrap()
+    };
+    &rest[..end]
+}
+
+/// `key`'s value in bench's one-line JSON report, as a number.
+pub fn json_number(json: &str, key: &str) -> f64 {
+    json_value(json, key)
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
 /// The result of running the binary, with everything needed to explain a
 /// failed assertion.
 pub struct Run {
