@@ -24,30 +24,6 @@ fn count(report: &str, label: &str) -> u64 {
         .unwrap_or_else(|_| panic!("bad '{label}' line: {line}"))
 }
 
-/// The raw text of `key`'s value in a flat JSON object whose strings hold
-/// no commas or braces (true of what bench writes for these tests); an
-/// object value is returned whole, braces included.
-fn value<'a>(json: &'a str, key: &str) -> &'a str {
-    let pat = format!("\"{key}\":");
-    let start = json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no key {key} in {json}"))
-        + pat.len();
-    let rest = &json[start..];
-    let end = if rest.starts_with('{') {
-        rest.find('}').unwrap() + 1
-    } else {
-        rest.find([',', '}']).unwrap()
-    };
-    &rest[..end]
-}
-
-fn number(json: &str, key: &str) -> f64 {
-    value(json, key)
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
-}
-
 /// A file served by a stand-in server: what it announces and what it sends.
 struct Answer {
     announced: String,
@@ -124,36 +100,36 @@ fn fifty_clients_of_three_requests_are_all_verified_and_logged() {
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 150);
-    let test_id = value(lines[0], "test_id");
+    let test_id = json_value(lines[0], "test_id");
     let mut clients = HashSet::new();
     let mut pairs = HashSet::new();
     for line in &lines {
         assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
-        assert_eq!(value(line, "test_id"), test_id, "one id per run");
-        let client = number(line, "client_id") as u64;
-        let request = number(line, "request") as u64;
+        assert_eq!(json_value(line, "test_id"), test_id, "one id per run");
+        let client = json_number(line, "client_id") as u64;
+        let request = json_number(line, "request") as u64;
         assert!(
             (1..=50).contains(&client) && (1..=3).contains(&request),
             "{line}"
         );
         clients.insert(client);
         pairs.insert((client, request));
-        assert_eq!(value(line, "file"), "\"f.bin\"");
-        let started = value(line, "started_at");
+        assert_eq!(json_value(line, "file"), "\"f.bin\"");
+        let started = json_value(line, "started_at");
         assert!(
             started.len() == 26 && started.ends_with("Z\"") && &started[11..12] == "T",
             "{line}"
         );
         let (connect, ttfb, total) = (
-            number(line, "connect_ms"),
-            number(line, "ttfb_ms"),
-            number(line, "total_ms"),
+            json_number(line, "connect_ms"),
+            json_number(line, "ttfb_ms"),
+            json_number(line, "total_ms"),
         );
         assert!(connect >= 0.0 && ttfb >= connect && total >= ttfb, "{line}");
-        assert_eq!(number(line, "bytes") as usize, data.len());
-        assert_eq!(value(line, "status"), "\"ok\"");
-        assert_eq!(value(line, "integrity"), "\"ok\"");
-        assert_eq!(value(line, "error"), "null");
+        assert_eq!(json_number(line, "bytes") as usize, data.len());
+        assert_eq!(json_value(line, "status"), "\"ok\"");
+        assert_eq!(json_value(line, "integrity"), "\"ok\"");
+        assert_eq!(json_value(line, "error"), "null");
     }
     assert_eq!(clients.len(), 50, "50 distinct clients");
     assert_eq!(pairs.len(), 150, "every (client, request) once");
@@ -183,28 +159,28 @@ fn json_output_has_every_key_with_consistent_counts() {
     run.expect_code(0);
     let json = run.stdout();
     assert_eq!(json.lines().count(), 1, "one object on one line: {json}");
-    assert_eq!(number(&json, "clients"), 4.0);
-    assert_eq!(number(&json, "requests"), 12.0);
-    assert_eq!(number(&json, "ok"), 12.0);
-    assert_eq!(number(&json, "failed"), 0.0);
-    assert_eq!(number(&json, "corrupt"), 0.0);
+    assert_eq!(json_number(&json, "clients"), 4.0);
+    assert_eq!(json_number(&json, "requests"), 12.0);
+    assert_eq!(json_number(&json, "ok"), 12.0);
+    assert_eq!(json_number(&json, "failed"), 0.0);
+    assert_eq!(json_number(&json, "corrupt"), 0.0);
     // Each client cycles through both names: 6 of each in all.
-    assert_eq!(number(&json, "bytes"), 6.0 * 70_000.0 + 6.0 * 30_000.0);
-    let seconds = number(&json, "seconds");
+    assert_eq!(json_number(&json, "bytes"), 6.0 * 70_000.0 + 6.0 * 30_000.0);
+    let seconds = json_number(&json, "seconds");
     assert!(seconds > 0.0);
-    let rps = number(&json, "requests_per_s");
+    let rps = json_number(&json, "requests_per_s");
     assert!((rps * seconds / 12.0 - 1.0).abs() < 0.01, "{json}");
-    let mbs = number(&json, "throughput_mb_s");
+    let mbs = json_number(&json, "throughput_mb_s");
     assert!((mbs * seconds / 0.6 - 1.0).abs() < 0.01, "{json}");
-    let errors = value(&json, "errors");
+    let errors = json_value(&json, "errors");
     for kind in ["refused", "busy", "timeout", "protocol", "io"] {
-        assert_eq!(number(errors, kind), 0.0, "{json}");
+        assert_eq!(json_number(errors, kind), 0.0, "{json}");
     }
     for key in ["latency_ms", "ttfb_ms"] {
-        let h = value(&json, key);
+        let h = json_value(&json, key);
         let points: Vec<f64> = ["min", "p50", "p90", "p99", "p999", "max"]
             .iter()
-            .map(|p| number(h, p))
+            .map(|p| json_number(h, p))
             .collect();
         assert!(points.windows(2).all(|w| w[0] <= w[1]), "{key}: {h}");
         assert!(points[0] > 0.0, "{key}: {h}");
@@ -247,9 +223,12 @@ fn a_wrong_digest_is_counted_corrupt_and_exits_3() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text.lines().count(), 3);
     for line in text.lines() {
-        assert_eq!(value(line, "status"), "\"corrupt\"", "{line}");
-        assert_eq!(value(line, "integrity"), "\"corrupt\"", "{line}");
-        assert!(value(line, "error").contains("integrity failure"), "{line}");
+        assert_eq!(json_value(line, "status"), "\"corrupt\"", "{line}");
+        assert_eq!(json_value(line, "integrity"), "\"corrupt\"", "{line}");
+        assert!(
+            json_value(line, "error").contains("integrity failure"),
+            "{line}"
+        );
     }
     assert_eq!(server.join().unwrap(), 3);
 }
@@ -269,9 +248,16 @@ fn clients_past_max_clients_are_counted_busy_and_bench_ends() {
     );
     run.expect_code(1);
     let json = run.stdout();
-    assert_eq!(number(&json, "failed"), 20.0, "{run}");
-    assert_eq!(number(value(&json, "errors"), "busy"), 20.0, "{run}");
-    assert!(value(value(&json, "latency_ms"), "p50") == "null", "{run}");
+    assert_eq!(json_number(&json, "failed"), 20.0, "{run}");
+    assert_eq!(
+        json_number(json_value(&json, "errors"), "busy"),
+        20.0,
+        "{run}"
+    );
+    assert!(
+        json_value(json_value(&json, "latency_ms"), "p50") == "null",
+        "{run}"
+    );
     assert!(run.stderr().contains("20 of 20 requests failed"), "{run}");
     assert!(run.stderr().contains("busy"), "{run}");
     drop(held);
@@ -292,10 +278,13 @@ fn an_overloaded_server_serves_some_and_turns_the_rest_away() {
     );
     run.expect_code(1);
     let json = run.stdout();
-    let (ok, busy) = (number(&json, "ok"), number(value(&json, "errors"), "busy"));
+    let (ok, busy) = (
+        json_number(&json, "ok"),
+        json_number(json_value(&json, "errors"), "busy"),
+    );
     assert!(ok >= 1.0 && busy >= 1.0, "{run}");
     assert_eq!(ok + busy, 20.0, "{run}");
-    assert_eq!(number(&json, "corrupt"), 0.0, "{run}");
+    assert_eq!(json_number(&json, "corrupt"), 0.0, "{run}");
     drop(held);
 }
 
@@ -327,8 +316,8 @@ fn retries_get_through_once_the_load_goes() {
     releaser.join().unwrap();
     run.expect_code(0);
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(number(&text, "attempts") > 1.0, "{text}");
-    assert_eq!(value(&text, "status"), "\"ok\"");
+    assert!(json_number(&text, "attempts") > 1.0, "{text}");
+    assert_eq!(json_value(&text, "status"), "\"ok\"");
 }
 
 #[test]
@@ -365,9 +354,9 @@ fn rate_latencies_include_the_wait_for_a_stalled_server() {
     );
     run.expect_code(0);
     let json = run.stdout();
-    let latency = value(&json, "latency_ms");
-    assert!(number(latency, "p50") >= 200.0, "{json}");
-    assert!(number(latency, "max") >= 700.0, "{json}");
+    let latency = json_value(&json, "latency_ms");
+    assert!(json_number(latency, "p50") >= 200.0, "{json}");
+    assert!(json_number(latency, "max") >= 700.0, "{json}");
     assert_eq!(server.join().unwrap(), 5);
 }
 
@@ -392,10 +381,10 @@ fn duration_mode_keeps_requesting_until_time_is_up() {
     );
     run.expect_code(0);
     let json = run.stdout();
-    let requests = number(&json, "requests");
+    let requests = json_number(&json, "requests");
     assert!(requests > 2.0, "{json}");
-    assert_eq!(number(&json, "ok"), requests);
-    assert!(number(&json, "seconds") >= 0.5, "{json}");
+    assert_eq!(json_number(&json, "ok"), requests);
+    assert!(json_number(&json, "seconds") >= 0.5, "{json}");
 }
 
 #[test]
@@ -442,7 +431,7 @@ fn a_closed_port_is_counted_refused() {
     let run = tcpfetch(&t.path, &["bench", &addr, "f", "--clients", "3", "--json"]);
     run.expect_code(1);
     assert_eq!(
-        number(value(&run.stdout(), "errors"), "refused"),
+        json_number(json_value(&run.stdout(), "errors"), "refused"),
         3.0,
         "{run}"
     );

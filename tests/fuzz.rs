@@ -19,31 +19,10 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::path::Path;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// A small seeded PRNG (xorshift64*), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 fn seed() -> u64 {
     std::env::var("TCPFETCH_FUZZ_SEED")
@@ -157,72 +136,6 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Send `request` (from its own thread, so a server answering early cannot
-/// deadlock us), close our side, and read until the server closes.
-fn converse(addr: &str, request: Vec<u8>) -> Vec<u8> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let sender = thread::spawn(move || {
-        let _ = writer.write_all(&request);
-        let _ = writer.shutdown(Shutdown::Write);
-    });
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match (&stream).read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-            // A reset after a refused too-long line ends it too; a timeout
-            // means the server hung on this input.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                panic!("the server neither answered nor closed within 10 s")
-            }
-            Err(_) => break,
-        }
-    }
-    sender.join().unwrap();
-    answer
-}
-
-/// The server's thread count, from `/proc/<pid>/status`.
-fn threads(server: &Server) -> usize {
-    let status = fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap()
-}
-
-/// The server's thread count at rest: after one request has been served
-/// (so every helper thread has started) and the count held for 300 ms.
-fn idle_threads(server: &Server) -> usize {
-    let dir = std::env::temp_dir();
-    tcpfetch(&dir, &["ping", &server.addr]).expect_code(0);
-    let mut last = threads(server);
-    for _ in 0..50 {
-        thread::sleep(Duration::from_millis(300));
-        let now = threads(server);
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    last
-}
-
-/// Wait (at most 15 s) for the server to be back at `idle` threads.
-fn assert_back_to_idle(server: &Server, idle: usize, seed: u64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while threads(server) > idle && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(threads(server), idle, "seed {seed:#x}: threads leaked");
-}
-
 /// The served tree: a.txt, sub/b.txt, a dotfile, a file outside the root.
 fn tree(tag: &str) -> Scratch {
     let t = Scratch::new(tag);
@@ -250,7 +163,7 @@ fn mutated_request_lines_never_break_the_framing_or_the_server() {
         let input = mutate(&mut rng, &seeds[a], &seeds[b]);
         let mut request = input.clone();
         request.extend_from_slice(b"\nPING\n");
-        let answer = converse(&server.addr, request);
+        let answer = converse(&server.addr, request, Duration::from_secs(10));
         let too_long = answer
             .windows(27)
             .any(|w| w == b"request line longer than 40");
@@ -263,7 +176,12 @@ fn mutated_request_lines_never_break_the_framing_or_the_server() {
         runs += 1;
     }
     eprintln!("fuzz requests: {runs} mutated inputs, seed {seed:#x}");
-    assert_back_to_idle(&server, idle, seed);
+    back_to_idle(
+        &server,
+        idle,
+        Duration::from_secs(15),
+        &format!("seed {seed:#x}"),
+    );
     tcpfetch(&t.join("dl"), &["get", &server.addr, "a.txt"]).expect_code(0);
     let log = server.log();
     assert!(!log.contains("panicked"), "seed {seed:#x}:\n{log}");
@@ -334,11 +252,16 @@ fn mutated_pickles_never_break_the_legacy_server() {
         }
         // Ends by itself: the server answers and closes, or refuses and
         // closes, or sees our EOF; `converse` panics on a hang.
-        let _ = converse(&legacy, input);
+        let _ = converse(&legacy, input, Duration::from_secs(10));
         runs += 1;
     }
     eprintln!("fuzz pickles: {runs} mutated inputs, seed {seed:#x}");
-    assert_back_to_idle(&server, idle, seed);
+    back_to_idle(
+        &server,
+        idle,
+        Duration::from_secs(15),
+        &format!("seed {seed:#x}"),
+    );
     let run = tcpfetch(&t.join("dl"), &["get", "--legacy", &legacy, "1"]);
     run.expect_code(0);
     assert_eq!(fs::read(t.join("dl/a.txt")).unwrap(), b"hello");
@@ -365,7 +288,11 @@ fn names_up_to_the_line_limit_get_a_clean_answer_on_a_live_connection() {
     ];
     let ping = format!("TCPFETCH/1 OK tcpfetch {}\n", env!("CARGO_PKG_VERSION"));
     for (name, code) in cases {
-        let answer = converse(&server.addr, format!("GET 0 {name}\nPING\n").into_bytes());
+        let answer = converse(
+            &server.addr,
+            format!("GET 0 {name}\nPING\n").into_bytes(),
+            Duration::from_secs(10),
+        );
         let text = String::from_utf8_lossy(&answer);
         let want = format!("TCPFETCH/1 ERR {code} ");
         assert!(

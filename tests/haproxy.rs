@@ -7,7 +7,7 @@
 //! without it each test says so and passes.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -226,80 +226,20 @@ impl Drop for Haproxy {
     }
 }
 
-/// One `serve --quiet-ping` of the shared directory, its access log in a
-/// file of its own; killed on drop.
-struct Backend {
-    child: Child,
-    addr: String,
-    log_path: PathBuf,
-}
-
-impl Backend {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Three `serve --quiet-ping DIR --listen 127.0.0.1:0 EXTRA...`.
-fn three_backends(t: &Scratch, dir: &str, extra: &[&str]) -> [Backend; 3] {
+/// Three `serve --quiet-ping DIR --listen 127.0.0.1:0 EXTRA...`, each with
+/// its access log in a file of its own.
+fn three_backends(t: &Scratch, dir: &str, extra: &[&str]) -> [Server; 3] {
     backends_of(t, [dir, dir, dir], extra)
 }
 
 /// Like [`three_backends`], each with a directory of its own.
-fn backends_of(t: &Scratch, dirs: [&str; 3], extra: &[&str]) -> [Backend; 3] {
-    [1, 2, 3].map(|i| {
-        let log_path = t.join(&format!("backend{i}.log"));
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg(t.join(dirs[i - 1]))
-            .args(["--listen", "127.0.0.1:0", "--quiet-ping"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
-            .to_string();
-        Backend {
-            child,
-            addr,
-            log_path,
-        }
-    })
+fn backends_of(t: &Scratch, dirs: [&str; 3], extra: &[&str]) -> [Server; 3] {
+    let args: Vec<&str> = ["--quiet-ping"].iter().chain(extra).copied().collect();
+    dirs.map(|dir| Server::start(&t.join(dir), &args))
 }
 
 fn gets_in(log: &str) -> usize {
     log.lines().filter(|l| l.contains("\"GET ")).count()
-}
-
-/// The raw text of `key`'s number in bench's one-line JSON report.
-fn number(json: &str, key: &str) -> f64 {
-    let pat = format!("\"{key}\":");
-    let rest = &json[json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + pat.len()..];
-    rest[..rest.find([',', '}']).unwrap()]
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
 }
 
 #[test]
@@ -320,9 +260,9 @@ fn bench_through_haproxy_reaches_all_three_backends_every_transfer_verified() {
     );
     run.expect_code(0);
     let json = run.stdout();
-    assert_eq!(number(&json, "ok"), 200.0, "{run}");
-    assert_eq!(number(&json, "failed"), 0.0, "{run}");
-    assert_eq!(number(&json, "corrupt"), 0.0, "{run}");
+    assert_eq!(json_number(&json, "ok"), 200.0, "{run}");
+    assert_eq!(json_number(&json, "failed"), 0.0, "{run}");
+    assert_eq!(json_number(&json, "corrupt"), 0.0, "{run}");
     let counts: Vec<usize> = backends.iter().map(|b| gets_in(&b.log())).collect();
     assert_eq!(
         counts.iter().sum::<usize>(),
@@ -397,7 +337,7 @@ fn a_port_that_accepts_but_is_not_tcpfetch_fails_the_health_check() {
         &["bench", &proxy.addr, "f.bin", "--clients", "20", "--json"],
     );
     run.expect_code(0);
-    assert_eq!(number(&run.stdout(), "ok"), 20.0, "{run}");
+    assert_eq!(json_number(&run.stdout(), "ok"), 20.0, "{run}");
     stop.store(true, Ordering::SeqCst);
     answering.join().unwrap();
 }
@@ -502,10 +442,10 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
     let bench = bench.join().unwrap();
     bench.expect_code(0);
     let json = bench.stdout();
-    let requests = number(&json, "requests");
+    let requests = json_number(&json, "requests");
     assert!(requests > 12.0, "{bench}");
-    assert_eq!(number(&json, "ok"), requests, "{bench}");
-    assert_eq!(number(&json, "corrupt"), 0.0, "{bench}");
+    assert_eq!(json_number(&json, "ok"), requests, "{bench}");
+    assert_eq!(json_number(&json, "corrupt"), 0.0, "{bench}");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(
         log.lines().any(|l| !l.contains("\"attempts\":1}")),

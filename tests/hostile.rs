@@ -446,6 +446,20 @@ fn a_response_longer_than_the_idle_timeout_keeps_the_connection() {
     assert!(raw.line().starts_with("TCPFETCH/1 OK tcpfetch "));
 }
 
+/// Ping on fresh connections until one is answered OK; panics with `what`
+/// once `limit` has passed.
+fn wait_for_a_free_place(server: &Server, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let answer = exchange(&server.addr, b"PING\n", Duration::from_secs(5));
+        if answer.starts_with(b"TCPFETCH/1 OK ") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn clients_past_max_clients_get_busy_at_once() {
     let (t, server) = hostile_tree("busy", &["--max-clients", "2"]);
@@ -469,18 +483,11 @@ fn clients_past_max_clients_get_busy_at_once() {
     assert!(run.stderr().contains("busy"), "{run}");
     drop(held);
     // The slots free as soon as the server notices the two closes.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let answer = exchange(&server.addr, b"PING\n", Duration::from_secs(5));
-        if answer.starts_with(b"TCPFETCH/1 OK ") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still busy after the holders left"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_free_place(
+        &server,
+        Duration::from_secs(10),
+        "still busy after the holders left",
+    );
     assert_still_serving(&t, &server);
 }
 
@@ -532,37 +539,12 @@ fn a_client_that_stops_reading_is_dropped() {
     assert!(stalled.line().starts_with("TCPFETCH/1 OK "));
     // It reads nothing more. Its slot frees once the server's write times
     // out, and the one place left serves someone else.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let answer = exchange(&server.addr, b"PING\n", Duration::from_secs(5));
-        if answer.starts_with(b"TCPFETCH/1 OK ") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the stalled reader kept its slot"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_a_free_place(
+        &server,
+        Duration::from_secs(15),
+        "the stalled reader kept its slot",
+    );
     drop(stalled);
-}
-
-/// A small seeded PRNG (xorshift64*), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
 }
 
 /// A request line, mostly a mutation of a plausible one, sometimes random
@@ -600,27 +582,7 @@ fn hostile_line(rng: &mut Rng) -> Vec<u8> {
         b"99999999999999999999",
         b"-1",
     ];
-    let mut line = match rng.below(200) {
-        0 => vec![b'A' + rng.below(26) as u8; 4090 + rng.below(12)],
-        1..=20 => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
-        _ => rng.pick(SEEDS).to_vec(),
-    };
-    for _ in 0..rng.below(5) {
-        let at = rng.below(line.len() + 1);
-        match rng.below(5) {
-            0 if at < line.len() => line[at] = rng.next() as u8,
-            1 if at < line.len() => {
-                line.remove(at);
-            }
-            2 => line
-                .splice(at..at, rng.pick(PIECES).iter().copied())
-                .for_each(drop),
-            3 => line.truncate(at),
-            _ => line.insert(at, rng.next() as u8),
-        }
-    }
-    line.push(b'\n');
-    line
+    mutated_line(rng, SEEDS, PIECES, 200)
 }
 
 /// Check that `answer` is a well-framed sequence of responses to the lines
@@ -704,30 +666,6 @@ fn check_framing(sent: &[u8], answer: &[u8], digests: &[String]) -> Result<usize
     Ok(answered)
 }
 
-/// Send `request` on a new connection, from its own thread so a server that
-/// answers while we still send can never deadlock us; read until close.
-fn converse(addr: &str, request: Vec<u8>) -> Vec<u8> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let sender = thread::spawn(move || {
-        let _ = writer.write_all(&request);
-        let _ = writer.shutdown(Shutdown::Write);
-    });
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match (&stream).read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-        }
-    }
-    sender.join().unwrap();
-    answer
-}
-
 #[test]
 fn random_and_mutated_requests_never_break_the_server() {
     let seed = std::env::var("TCPFETCH_FUZZ_SEED")
@@ -748,7 +686,7 @@ fn random_and_mutated_requests_never_break_the_server() {
             request.extend(hostile_line(&mut rng));
         }
         lines_sent += request.iter().filter(|&&b| b == b'\n').count();
-        let answer = converse(&server.addr, request.clone());
+        let answer = converse(&server.addr, request.clone(), Duration::from_secs(10));
         match check_framing(&request, &answer, &digests) {
             Ok(n) => answered += n,
             Err(why) => panic!(

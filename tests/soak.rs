@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,68 +17,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// A small seeded PRNG (xorshift64*), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
-/// A field of the server's `/proc/<pid>/status` (`Threads`, `VmRSS` in kB).
-fn status(server: &Server, field: &str) -> u64 {
-    let text = fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in {text}"))
-}
-
-fn threads(server: &Server) -> u64 {
-    status(server, "Threads")
-}
-
-/// The thread count at rest: after one request (every helper thread has
-/// started) and once it held for 300 ms.
-fn idle_threads(server: &Server) -> u64 {
-    tcpfetch(&std::env::temp_dir(), &["ping", &server.addr]).expect_code(0);
-    let mut last = threads(server);
-    for _ in 0..50 {
-        thread::sleep(Duration::from_millis(300));
-        let now = threads(server);
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    last
-}
-
-/// Wait (at most `limit`) for the thread count to fall back to `idle`;
-/// how long it took.
-fn back_to_idle(server: &Server, idle: u64, limit: Duration, what: &str) -> Duration {
-    let started = Instant::now();
-    while threads(server) > idle && started.elapsed() < limit {
-        thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        threads(server),
-        idle,
-        "{what}: threads did not return to idle"
-    );
-    started.elapsed()
-}
 
 /// A served tree: a.txt ("hello"), sub/b.txt, a 1 MiB and a 64 MiB file.
 fn tree(tag: &str) -> Scratch {
@@ -140,52 +78,7 @@ fn hostile_line(rng: &mut Rng) -> Vec<u8> {
         b"%2e",
         b"99999999999999999999",
     ];
-    let mut line = match rng.below(1000) {
-        0 => vec![b'A' + rng.below(26) as u8; 4090 + rng.below(12)],
-        1..=100 => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
-        _ => rng.pick(SEEDS).to_vec(),
-    };
-    for _ in 0..rng.below(5) {
-        let at = rng.below(line.len() + 1);
-        match rng.below(5) {
-            0 if at < line.len() => line[at] = rng.next() as u8,
-            1 if at < line.len() => {
-                line.remove(at);
-            }
-            2 => line
-                .splice(at..at, rng.pick(PIECES).iter().copied())
-                .for_each(drop),
-            3 => line.truncate(at),
-            _ => line.insert(at, rng.next() as u8),
-        }
-    }
-    line.push(b'\n');
-    line
-}
-
-/// Send `request` from its own thread, close our side, read until close.
-fn converse(addr: &str, request: Vec<u8>) -> Vec<u8> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let sender = thread::spawn(move || {
-        let _ = writer.write_all(&request);
-        let _ = writer.shutdown(Shutdown::Write);
-    });
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match (&stream).read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => panic!("the server hung for 20 s"),
-            Err(_) => break,
-        }
-    }
-    sender.join().unwrap();
-    answer
+    mutated_line(rng, SEEDS, PIECES, 1000)
 }
 
 #[test]
@@ -219,7 +112,7 @@ fn a_million_random_request_lines_leave_no_thread_behind() {
                     // server splits them, plus the final PING.
                     request.extend_from_slice(b"PING\n");
                     let lines = request.iter().filter(|&&b| b == b'\n').count() as u64;
-                    let answer = converse(&addr, request.clone());
+                    let answer = converse(&addr, request.clone(), Duration::from_secs(20));
                     let too_long = request.split(|&b| b == b'\n').any(|l| l.strip_suffix(b"\r").unwrap_or(l).len() > 4096);
                     assert!(
                         answer.starts_with(b"TCPFETCH/1 ")
@@ -407,13 +300,13 @@ fn five_hundred_clients_that_reset_mid_transfer_leave_memory_and_threads_at_idle
     // A first round warms the digest cache and the allocator.
     resetting_clients(&server.addr, 50, 25);
     back_to_idle(&server, idle, Duration::from_secs(30), "warm-up");
-    let rss_before = status(&server, "VmRSS");
+    let rss_before = proc_status(&server, "VmRSS");
     let started = Instant::now();
     resetting_clients(&server.addr, 500, 50);
     let elapsed = started.elapsed();
     let settle = back_to_idle(&server, idle, Duration::from_secs(30), "resets");
     thread::sleep(Duration::from_millis(500));
-    let rss_after = status(&server, "VmRSS");
+    let rss_after = proc_status(&server, "VmRSS");
     assert!(
         rss_after <= rss_before + 8 * 1024,
         "memory grew from {rss_before} kB to {rss_after} kB"

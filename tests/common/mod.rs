@@ -3,7 +3,7 @@
 //! real binary as a user would. Every process started here is killed on drop.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -131,7 +131,9 @@ impl Drop for Server {
 pub fn exchange(addr: &str, request: &[u8], limit: Duration) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(limit)).unwrap();
-    s.write_all(request).unwrap();
+    // A server may close before it has read a large request (a too-long
+    // line, a full house): what it answered is what the caller checks.
+    let _ = s.write_all(request);
     let _ = s.shutdown(std::net::Shutdown::Write);
     let mut out = Vec::new();
     let deadline = Instant::now() + limit;
@@ -143,6 +145,152 @@ pub fn exchange(addr: &str, request: &[u8], limit: Duration) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Send `request` on a new connection from its own thread (so a server
+/// that answers while we still send can never deadlock us), close our
+/// side, and read until the server closes. Panics if the server neither
+/// answers nor closes for `limit`: it hung on this input. A reset (after a
+/// refused too-long line) ends the answer like a close.
+pub fn converse(addr: &str, request: Vec<u8>, limit: Duration) -> Vec<u8> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(&request);
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match (&stream).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                panic!("the server neither answered nor closed within {limit:?}")
+            }
+            Err(_) => break,
+        }
+    }
+    sender.join().unwrap();
+    answer
+}
+
+/// A small seeded PRNG (xorshift64*), so a failing run can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform-ish in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// A request line for the fuzzing tests, LF-terminated: one in `wild_odds`
+/// is longer than the 4096-byte limit, one in ten is random bytes, the rest
+/// are one of `seeds`; then up to four mutations (a byte changed, removed
+/// or inserted, a cut, one of `pieces` spliced in).
+pub fn mutated_line(rng: &mut Rng, seeds: &[&[u8]], pieces: &[&[u8]], wild_odds: usize) -> Vec<u8> {
+    let mut line = match rng.below(wild_odds) {
+        0 => vec![b'A' + rng.below(26) as u8; 4090 + rng.below(12)],
+        n if n <= wild_odds / 10 => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
+        _ => rng.pick(seeds).to_vec(),
+    };
+    for _ in 0..rng.below(5) {
+        let at = rng.below(line.len() + 1);
+        match rng.below(5) {
+            0 if at < line.len() => line[at] = rng.next() as u8,
+            1 if at < line.len() => {
+                line.remove(at);
+            }
+            2 => line
+                .splice(at..at, rng.pick(pieces).iter().copied())
+                .for_each(drop),
+            3 => line.truncate(at),
+            _ => line.insert(at, rng.next() as u8),
+        }
+    }
+    line.push(b'\n');
+    line
+}
+
+/// A field of the server's `/proc/<pid>/status` (`Threads`, `VmRSS` in kB).
+pub fn proc_status(server: &Server, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+}
+
+/// The server's thread count.
+pub fn threads(server: &Server) -> u64 {
+    proc_status(server, "Threads")
+}
+
+/// The server's thread count at rest: after one request has been served
+/// (so every helper thread has started) and the count held for 300 ms.
+pub fn idle_threads(server: &Server) -> u64 {
+    tcpfetch(&std::env::temp_dir(), &["ping", &server.addr]).expect_code(0);
+    let mut last = threads(server);
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = threads(server);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// Wait (at most `limit`) for the thread count to fall back to `idle`,
+/// panicking with `what` if it does not; how long it took.
+pub fn back_to_idle(server: &Server, idle: u64, limit: Duration, what: &str) -> Duration {
+    let started = Instant::now();
+    while threads(server) > idle && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        threads(server),
+        idle,
+        "{what}: threads did not return to idle"
+    );
+    started.elapsed()
+}
+
+/// The raw text of `key`'s value in a flat JSON object whose strings hold
+/// no commas or braces (true of what bench writes for these tests); an
+/// object value is returned whole, braces included.
+pub fn json_value<'a>(json: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\":");
+    let start = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no key {key} in {json}"))
+        + pat.len();
+    let rest = &json[start..];
+    let end = if rest.starts_with('{') {
+        rest.find('}').unwrap() + 1
+    } else {
+        rest.find([',', '}']).unwrap()
+    };
+    &rest[..end]
+}
+
+/// `key`'s value in bench's one-line JSON report, as a number.
+pub fn json_number(json: &str, key: &str) -> f64 {
+    json_value(json, key)
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
 }
 
 /// The result of running the binary, with everything needed to explain a
