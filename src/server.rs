@@ -412,6 +412,7 @@ fn next_line(
             let msg = format!("request line longer than {MAX_LINE} bytes");
             let _ = (&*stream).write_all(&protocol::encode_err(ErrorCode::BadRequest, &msg));
             log_line(shared, &format!("{peer} - bad-request: {msg}; closing"));
+            close_gently(stream);
             None
         }
         Err(protocol::LineError::Truncated) => None,
@@ -425,6 +426,21 @@ fn next_line(
             None
         }
     }
+}
+
+/// Close after an answer that ends the connection, without destroying it.
+///
+/// Closing a socket with unread input makes the kernel send a reset, and a
+/// reset can discard answers the client has not read yet (the `ERR` line
+/// among them). So: shut down our side, then read and drop what the client
+/// is still sending, for at most a second and a megabyte.
+fn close_gently(stream: &TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut drain = DeadlineReader {
+        stream,
+        deadline: Instant::now() + Duration::from_secs(1),
+    };
+    let _ = io::copy(&mut (&mut drain).take(1 << 20), &mut io::sink());
 }
 
 /// How long a failed authentication waits before it is answered, so that
