@@ -1,6 +1,6 @@
 //! Bandwidth caps: `serve --max-rate` and `get --limit-rate`. A sender moves
 //! data in chunks and sleeps so that the total never runs ahead of the rate;
-//! the chunks themselves still go through the zero-copy path.
+//! the chunks themselves still go through the normal copy loop.
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -633,7 +633,7 @@ const SEND_CHUNK: usize = 32 * 1024;
 /// there is no other way to reach it. So the copy is a plain loop with a
 /// buffer four times larger than `io::copy`'s, which halves the server's
 /// CPU per byte. With `--max-rate` the loop sleeps between chunks.
-fn copy_body(
+pub(crate) fn copy_body(
     file: &mut std::fs::File,
     stream: &TcpStream,
     want: u64,

@@ -7,7 +7,7 @@
 //! a peer sends — nothing, garbage, a hostile pickle, a header claiming
 //! gigabytes — ends its own connection with one log line, never the server.
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -260,12 +260,11 @@ fn send_file(
     open.file
         .seek(SeekFrom::Start(0))
         .map_err(|e| Error::io("cannot read the file", e))?;
-    // sendfile(2) on Linux, as on the main listener.
-    let sent = io::copy(&mut (&mut open.file).take(size), &mut out)
-        .map_err(|e| crate::client::net_error(e, "sending the file"))?;
+    // The same copy loop as the main listener (see `server::copy_body`).
+    let sent = crate::server::copy_body(&mut open.file, out, size, None);
     if sent < size {
         return Err(Error::Other(format!(
-            "the file shrank while it was sent ({sent} of {size} bytes)"
+            "sent {sent} of {size} bytes: the client went away or the file shrank"
         )));
     }
     Ok((sent, digest))
