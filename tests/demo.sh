@@ -32,5 +32,12 @@ echo
 echo "== sha256sum of the original and of the download"
 sha256sum "$demo/files/random-8MiB.bin" "$demo/downloads/random-8MiB.bin"
 echo
+echo "== tcpfetch get $addr hello.txt --sha256 <a digest carried by hand that does not match>"
+set +e
+"$bin" get "$addr" hello.txt -o "$demo/downloads/" --sha256 "$(printf '0%.0s' $(seq 64))"
+echo "exit status $? (3 = integrity failure); nothing was saved:"
+set -e
+ls "$demo/downloads"
+echo
 echo "== the server's access log"
 cat "$demo/serve.log"
