@@ -362,7 +362,28 @@ fn download(
         }
     }
     let part = part_path(path);
-    let (header, state, offset) = start_or_resume(&mut conn, args, name, path)?;
+    let part_file = lock_part(&part)?;
+    let result = fetch_into_part(&mut conn, args, name, path, &part_file, started, observe);
+    // A failure before the first byte leaves no empty .part behind.
+    if result.is_err() && part_file.metadata().is_ok_and(|m| m.len() == 0) {
+        discard(path);
+    }
+    result
+}
+
+/// The transfer itself, into the locked `.part`: resume or start, check the
+/// header against `--sha256`, receive, verify, rename into place.
+fn fetch_into_part(
+    conn: &mut Connection,
+    args: &Args,
+    name: &str,
+    path: &Path,
+    part_file: &File,
+    started: Instant,
+    observe: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    let part = part_path(path);
+    let (header, state, offset) = start_or_resume(conn, args, name, path, part_file)?;
     check_expected(args.sha256, &header.digest, "the server's digest")?;
     fs::write(
         sidecar_path(path),
@@ -375,14 +396,12 @@ fn download(
         )
     })?;
     let label = path.display().to_string();
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&part)
-        .map_err(|e| local_write_error(format!("cannot write '{}'", part.display()), &e))?;
-    let mut sink = PartFile { file, path: &part };
+    let mut sink = PartFile {
+        file: part_file,
+        path: &part,
+    };
     let digest = receive(
-        &mut conn, &header, offset, state, &mut sink, &label, args, observe,
+        conn, &header, offset, state, &mut sink, &label, args, observe,
     )?;
     if let Err(e) = verify(&header, args.sha256, &digest) {
         discard(path);
@@ -451,7 +470,7 @@ fn already_here(
     if local != header.digest {
         // Hashing a large local file can outlast the server's idle
         // timeout, which would have closed this connection meanwhile.
-        *conn = Connection::open(&args.addr, args.timeouts)?;
+        *conn = connect(args)?;
         return Ok(None);
     }
     check_expected(args.sha256, &local, "the existing file's digest")?;
@@ -466,6 +485,7 @@ fn start_or_resume(
     args: &Args,
     name: &str,
     path: &Path,
+    part_file: &File,
 ) -> Result<(FileHeader, Sha256, u64)> {
     let part = part_path(path);
     let resumable = fs::metadata(&part)
@@ -476,7 +496,7 @@ fn start_or_resume(
             .map_err(|e| Error::io(format!("cannot read '{}'", part.display()), e))?;
         // Hashing a large .part can outlast the server's idle timeout, and
         // `conn` sat unused meanwhile: ask on a fresh connection.
-        *conn = Connection::open(&args.addr, args.timeouts)?;
+        *conn = connect(args)?;
         let same_version = |header: &FileHeader| {
             fs::read_to_string(sidecar_path(path))
                 .ok()
@@ -503,7 +523,10 @@ fn start_or_resume(
                 part.display()
             );
         }
-        discard(path);
+        part_file
+            .set_len(0)
+            .map_err(|e| local_write_error(format!("cannot truncate '{}'", part.display()), &e))?;
+        let _ = fs::remove_file(sidecar_path(path));
     }
     let header = conn.request_file(name, 0)?;
     Ok((header, Sha256::new(), 0))
@@ -511,6 +534,30 @@ fn start_or_resume(
 
 /// Remove a `.part` and its version note (after a failed check, or when
 /// the server's file changed).
+/// Open (or create) `PATH.part` for appending and lock it, so that two
+/// downloads to the same PATH (two cron jobs, the page and the command line)
+/// cannot interleave their bytes in one `.part`: the second is refused. The
+/// lock lives as long as the returned handle and goes with the file when it
+/// is renamed into place.
+fn lock_part(part: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(part)
+        .map_err(|e| local_write_error(format!("cannot write '{}'", part.display()), &e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Other(format!(
+            "another download to '{}' is in progress (its '{}' is locked)",
+            part.with_extension("").display(),
+            part.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("cannot lock '{}'", part.display()), e))
+        }
+    }
+}
+
 fn discard(path: &Path) {
     let _ = fs::remove_file(part_path(path));
     let _ = fs::remove_file(sidecar_path(path));
@@ -522,13 +569,13 @@ trait Sink {
 }
 
 struct PartFile<'a> {
-    file: File,
+    file: &'a File,
     path: &'a Path,
 }
 
 impl Sink for PartFile<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all(bytes).map_err(|e| {
+        (&*self.file).write_all(bytes).map_err(|e| {
             local_write_error(
                 format!(
                     "cannot write '{}' (the partial download is kept; run again to resume)",

@@ -361,3 +361,18 @@ fn a_keyed_server_answers_ping_before_authentication_and_nothing_else() {
     assert!(!text.contains("secret"), "{text}");
     tcpfetch(&t.path, &["ping", &server.addr]).expect_code(0);
 }
+
+#[test]
+fn a_keyed_download_resumes_on_an_authenticated_connection() {
+    let t = Scratch::new("key-resume");
+    let data = random_bytes(300_000, 11);
+    t.write("srv/f.bin", &data);
+    t.write("f.bin.part", &data[..100_000]);
+    let key = key_file(&t, "key", 1);
+    let server = Server::start(&t.join("srv"), &["--key-file", &key]);
+    tcpfetch(&t.path, &["get", &server.addr, "f.bin", "--key-file", &key]).expect_code(0);
+    assert_eq!(std::fs::read(t.join("f.bin")).unwrap(), data);
+    let log = server.log();
+    assert!(log.contains("\"GET 100000 f.bin\" ok"), "{log}");
+    assert!(!log.contains("no authentication"), "{log}");
+}

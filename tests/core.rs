@@ -780,3 +780,39 @@ fn resuming_a_part_that_is_slow_to_hash_still_works() {
     );
     assert!(read(&t.join("dl/x.bin")) == data, "{run}");
 }
+
+#[test]
+fn two_downloads_to_one_path_never_mix_their_bytes() {
+    let t = Scratch::new("same-path");
+    let data = random_bytes(3 << 20, 21);
+    t.write("srv/big.bin", &data);
+    let server = Server::start(&t.join("srv"), &["--max-rate", "2M"]);
+    let first = std::process::Command::new(BIN)
+        .args(["get", &server.addr, "big.bin", "-q"])
+        .current_dir(&t.path)
+        .spawn()
+        .unwrap();
+    // Wait until the first one has begun writing its .part.
+    for _ in 0..200 {
+        if std::fs::metadata(t.join("big.bin.part")).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let second = tcpfetch(&t.path, &["get", &server.addr, "big.bin"]);
+    second.expect_code(1);
+    assert!(second.stderr().contains("in progress"), "{second}");
+    let status = first.wait_with_output().unwrap().status;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::read(t.join("big.bin")).unwrap(), data);
+}
+
+#[test]
+fn a_failed_request_leaves_no_empty_part_behind() {
+    let t = Scratch::new("no-empty-part");
+    t.write("srv/a.txt", b"a");
+    let server = Server::start(&t.join("srv"), &[]);
+    tcpfetch(&t.path, &["get", &server.addr, "missing.txt"]).expect_code(1);
+    assert!(!t.join("missing.txt.part").exists());
+    assert!(!t.join("missing.txt").exists());
+}

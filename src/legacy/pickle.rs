@@ -216,7 +216,7 @@ impl<'a> Machine<'a> {
 
     /// Add `pairs` (key, value, key, value, …) to the dict just below them.
     fn set_items(&mut self, pairs: Vec<Value>) -> Result<(), PickleError> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return self.fail("a key without a value");
         }
         let mut items = Vec::with_capacity(pairs.len() / 2);
