@@ -124,8 +124,10 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("keep-alive") => args.keep_alive = true,
             Long("rate") => {
                 let rate: f64 = cli::number_value(parser, "--rate")?;
-                if !(rate > 0.0 && rate <= 1e9) {
-                    return Err(Error::usage("--rate needs a positive number per second"));
+                if !(0.001..=1e9).contains(&rate) {
+                    return Err(Error::usage(
+                        "--rate needs a number of requests per second from 0.001 to 1e9",
+                    ));
                 }
                 args.rate = Some(rate);
             }
@@ -362,7 +364,7 @@ impl Run<'_> {
     fn total(&self) -> Option<u64> {
         match self.args.duration {
             Some(_) => None,
-            None => Some(self.args.requests * self.args.clients as u64),
+            None => Some(self.args.requests.saturating_mul(self.args.clients as u64)),
         }
     }
 
@@ -381,11 +383,11 @@ impl Run<'_> {
         if self.total().is_some_and(|total| k >= total) {
             return None;
         }
-        let offset = Duration::from_secs_f64(k as f64 / rate);
+        let offset = Duration::try_from_secs_f64(k as f64 / rate).ok()?;
         if self.args.duration.is_some_and(|d| offset >= d) {
             return None;
         }
-        let due = start + offset;
+        let due = start.checked_add(offset)?;
         if due > now {
             thread::sleep(due - now);
         }

@@ -152,6 +152,10 @@ fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The most memory a `LIST` answer may take on the client (names plus
+/// per-entry overhead): a hostile server cannot make it allocate more.
+const MAX_LIST_BYTES: usize = 256 << 20;
+
 /// One connection to a tcpfetch server.
 pub struct Connection {
     reader: BufReader<TcpStream>,
@@ -279,8 +283,15 @@ impl Connection {
         self.send(&Request::List)?;
         let count = protocol::parse_list_count(&self.read_status()?)?;
         let mut entries = Vec::with_capacity(count.min(4096) as usize);
+        let mut budget = MAX_LIST_BYTES;
         for _ in 0..count {
             let line = self.read_line("receiving the file list")?;
+            budget = budget.checked_sub(line.len() + 64).ok_or_else(|| {
+                Error::protocol(format!(
+                    "the server's file list is larger than {} MiB; not read",
+                    MAX_LIST_BYTES >> 20
+                ))
+            })?;
             entries.push(ListEntry::parse(&line)?);
         }
         Ok(entries)

@@ -15,6 +15,7 @@
 
 use std::fs::{self, File, Metadata};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -103,7 +104,27 @@ impl Root {
         if !meta.is_file() {
             return Err(not_regular(&meta));
         }
+        // And where the descriptor really points: someone who can write
+        // inside the root could have swapped a directory on the way for a
+        // symlink after `resolve` looked. Without /proc, `resolve` stands.
+        let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        if let Ok(real) = fs::read_link(fd_path) {
+            if real != path && !self.inside(&real) {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    "path leaves the served directory",
+                ));
+            }
+        }
         Ok(OpenFile { path, file, meta })
+    }
+
+    /// Whether a canonical path lies inside the root (and is not hidden,
+    /// unless `--hidden`).
+    fn inside(&self, canonical: &Path) -> bool {
+        canonical
+            .strip_prefix(&self.canonical)
+            .is_ok_and(|rest| self.hidden || !rest.components().any(is_hidden))
     }
 
     /// The canonical path of `name`, checked against rules 1–3.

@@ -24,6 +24,20 @@ pub fn json_string(text: &str) -> String {
     out
 }
 
+/// `text` with every control character escaped (`\u{1b}`, `\n`), for
+/// showing names that came from a peer on a terminal.
+pub fn visible(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// A time as RFC 3339 in UTC with milliseconds: `2026-11-25T09:36:30.123Z`.
 pub fn rfc3339(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
@@ -107,6 +121,12 @@ mod tests {
             "\"\\n\\r\\t\\u0001\\u007f\""
         );
         assert_eq!(json_string("ü €"), "\"ü €\"");
+    }
+
+    #[test]
+    fn control_characters_are_made_visible() {
+        assert_eq!(visible("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(visible("plain ü"), "plain ü");
     }
 
     #[test]

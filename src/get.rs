@@ -146,6 +146,11 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             "--all takes no --sha256 and no '-o -' (use --manifest)",
         ));
     }
+    if args.legacy && (args.all || args.key.is_some() || args.limit_rate.is_some()) {
+        return Err(Error::usage(
+            "--legacy takes neither --all, --key-file nor --limit-rate: the old protocol has no room for them",
+        ));
+    }
     if args.allow_unlisted && args.manifest.is_none() {
         return Err(Error::usage(
             "--allow-unlisted only makes sense with --manifest",
@@ -160,14 +165,16 @@ fn digest_value(parser: &mut lexopt::Parser) -> Result<Digest> {
         .ok_or_else(|| Error::usage(format!("--sha256 needs 64 hex digits, not '{text}'")))
 }
 
-pub fn run(args: Args) -> Result<()> {
-    if args.legacy {
-        return crate::legacy::client::get(&args); // legacy hook
-    }
+pub fn run(mut args: Args) -> Result<()> {
     if args.all {
         return crate::mirror::run(&args);
     }
-    let mut args = args;
+    if args.legacy {
+        if let (Some(manifest), Some(name)) = (&args.manifest, &args.name) {
+            args.sha256 = Some(digest_from_manifest(manifest, name, args.sha256)?);
+        }
+        return crate::legacy::client::get(&args); // legacy hook
+    }
     let name = match &args.name {
         Some(name) => name.clone(),
         None => pick(&args)?,
@@ -240,7 +247,7 @@ pub fn fetch_to(
             dir.display()
         )));
     }
-    let path = local_path(name, dir.to_str())?;
+    let path = dir.join(local_path(name, None)?);
     let args = Args {
         addr: addr.to_string(),
         name: Some(name.to_string()),

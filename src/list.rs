@@ -76,7 +76,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut conn = Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?;
     let entries = conn.list()?;
     if args.sha256sums {
-        return cli::print_bytes(&sha256sums(&mut conn, &entries)?);
+        // With a key only MACed answers count: LIST lines carry no MAC, so
+        // every digest is asked for again with GET (no bytes follow).
+        let authenticated = args.key.is_some();
+        return cli::print_bytes(&sha256sums(&mut conn, &entries, authenticated)?);
     }
     let text = if args.json {
         json_lines(&entries)
@@ -89,12 +92,16 @@ pub fn run(args: Args) -> Result<()> {
 /// Every entry as a manifest line. A digest the server has not computed yet
 /// is asked for with `GET <size> NAME`: the answer carries it and no bytes
 /// follow, so the server hashes each file once, through its cache.
-fn sha256sums(conn: &mut Connection, entries: &[ListEntry]) -> Result<Vec<u8>> {
+fn sha256sums(
+    conn: &mut Connection,
+    entries: &[ListEntry],
+    authenticated: bool,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for entry in entries {
         let digest = match entry.digest {
-            Some(d) => d,
-            None => {
+            Some(d) if !authenticated => d,
+            _ => {
                 let header = conn.request_file(&entry.name, entry.size)?;
                 if header.size != entry.size {
                     // The file changed since LIST; its digest is for another

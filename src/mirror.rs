@@ -36,6 +36,7 @@ pub fn run(args: &Args) -> Result<()> {
         Connection::open_with_key(&args.addr, args.timeouts, args.key.as_ref())?.list()?;
     fs::create_dir_all(&dir)
         .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
+    let listed: std::collections::HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     let mut tally = Tally::default();
     for (i, entry) in entries.iter().enumerate() {
         if !args.quiet {
@@ -56,11 +57,13 @@ pub fn run(args: &Args) -> Result<()> {
                 }
             },
         };
-        let result = local_path(&dir, &entry.name).and_then(|path| {
-            let mut one = args.clone();
-            one.sha256 = digest;
-            get::fetch_file(&one, &entry.name, &path)
-        });
+        let result = check_not_temporary(&entry.name, &listed)
+            .and_then(|()| local_path(&dir, &entry.name))
+            .and_then(|path| {
+                let mut one = args.clone();
+                one.sha256 = digest;
+                get::fetch_file(&one, &entry.name, &path)
+            });
         match result {
             Ok(saved) if saved.already => tally.identical += 1,
             Ok(_) => tally.fetched += 1,
@@ -86,6 +89,23 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     finish(&tally, entries.len())
+}
+
+/// `get` keeps a partial download of NAME in `NAME.part` and its version in
+/// `NAME.part.sha256`. A served file with one of those names next to NAME
+/// would be taken for that partial (and deleted when it fails to verify), so
+/// it is refused instead.
+fn check_not_temporary(name: &str, listed: &std::collections::HashSet<&str>) -> Result<()> {
+    for suffix in [".part", ".part.sha256"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if listed.contains(base) {
+                return Err(Error::Other(format!(
+                    "not saved: its name is the temporary file of '{base}', which is served too"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The summary line, and the exit status: 3 when any file failed its
@@ -196,6 +216,17 @@ mod tests {
         std::os::unix::fs::symlink("/tmp", base.join("link")).unwrap();
         assert!(local_path(&base, "link/x").is_err());
         fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn served_names_that_look_like_partials_of_served_files_are_refused() {
+        let listed: std::collections::HashSet<&str> = ["a", "a.part", "b.part", "a.part.sha256"]
+            .into_iter()
+            .collect();
+        assert!(check_not_temporary("a.part", &listed).is_err());
+        assert!(check_not_temporary("a.part.sha256", &listed).is_err());
+        assert!(check_not_temporary("b.part", &listed).is_ok());
+        assert!(check_not_temporary("a", &listed).is_ok());
     }
 
     #[test]

@@ -65,11 +65,12 @@ pub fn run(args: Args) -> Result<()> {
     for _ in 0..args.count {
         let sent = Instant::now();
         let version = conn.ping()?;
-        println!(
-            "{version} at {}: time={:.3} ms (connect {connect_ms:.3} ms)",
+        cli::print_text(&format!(
+            "{} at {}: time={:.3} ms (connect {connect_ms:.3} ms)\n",
+            crate::format::visible(&version),
             conn.peer,
             ms(sent)
-        );
+        ))?;
     }
     Ok(())
 }

@@ -272,16 +272,7 @@ fn not_tcpfetch(line: &[u8]) -> Error {
 /// quoting a peer's garbage in an error message.
 pub fn printable(bytes: &[u8]) -> String {
     let cut = bytes.len().min(60);
-    let mut out: String = String::from_utf8_lossy(&bytes[..cut])
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
+    let mut out = crate::format::visible(&String::from_utf8_lossy(&bytes[..cut]));
     if bytes.len() > cut {
         out.push('…');
     }

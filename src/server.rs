@@ -125,6 +125,13 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
     if let Some(dir) = dir {
         config.dir = dir;
     }
+    if config.key.is_some() && config.legacy_listen.is_some() {
+        // The old protocol has no way to authenticate: a legacy listener
+        // would serve every file to anyone, key or not.
+        return Err(Error::usage(
+            "--legacy-listen cannot be combined with --key-file: the old protocol cannot authenticate",
+        ));
+    }
     Ok(Some(config))
 }
 

@@ -816,3 +816,29 @@ fn a_failed_request_leaves_no_empty_part_behind() {
     assert!(!t.join("missing.txt.part").exists());
     assert!(!t.join("missing.txt").exists());
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let t = Scratch::new("closed-stdout");
+    t.write("srv/a.txt", b"a");
+    let server = Server::start(&t.join("srv"), &[]);
+    for args in ["ping ADDR -c 3", "list ADDR"] {
+        let args = args.replace("ADDR", &server.addr);
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("'{BIN}' {args} | true; echo ${{PIPESTATUS[0]}}"))
+            .output()
+            .unwrap();
+        let cmd = &args;
+        let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            code == "0" || code == "1",
+            "{cmd}: exit {code}, stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "{cmd}"
+        );
+    }
+}

@@ -433,3 +433,75 @@ fn get_legacy_writes_to_stdout_with_dash() {
     run.expect_code(0);
     assert!(run.output.stdout == data, "{}", run.stderr());
 }
+
+#[test]
+fn the_legacy_listener_honours_allow_and_refuses_to_run_with_a_key() {
+    let t = Scratch::new("legacy-allow");
+    t.write("srv/a.bin", b"guarded");
+    let mut server = Server::start(
+        &t.join("srv"),
+        &["--legacy-listen", "127.0.0.1:0", "--allow", "10.0.0.0/8"],
+    );
+    let mut line = String::new();
+    server.stdout.read_line(&mut line).unwrap();
+    let legacy = line
+        .trim()
+        .strip_prefix("legacy listening on ")
+        .unwrap()
+        .to_string();
+    let run = tcpfetch(&t.path, &["get", "--legacy", &legacy, "1", "-o", "out.bin"]);
+    run.expect_code(1);
+    assert!(!t.join("out.bin").exists());
+    assert!(
+        server.log().contains("legacy - forbidden (not in --allow)"),
+        "{}",
+        server.log()
+    );
+
+    let key = t.write("key", &random_bytes(32, 3));
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "serve",
+            "srv",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--legacy-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    run.expect_code(2);
+    assert!(run.stderr().contains("cannot authenticate"), "{run}");
+}
+
+#[test]
+fn get_legacy_checks_a_carried_manifest() {
+    let t = Scratch::new("legacy-manifest");
+    t.write("srv/a.bin", b"the real bytes");
+    let (_server, legacy) = serve_legacy(&t.join("srv"));
+    t.write("SUMS", format!("{}  1\n", "0".repeat(64)).as_bytes());
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "get",
+            "--legacy",
+            &legacy,
+            "1",
+            "-o",
+            "out.bin",
+            "--manifest",
+            "SUMS",
+        ],
+    );
+    run.expect_code(3);
+    assert!(!t.join("out.bin").exists());
+    let key = t.write("key", &random_bytes(32, 3));
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let key = key.to_str().unwrap();
+    tcpfetch(
+        &t.path,
+        &["get", "--legacy", &legacy, "1", "--key-file", key],
+    )
+    .expect_code(2);
+}

@@ -275,7 +275,7 @@ fn describe_listing(listing: &[Entry]) -> String {
     let shown: Vec<String> = listing
         .iter()
         .take(5)
-        .map(|e| format!("{}. {}", e.number, e.name))
+        .map(|e| format!("{}. {}", e.number, format::visible(&e.name)))
         .collect();
     let more = if listing.len() > 5 { ", …" } else { "" };
     format!("it lists {}{more}", shown.join(", "))
@@ -516,7 +516,7 @@ pub fn list(args: &crate::list::Args) -> Result<()> {
             .unwrap_or(1);
         entries
             .iter()
-            .map(|e| format!("{:>width$}  {}\n", e.number, e.name))
+            .map(|e| format!("{:>width$}  {}\n", e.number, format::visible(&e.name)))
             .collect()
     };
     crate::cli::print_text(&text)
@@ -538,11 +538,11 @@ pub fn ping(args: &crate::ping::Args) -> Result<()> {
                 crate::protocol::printable(answer.as_bytes())
             )));
         }
-        println!(
-            "legacy server at {}: OK time={:.3} ms (connect {connect_ms:.3} ms)",
+        crate::cli::print_text(&format!(
+            "legacy server at {}: OK time={:.3} ms (connect {connect_ms:.3} ms)\n",
             session.peer,
             ms(sent.elapsed())
-        );
+        ))?;
     }
     Ok(())
 }

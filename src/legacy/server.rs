@@ -58,6 +58,14 @@ pub fn serve(listener: TcpListener, root: Arc<Root>, cache: Arc<DigestCache>, co
                 continue;
             }
         };
+        if !shared.config.allow.permits(peer.ip()) {
+            // Nor a way to say "forbidden".
+            log(
+                &shared,
+                &format!("{peer} legacy - forbidden (not in --allow)"),
+            );
+            continue;
+        }
         let Some(slot) = Slot::claim(&shared.active, shared.config.max_clients) else {
             // The old protocol has no way to say "busy": close at once.
             log(&shared, &format!("{peer} legacy - busy (at --max-clients)"));
@@ -261,7 +269,7 @@ fn send_file(
         .seek(SeekFrom::Start(0))
         .map_err(|e| Error::io("cannot read the file", e))?;
     // The same copy loop as the main listener (see `server::copy_body`).
-    let sent = crate::server::copy_body(&mut open.file, out, size, None);
+    let sent = crate::server::copy_body(&mut open.file, out, size, shared.config.max_rate);
     if sent < size {
         return Err(Error::Other(format!(
             "sent {sent} of {size} bytes: the client went away or the file shrank"
