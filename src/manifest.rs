@@ -160,16 +160,9 @@ impl Parser {
                 (after, false)
             }
         };
-        let name = if escaped {
-            unescape(name)?
-        } else if name.contains(&0) {
-            return None;
-        } else {
-            name.to_vec()
-        };
         Some(Entry {
             digest,
-            name,
+            name: entry_name(name, escaped)?,
             binary,
         })
     }
@@ -183,18 +176,23 @@ fn tagged_entry(rest: &[u8], escaped: bool) -> Option<Entry> {
     let (name, after) = (&rest[..close], &rest[close + 1..]);
     let after = trim_blanks(after).strip_prefix(b"=")?;
     let digest = decode_hex(trim_blanks(after))?;
-    let name = if escaped {
-        unescape(name)?
-    } else if name.contains(&0) {
-        return None;
-    } else {
-        name.to_vec()
-    };
     Some(Entry {
         digest,
-        name,
+        name: entry_name(name, escaped)?,
         binary: false,
     })
+}
+
+/// A name as a manifest line holds it: unescaped when the line began with
+/// `\`; a NUL (which coreutils would cut the name at) makes it malformed.
+fn entry_name(name: &[u8], escaped: bool) -> Option<Vec<u8>> {
+    if escaped {
+        unescape(name)
+    } else if name.contains(&0) {
+        None
+    } else {
+        Some(name.to_vec())
+    }
 }
 
 /// Exactly 64 hex digits, either case.

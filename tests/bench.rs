@@ -493,13 +493,7 @@ fn bench_load_tests_the_old_protocol() {
     let t = Scratch::new("bench-legacy");
     t.write("srv/a.bin", &random_bytes(200_000, 6));
     let mut server = Server::start(&t.join("srv"), &["--legacy-listen", "127.0.0.1:0"]);
-    let mut line = String::new();
-    server.stdout.read_line(&mut line).unwrap();
-    let legacy = line
-        .trim()
-        .strip_prefix("legacy listening on ")
-        .unwrap()
-        .to_string();
+    let legacy = server.legacy_addr();
     let log = t.join("log.jsonl");
     let run = tcpfetch(
         &t.path,

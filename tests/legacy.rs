@@ -57,13 +57,7 @@ impl Drop for OldServer {
 /// read from the second stdout line.
 fn serve_legacy(dir: &Path) -> (Server, String) {
     let mut server = Server::start(dir, &["--legacy-listen", "127.0.0.1:0"]);
-    let mut line = String::new();
-    server.stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("legacy listening on ")
-        .unwrap_or_else(|| panic!("unexpected second line from serve: {line:?}"))
-        .to_string();
+    let addr = server.legacy_addr();
     (server, addr)
 }
 
@@ -442,13 +436,7 @@ fn the_legacy_listener_honours_allow_and_refuses_to_run_with_a_key() {
         &t.join("srv"),
         &["--legacy-listen", "127.0.0.1:0", "--allow", "10.0.0.0/8"],
     );
-    let mut line = String::new();
-    server.stdout.read_line(&mut line).unwrap();
-    let legacy = line
-        .trim()
-        .strip_prefix("legacy listening on ")
-        .unwrap()
-        .to_string();
+    let legacy = server.legacy_addr();
     let run = tcpfetch(&t.path, &["get", "--legacy", &legacy, "1", "-o", "out.bin"]);
     run.expect_code(1);
     assert!(!t.join("out.bin").exists());

@@ -103,6 +103,16 @@ impl Server {
         }
     }
 
+    /// The address of `--legacy-listen`, from the second stdout line.
+    pub fn legacy_addr(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim()
+            .strip_prefix("legacy listening on ")
+            .unwrap_or_else(|| panic!("unexpected second line from serve: {line:?}"))
+            .to_string()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
