@@ -376,3 +376,35 @@ fn a_keyed_download_resumes_on_an_authenticated_connection() {
     assert!(log.contains("\"GET 100000 f.bin\" ok"), "{log}");
     assert!(!log.contains("no authentication"), "{log}");
 }
+
+#[test]
+fn sha256sums_with_a_key_takes_every_digest_from_a_maced_answer() {
+    let t = Scratch::new("key-sums");
+    t.write("srv/a.txt", b"alpha");
+    t.write("srv/b.txt", b"beta");
+    let key = key_file(&t, "key", 1);
+    let server = Server::start(&t.join("srv"), &["--key-file", &key, "--precompute"]);
+    // Once the server has hashed both, LIST carries their digests...
+    for _ in 0..100 {
+        let list = tcpfetch(
+            &t.path,
+            &["list", &server.addr, "--json", "--key-file", &key],
+        );
+        if list.stdout().matches("sha256").count() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...but the manifest still asks for each one with a MACed GET.
+    let run = tcpfetch(
+        &t.path,
+        &["list", &server.addr, "--sha256sums", "--key-file", &key],
+    );
+    run.expect_code(0);
+    assert_eq!(run.stdout().lines().count(), 2, "{run}");
+    let log = server.log();
+    assert!(
+        log.contains("\"GET 5 a.txt\" ok") && log.contains("\"GET 4 b.txt\" ok"),
+        "{log}"
+    );
+}
