@@ -77,7 +77,13 @@ pub fn hmac(key: &[u8], parts: &[&[u8]]) -> Digest {
 
 /// Compare two MACs in time that does not depend on where they differ.
 pub fn same_mac(a: &Digest, b: &Digest) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    same_bytes(a, b)
+}
+
+/// Compare two secrets without an early exit, so the time taken tells
+/// nothing of where they differ (only whether their lengths do).
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A shared key read from a key file.
@@ -306,6 +312,8 @@ mod tests {
     #[test]
     fn short_keys_and_loose_permissions_are_refused() {
         assert!(Key::from_bytes(vec![0; 31]).is_err());
+        assert!(Key::from_bytes(vec![0; 4097]).is_err());
+        assert!(Key::from_bytes(vec![0; 4096]).is_ok());
         let dir = std::env::temp_dir().join(format!("tcpfetch-auth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("key");
@@ -316,6 +324,15 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Key::load(&path).is_ok());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_compare_by_content_and_length() {
+        assert!(same_bytes(b"abc", b"abc"));
+        assert!(!same_bytes(b"abc", b"abd"));
+        assert!(!same_bytes(b"abc", b"abcd"));
+        assert!(same_mac(&[7; 32], &[7; 32]));
+        assert!(!same_mac(&[7; 32], &[8; 32]));
     }
 
     #[test]

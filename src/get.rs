@@ -670,7 +670,7 @@ fn receive(
 
 /// Read until `buf` is full or the stream ends: fewer, larger writes and
 /// hand-overs than one per socket read.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -420,7 +420,7 @@ pub fn read_line<R: BufRead + ?Sized>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Cursor;
 

@@ -338,18 +338,13 @@ fn check_action(shared: &Shared, request: &Request) -> Result<(), Response> {
         return Err(Response::error(403, "cross-site request refused"));
     }
     let token = request.header("x-tcpfetch-token").unwrap_or("");
-    if !same_text(token.as_bytes(), shared.token.as_bytes()) {
+    if !crate::auth::same_bytes(token.as_bytes(), shared.token.as_bytes()) {
         return Err(Response::error(
             403,
             "missing or wrong X-Tcpfetch-Token; reload the page",
         ));
     }
     Ok(())
-}
-
-/// Compare without an early exit, so timing tells nothing of the token.
-fn same_text(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn page(shared: &Shared) -> Response {

@@ -289,15 +289,8 @@ fn receive(reader: &mut impl Read, size: u64, sink: &mut dyn Sink) -> Result<Dig
     let mut done = 0u64;
     loop {
         let mut buf = hasher.buffer();
-        let mut filled = 0;
-        while filled < buf.len() {
-            match body.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(net_error(e, "receiving the file")),
-            }
-        }
+        let filled = crate::get::fill(&mut body, &mut buf)
+            .map_err(|e| net_error(e, "receiving the file"))?;
         if filled == 0 {
             break;
         }

@@ -803,23 +803,9 @@ mod tests {
         assert!(err.reason.contains("too much"), "{err}");
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     #[test]
     fn random_and_truncated_pickles_never_panic() {
-        let mut rng = Rng(0x5eed_1e9a_c1ed);
+        let mut rng = crate::protocol::tests::Rng::new(0x5eed_1e9a_c1ed);
         let seeds: Vec<Vec<u8>> = vec![
             encode_message("HELLO"),
             encode_message("ARCHIVOS: 1. a.txt\n2. b.txt"),
