@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io;
 
-use crate::protocol::ErrorCode;
+use crate::proto::ErrorCode;
 
 /// Exit status for a usage error (bad flags, missing arguments).
 pub const EXIT_USAGE: i32 = 2;

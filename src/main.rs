@@ -3,37 +3,22 @@
 //! `main` parses the command line, runs one command, and is the only place
 //! that turns an [`error::Error`] into a message and an exit status.
 
-mod access;
-mod auth;
 mod bench;
-mod cli;
 mod client;
+mod cmd;
 mod digest;
 mod error;
-mod files;
-mod format;
-mod get;
-mod hex;
-mod histogram;
-mod legacy;
-mod limits;
-mod list;
-mod manifest;
-mod mirror;
-mod pace;
-mod ping;
-mod progress;
-mod protocol;
-mod server;
-mod sum;
+mod fetch;
+mod proto;
+mod serve;
 mod ui;
-mod verify;
+mod util;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match cli::run(std::env::args_os().skip(1)) {
+    match cmd::run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
         // `Reported` has nothing left to say (see `sum` and `verify`).
         Err(err @ error::Error::Reported { .. }) => ExitCode::from(err.exit_code() as u8),

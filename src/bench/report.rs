@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use super::{bytes_text, millis, Args, Outcome, Stats, KINDS};
-use crate::format;
-use crate::histogram::Histogram;
+use crate::bench::histogram::Histogram;
+use crate::util::format;
 
 /// The percentiles every report shows, with their JSON keys and labels.
 const POINTS: [(&str, &str, f64); 6] = [

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use sha2::{Digest as _, Sha256};
 
 use super::{Args, Finished, Outcome, Run, Stats};
+use crate::client::legacy;
 use crate::client::{self, Connection};
 use crate::digest::CHUNK;
 use crate::error::{Error, Result};
-use crate::hex;
-use crate::legacy::client as legacy;
+use crate::util::hex;
 
 /// One client: wait for the start, then request until the plan says stop.
 pub(super) fn client(run: &Run, id: usize) -> Stats {
@@ -208,7 +208,7 @@ fn receive(
 
 /// `DIR/CLIENT-REQUEST-BASENAME`; names were checked when parsing.
 fn save_path(dir: &Path, client: usize, request: u64, name: &str) -> Option<PathBuf> {
-    let base = crate::get::local_path(name, None).ok()?;
+    let base = crate::cmd::get::local_path(name, None).ok()?;
     Some(dir.join(format!("{client}-{request}-{}", base.display())))
 }
 

@@ -7,7 +7,7 @@
 
 use std::io::{self, BufRead, Read, Write};
 
-use crate::protocol::{self, LineError};
+use crate::proto::{self, LineError};
 
 /// The longest request line (method, target, version).
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -82,7 +82,7 @@ impl ParseError {
 /// Read one request: request line, headers, and a body of `Content-Length`
 /// bytes, each within its bound.
 pub fn read_request(reader: &mut impl BufRead) -> Result<Request, ParseError> {
-    let line = match protocol::read_line(reader, MAX_REQUEST_LINE) {
+    let line = match proto::read_line(reader, MAX_REQUEST_LINE) {
         Ok(Some(line)) => line,
         Ok(None) => return Err(ParseError::Closed),
         Err(LineError::TooLong) => return Err(ParseError::LineTooLong),
@@ -147,7 +147,7 @@ fn read_headers(reader: &mut impl BufRead) -> Result<Vec<(String, String)>, Pars
     let mut used = 0;
     loop {
         let room = MAX_HEADER_BYTES.saturating_sub(used);
-        let line = match protocol::read_line(reader, room) {
+        let line = match proto::read_line(reader, room) {
             Ok(Some(line)) => line,
             Ok(None) | Err(LineError::Truncated) => {
                 return Err(ParseError::Bad("truncated headers"))
@@ -215,7 +215,10 @@ impl Response {
     pub fn error(status: u16, message: &str) -> Response {
         Response::json(
             status,
-            format!("{{\"error\":{}}}\n", crate::format::json_string(message)),
+            format!(
+                "{{\"error\":{}}}\n",
+                crate::util::format::json_string(message)
+            ),
         )
     }
 

@@ -6,7 +6,7 @@
 //! first opcode outside that list, naming it. Nothing it accepts can name a
 //! Python object, call anything, or build anything but strings, integers and
 //! one flat dict, so decoding a hostile pickle can only fail. See the module
-//! documentation of [`crate::legacy`] for the full argument.
+//! documentation of [`crate::proto::legacy`] for the full argument.
 //!
 //! The encoder writes exactly what CPython 3.8+ writes for
 //! `pickle.dumps({"messageSize": n, "message": s})` (protocol 4, one frame),
@@ -805,7 +805,7 @@ mod tests {
 
     #[test]
     fn random_and_truncated_pickles_never_panic() {
-        let mut rng = crate::protocol::tests::Rng::new(0x5eed_1e9a_c1ed);
+        let mut rng = crate::proto::tests::Rng::new(0x5eed_1e9a_c1ed);
         let seeds: Vec<Vec<u8>> = vec![
             encode_message("HELLO"),
             encode_message("ARCHIVOS: 1. a.txt\n2. b.txt"),

@@ -13,15 +13,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lexopt::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::Key;
-use crate::cli;
 use crate::client::{self, Connection, Timeouts};
 use crate::digest::{self, PipelinedHasher};
 use crate::error::{Error, Result};
-use crate::format;
-use crate::hex::{self, Digest};
-use crate::progress::Progress;
-use crate::protocol::{ErrorCode, FileHeader};
+use crate::proto::auth::Key;
+use crate::proto::{ErrorCode, FileHeader};
+use crate::util::cli;
+use crate::util::format;
+use crate::util::hex::{self, Digest};
+use crate::util::progress::Progress;
 
 const USAGE: &str = "\
 Usage: tcpfetch get ADDR [NAME] [OPTIONS]
@@ -123,7 +123,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("timeout") => args.timeouts.io = cli::seconds_value(parser, "--timeout")?,
             Long("limit-rate") => {
                 args.limit_rate = Some(
-                    crate::pace::parse_rate(&cli::string_value(parser)?).map_err(Error::Usage)?,
+                    crate::util::pace::parse_rate(&cli::string_value(parser)?)
+                        .map_err(Error::Usage)?,
                 )
             }
             Long("key-file") => args.key = Some(Key::load(&PathBuf::from(parser.value()?))?),
@@ -167,13 +168,13 @@ fn digest_value(parser: &mut lexopt::Parser) -> Result<Digest> {
 
 pub fn run(mut args: Args) -> Result<()> {
     if args.all {
-        return crate::mirror::run(&args);
+        return crate::fetch::mirror::run(&args);
     }
     if args.legacy {
         if let (Some(manifest), Some(name)) = (&args.manifest, &args.name) {
             args.sha256 = Some(digest_from_manifest(manifest, name, args.sha256)?);
         }
-        return crate::legacy::client::get(&args); // legacy hook
+        return crate::client::legacy::get(&args); // legacy hook
     }
     let name = match &args.name {
         Some(name) => name.clone(),
@@ -194,7 +195,7 @@ pub fn run(mut args: Args) -> Result<()> {
 fn digest_from_manifest(path: &Path, name: &str, given: Option<Digest>) -> Result<Digest> {
     let file = fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot open manifest '{}'", path.display()), e))?;
-    let (entries, _) = crate::manifest::read_all(io::BufReader::new(file))
+    let (entries, _) = crate::digest::manifest::read_all(io::BufReader::new(file))
         .map_err(|e| Error::io(format!("cannot read manifest '{}'", path.display()), e))?;
     let found = entries
         .iter()
@@ -632,7 +633,7 @@ fn receive(
     let mut hasher =
         PipelinedHasher::start(state).map_err(|e| Error::io("cannot start the hasher", e))?;
     let mut progress = Progress::new(label, Some(header.size), args.quiet);
-    let mut pacer = args.limit_rate.map(crate::pace::Pacer::new);
+    let mut pacer = args.limit_rate.map(crate::util::pace::Pacer::new);
     let mut body = conn.body(header.size - offset);
     let mut done = offset;
     loop {

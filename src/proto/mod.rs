@@ -58,10 +58,16 @@
 //! TCPFETCH/1 ERR forbidden path leaves the served directory
 //! ```
 
+pub mod auth;
+pub mod legacy;
+
+/// The port a server listens on and a client connects to by default.
+pub const DEFAULT_PORT: u16 = 1236;
+
 use std::io::{self, BufRead};
 
 use crate::error::{Error, Result};
-use crate::hex::{self, Digest};
+use crate::util::hex::{self, Digest};
 
 /// The protocol tag that starts every status line.
 pub const TAG: &str = "TCPFETCH/1";
@@ -272,7 +278,7 @@ fn not_tcpfetch(line: &[u8]) -> Error {
 /// quoting a peer's garbage in an error message.
 pub fn printable(bytes: &[u8]) -> String {
     let cut = bytes.len().min(60);
-    let mut out = crate::format::visible(&String::from_utf8_lossy(&bytes[..cut]));
+    let mut out = crate::util::format::visible(&String::from_utf8_lossy(&bytes[..cut]));
     if bytes.len() > cut {
         out.push('…');
     }

@@ -15,7 +15,7 @@
 
 use std::io::{self, BufRead, Read};
 
-use crate::hex::{self, Digest};
+use crate::util::hex::{self, Digest};
 
 /// Longest line we read; a longer one is counted as malformed. Real lines
 /// are at most 66 bytes plus a path (PATH_MAX is 4096, escaped at most

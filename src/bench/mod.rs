@@ -6,6 +6,8 @@
 //! and histograms (no shared lock on the hot path, no vector of samples);
 //! the main thread draws the live line and merges everything at the end.
 
+pub mod histogram;
+
 mod report;
 mod worker;
 
@@ -20,12 +22,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lexopt::prelude::*;
 
-use crate::cli;
+use crate::bench::histogram::Histogram;
 use crate::client::Timeouts;
 use crate::error::{Error, Result};
-use crate::format;
-use crate::histogram::Histogram;
-use crate::protocol;
+use crate::proto;
+use crate::util::cli;
+use crate::util::format;
 
 const USAGE: &str = "\
 Usage: tcpfetch bench ADDR NAME... --clients N [OPTIONS]
@@ -79,7 +81,7 @@ pub struct Args {
     pub save: Option<PathBuf>,
     pub timeouts: Timeouts,
     pub retries: u32,
-    pub key: Option<crate::auth::Key>,
+    pub key: Option<crate::proto::auth::Key>,
     pub legacy: bool,
 }
 
@@ -136,7 +138,9 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("save") => args.save = Some(PathBuf::from(parser.value()?)),
             Long("timeout") => args.timeouts.io = cli::seconds_value(parser, "--timeout")?,
             Long("retries") => args.retries = cli::number_value(parser, "--retries")?,
-            Long("key-file") => args.key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
+            Long("key-file") => {
+                args.key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
+            }
             Long("legacy") => args.legacy = true,
             Value(v) => positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
@@ -151,9 +155,9 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         )));
     }
     for name in &args.names {
-        protocol::check_name(name).map_err(|why| Error::usage(format!("bad NAME: {why}")))?;
+        proto::check_name(name).map_err(|why| Error::usage(format!("bad NAME: {why}")))?;
         if args.save.is_some() {
-            crate::get::local_path(name, None)?;
+            crate::cmd::get::local_path(name, None)?;
         }
     }
     args.clients = clients.ok_or_else(|| Error::usage("--clients N is needed"))?;
@@ -697,7 +701,7 @@ mod tests {
         let mut b = Stats::default();
         b.add(&outcome(Err(Error::Timeout { phase: "x" })));
         b.add(&outcome(Err(Error::Remote {
-            code: protocol::ErrorCode::Busy,
+            code: proto::ErrorCode::Busy,
             message: String::new(),
         })));
         a.merge(&b);

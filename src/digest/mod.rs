@@ -1,6 +1,8 @@
 //! SHA-256 of files and streams: the plain loop, a hasher on its own thread
 //! for downloads, and the server's per-file digest cache.
 
+pub mod manifest;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -12,8 +14,8 @@ use std::thread;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::files::FileKey;
-use crate::hex::Digest;
+use crate::serve::files::FileKey;
+use crate::util::hex::Digest;
 
 /// Read size for hashing and for receiving. On these machines 64–128 KiB
 /// reads hash about 40 % faster than 1 MiB ones (the data stays in L2).
@@ -210,7 +212,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hex;
+    use crate::util::hex;
 
     const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 

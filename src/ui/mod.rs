@@ -28,12 +28,12 @@ use std::time::{Duration, Instant};
 use lexopt::prelude::*;
 
 use crate::bench;
-use crate::cli;
 use crate::client::{self, Connection, Timeouts};
 use crate::error::{Error, Result};
-use crate::format::json_string;
-use crate::hex;
-use crate::protocol;
+use crate::proto;
+use crate::util::cli;
+use crate::util::format::json_string;
+use crate::util::hex;
 use http::{Request, Response};
 
 const USAGE: &str = "\
@@ -53,7 +53,7 @@ Options:
   -h, --help         show this help
 ";
 
-const PAGE: &str = include_str!("ui/page.html");
+const PAGE: &str = include_str!("page.html");
 
 /// Connections served at once; one more is answered 503 and closed.
 const MAX_CONNECTIONS: usize = 64;
@@ -124,7 +124,7 @@ pub fn run(args: Args) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::io("cannot read the listening address", e))?;
     let shared = Arc::new(Shared {
-        token: hex::encode(&crate::auth::nonce()?),
+        token: hex::encode(&crate::proto::auth::nonce()?),
         local,
         server: args.server.unwrap_or_default(),
         dir,
@@ -338,7 +338,7 @@ fn check_action(shared: &Shared, request: &Request) -> Result<(), Response> {
         return Err(Response::error(403, "cross-site request refused"));
     }
     let token = request.header("x-tcpfetch-token").unwrap_or("");
-    if !crate::auth::same_bytes(token.as_bytes(), shared.token.as_bytes()) {
+    if !crate::proto::auth::same_bytes(token.as_bytes(), shared.token.as_bytes()) {
         return Err(Response::error(
             403,
             "missing or wrong X-Tcpfetch-Token; reload the page",
@@ -656,11 +656,11 @@ fn start_download(shared: &Shared, form: &Form) -> Response {
     let Some(name) = form.get("name").map(str::to_string) else {
         return field_error("name", "pick a file to download");
     };
-    if let Err(why) = protocol::check_name(&name) {
+    if let Err(why) = proto::check_name(&name) {
         return field_error("name", &format!("cannot request this name: {why}"));
     }
     // Only the last component of the server's name is ever used locally.
-    let path = match crate::get::local_path(&name, shared.dir.to_str()) {
+    let path = match crate::cmd::get::local_path(&name, shared.dir.to_str()) {
         Ok(p) => p,
         Err(e) => return field_error("name", &e.to_string()),
     };
@@ -675,7 +675,7 @@ fn start_download(shared: &Shared, form: &Form) -> Response {
     let dir = shared.dir.clone();
     spawn_job(job, move |job| {
         let saved =
-            crate::get::fetch_to(&server, &name, &dir, CLIENT_TIMEOUTS, &mut |done, size| {
+            crate::cmd::get::fetch_to(&server, &name, &dir, CLIENT_TIMEOUTS, &mut |done, size| {
                 let mut s = lock(&job.state);
                 s.done = done;
                 s.total = Some(size);
@@ -707,7 +707,7 @@ fn start_bench(shared: &Shared, form: &Form) -> Response {
         return field_error("name", &format!("pick at most {MAX_NAMES} files"));
     }
     for name in &names {
-        if let Err(why) = protocol::check_name(name) {
+        if let Err(why) = proto::check_name(name) {
             return field_error("name", &format!("cannot request '{name}': {why}"));
         }
     }

@@ -10,11 +10,11 @@ use std::os::unix::ffi::OsStrExt;
 
 use lexopt::prelude::*;
 
-use crate::cli;
 use crate::digest;
+use crate::digest::manifest;
 use crate::error::{Error, Result, EXIT_FAILURE};
-use crate::hex::Digest;
-use crate::manifest;
+use crate::util::cli;
+use crate::util::hex::Digest;
 
 const USAGE: &str = "\
 Usage: tcpfetch sum [FILE...]

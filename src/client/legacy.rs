@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use crate::client::{self, net_error, Timeouts};
 use crate::digest::PipelinedHasher;
 use crate::error::{Error, Result};
-use crate::format;
-use crate::hex::{self, Digest};
-use crate::progress::Progress;
+use crate::util::format;
+use crate::util::hex::{self, Digest};
+use crate::util::progress::Progress;
 
-use super::wire::{self, MAX_REPLY};
+use crate::proto::legacy::wire::{self, MAX_REPLY};
 
 /// Which file to ask an old server for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub enum Wanted {
 impl Wanted {
     /// Digits are a number; anything else is a name.
     pub fn parse(text: &str) -> Wanted {
-        match crate::protocol::parse_decimal(text.as_bytes()) {
+        match crate::proto::parse_decimal(text.as_bytes()) {
             Some(n) => Wanted::Number(n),
             None => Wanted::Name(text.to_string()),
         }
@@ -54,7 +54,7 @@ pub fn parse_listing(text: &str) -> Vec<Entry> {
     body.lines()
         .filter_map(|line| {
             let (number, name) = line.trim().split_once(". ")?;
-            let number = crate::protocol::parse_decimal(number.as_bytes())?;
+            let number = crate::proto::parse_decimal(number.as_bytes())?;
             Some(Entry {
                 number,
                 name: name.to_string(),
@@ -184,7 +184,7 @@ impl Session {
         if !answer.trim().eq_ignore_ascii_case("HELLO BACK") {
             return Err(Error::protocol(format!(
                 "expected HELLO BACK from a legacy server, got '{}'",
-                crate::protocol::printable(answer.as_bytes())
+                crate::proto::printable(answer.as_bytes())
             )));
         }
         self.send("PREPARED", "sending PREPARED")?;
@@ -289,7 +289,7 @@ fn receive(reader: &mut impl Read, size: u64, sink: &mut dyn Sink) -> Result<Dig
     let mut done = 0u64;
     loop {
         let mut buf = hasher.buffer();
-        let filled = crate::get::fill(&mut body, &mut buf)
+        let filled = crate::cmd::get::fill(&mut body, &mut buf)
             .map_err(|e| net_error(e, "receiving the file"))?;
         if filled == 0 {
             break;
@@ -310,7 +310,7 @@ fn receive(reader: &mut impl Read, size: u64, sink: &mut dyn Sink) -> Result<Dig
 
 /// `get --legacy ADDR N`: the download goes to `PATH.part` and becomes
 /// `PATH` only once its digest matched.
-pub fn get(args: &crate::get::Args) -> Result<()> {
+pub fn get(args: &crate::cmd::get::Args) -> Result<()> {
     if args.retries > 0 {
         return Err(Error::usage(
             "--retries is not available with --legacy (the old protocol cannot resume)",
@@ -427,8 +427,8 @@ impl FileSink<'_> {
             Wanted::Name(n) => n.as_str(),
             Wanted::Number(_) => listed.unwrap_or(&fallback),
         };
-        crate::get::local_path(name, self.output)
-            .or_else(|_| crate::get::local_path(&fallback, self.output))
+        crate::cmd::get::local_path(name, self.output)
+            .or_else(|_| crate::cmd::get::local_path(&fallback, self.output))
     }
 }
 
@@ -481,7 +481,7 @@ fn part_path(path: &Path) -> PathBuf {
 }
 
 /// `list --legacy ADDR`: the numbered list, as the old server sends it.
-pub fn list(args: &crate::list::Args) -> Result<()> {
+pub fn list(args: &crate::cmd::list::Args) -> Result<()> {
     let mut session = Session::open(&args.addr, client::Timeouts::default())?;
     let raw = session.handshake()?;
     // The old session would go on with a number; leaving here simply
@@ -500,7 +500,7 @@ pub fn list(args: &crate::list::Args) -> Result<()> {
             })
             .collect()
     } else if entries.is_empty() {
-        format!("{}\n", crate::protocol::printable(raw.as_bytes()))
+        format!("{}\n", crate::proto::printable(raw.as_bytes()))
     } else {
         let width = entries
             .iter()
@@ -512,12 +512,12 @@ pub fn list(args: &crate::list::Args) -> Result<()> {
             .map(|e| format!("{:>width$}  {}\n", e.number, format::visible(&e.name)))
             .collect()
     };
-    crate::cli::print_text(&text)
+    crate::util::cli::print_text(&text)
 }
 
 /// `ping --legacy ADDR`: the old protocol's `TEST` → `OK`, one connection
 /// per ping (the old server closes after answering).
-pub fn ping(args: &crate::ping::Args) -> Result<()> {
+pub fn ping(args: &crate::cmd::ping::Args) -> Result<()> {
     for _ in 0..args.count {
         let started = Instant::now();
         let mut session = Session::open(&args.addr, client::Timeouts::default())?;
@@ -528,10 +528,10 @@ pub fn ping(args: &crate::ping::Args) -> Result<()> {
         if !answer.trim().eq_ignore_ascii_case("OK") {
             return Err(Error::protocol(format!(
                 "expected OK from a legacy server, got '{}'",
-                crate::protocol::printable(answer.as_bytes())
+                crate::proto::printable(answer.as_bytes())
             )));
         }
-        crate::cli::print_text(&format!(
+        crate::util::cli::print_text(&format!(
             "legacy server at {}: OK time={:.3} ms (connect {connect_ms:.3} ms)\n",
             session.peer,
             ms(sent.elapsed())

@@ -2,12 +2,12 @@
 
 use lexopt::prelude::*;
 
-use crate::cli;
 use crate::client::{Connection, Timeouts};
 use crate::error::Result;
-use crate::format::json_string;
-use crate::hex;
-use crate::protocol::ListEntry;
+use crate::proto::ListEntry;
+use crate::util::cli;
+use crate::util::format::json_string;
+use crate::util::hex;
 
 const USAGE: &str = "\
 Usage: tcpfetch list ADDR [--json | --sha256sums] [--legacy]
@@ -29,7 +29,7 @@ Options:
 #[derive(Debug)]
 pub struct Args {
     pub addr: String,
-    pub key: Option<crate::auth::Key>,
+    pub key: Option<crate::proto::auth::Key>,
     pub json: bool,
     pub sha256sums: bool,
     /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
@@ -47,7 +47,9 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             return done.map(|()| None);
         }
         match arg {
-            Long("key-file") => key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
+            Long("key-file") => {
+                key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
+            }
             Long("json") => json = true,
             Long("sha256sums") => sha256sums = true,
             Long("legacy") => legacy = true, // legacy hook
@@ -71,7 +73,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
 
 pub fn run(args: Args) -> Result<()> {
     if args.legacy {
-        return crate::legacy::client::list(&args); // legacy hook
+        return crate::client::legacy::list(&args); // legacy hook
     }
     let mut conn = Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?;
     let entries = conn.list()?;
@@ -114,7 +116,7 @@ fn sha256sums(
                 header.digest
             }
         };
-        out.extend(crate::manifest::format_line(
+        out.extend(crate::digest::manifest::format_line(
             &digest,
             entry.name.as_bytes(),
             false,

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::digest::DigestCache;
 use crate::error::{Error, Result};
-use crate::files::{FileKey, Root};
-use crate::hex::Digest;
-use crate::limits::{DeadlineReader, Slot};
-use crate::server::Config;
+use crate::serve::files::{FileKey, Root};
+use crate::serve::limits::{DeadlineReader, Slot};
+use crate::serve::Config;
+use crate::util::hex::Digest;
 
-use super::wire::{self, MAX_HEADER_VALUE, MAX_REPLY, MAX_REQUEST};
+use crate::proto::legacy::wire::{self, MAX_HEADER_VALUE, MAX_REPLY, MAX_REQUEST};
 
 /// The most control messages one connection may send (a whole session is
 /// four).
@@ -126,7 +126,7 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
             }
         };
         let started = Instant::now();
-        let shown = crate::protocol::printable(text.as_bytes());
+        let shown = crate::proto::printable(text.as_bytes());
         match answer(shared, &mut session, stream, &text) {
             Ok((next, bytes)) => {
                 log(
@@ -177,13 +177,13 @@ fn answer(
             Ok((Next::Continue, 0))
         }
         _ => {
-            if let Some(n) = crate::protocol::parse_decimal(word.as_bytes()) {
+            if let Some(n) = crate::proto::parse_decimal(word.as_bytes()) {
                 let (sent, digest) = send_file(shared, session, stream, n)?;
                 session.sent = Some((n, digest));
                 return Ok((Next::Continue, sent));
             }
             let digits = word.strip_prefix("DIGEST").map(str::trim);
-            if let Some(n) = digits.and_then(|d| crate::protocol::parse_decimal(d.as_bytes())) {
+            if let Some(n) = digits.and_then(|d| crate::proto::parse_decimal(d.as_bytes())) {
                 let digest = match session.sent {
                     Some((sent, digest)) if sent == n => digest,
                     _ => open(shared, session, n)?.1,
@@ -229,7 +229,7 @@ fn open(
     shared: &Shared,
     session: &mut Session,
     n: u64,
-) -> Result<(crate::files::OpenFile, Digest)> {
+) -> Result<(crate::serve::files::OpenFile, Digest)> {
     let names = session.names.get_or_insert_with(|| numbered(shared));
     let count = names.len();
     let name = usize::try_from(n)
@@ -269,7 +269,7 @@ fn send_file(
         .seek(SeekFrom::Start(0))
         .map_err(|e| Error::io("cannot read the file", e))?;
     // The same copy loop as the main listener (see `server::copy_body`).
-    let sent = crate::server::copy_body(&mut open.file, out, size, shared.config.max_rate);
+    let sent = crate::serve::copy_body(&mut open.file, out, size, shared.config.max_rate);
     if sent < size {
         return Err(Error::Other(format!(
             "sent {sent} of {size} bytes: the client went away or the file shrank"
@@ -280,14 +280,14 @@ fn send_file(
 
 fn log(shared: &Shared, text: &str) {
     if !shared.config.quiet {
-        eprintln!("{} {text}", crate::format::rfc3339(SystemTime::now()));
+        eprintln!("{} {text}", crate::util::format::rfc3339(SystemTime::now()));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::client::parse_listing;
+    use crate::client::legacy::parse_listing;
 
     #[test]
     fn one_file_lists_exactly_as_the_old_server_does() {

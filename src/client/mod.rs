@@ -2,16 +2,18 @@
 //! one method per request. Commands (`get`, `list`, `ping`, `bench`) build on
 //! [`Connection`]; none of them touches the wire format directly.
 
+pub mod legacy;
+
 use std::io::{self, BufReader, Read, Write};
 #[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::auth::{self, Key, Session, Side};
-use crate::cli::DEFAULT_PORT;
 use crate::error::{Error, Result};
-use crate::protocol::{self, FileHeader, ListEntry, Request, MAX_LINE};
+use crate::proto::auth::{self, Key, Session, Side};
+use crate::proto::DEFAULT_PORT;
+use crate::proto::{self, FileHeader, ListEntry, Request, MAX_LINE};
 
 /// How long to wait for a connection, and for each read or write after it.
 #[derive(Debug, Clone, Copy)]
@@ -215,10 +217,10 @@ impl Connection {
     /// prove it holds the key before we prove that we do.
     pub fn authenticate(&mut self, key: &Key) -> Result<()> {
         let client_nonce = auth::nonce()?;
-        self.write_line(format!("AUTH {}\n", crate::hex::encode(&client_nonce)).as_bytes())?;
+        self.write_line(format!("AUTH {}\n", crate::util::hex::encode(&client_nonce)).as_bytes())?;
         let answer = match self.read_status() {
             Err(Error::Remote {
-                code: crate::protocol::ErrorCode::BadRequest,
+                code: crate::proto::ErrorCode::BadRequest,
                 ..
             }) => {
                 return Err(Error::Other(
@@ -236,8 +238,8 @@ impl Connection {
             )));
         };
         let (Some(server_nonce), Some(proof)) = (
-            crate::hex::decode_digest(nonce),
-            crate::hex::decode_digest(proof),
+            crate::util::hex::decode_digest(nonce),
+            crate::util::hex::decode_digest(proof),
         ) else {
             return Err(Error::protocol(format!(
                 "malformed AUTH answer from server: '{answer}'"
@@ -252,13 +254,13 @@ impl Connection {
         self.write_line(
             format!(
                 "PROVE {}\n",
-                crate::hex::encode(&session.proof(Side::Client))
+                crate::util::hex::encode(&session.proof(Side::Client))
             )
             .as_bytes(),
         )?;
         match self.read_status() {
             Err(Error::Remote {
-                code: crate::protocol::ErrorCode::Forbidden,
+                code: crate::proto::ErrorCode::Forbidden,
                 ..
             }) => {
                 return Err(Error::Other(
@@ -281,7 +283,7 @@ impl Connection {
     /// Send `LIST`; every entry, in the server's order.
     pub fn list(&mut self) -> Result<Vec<ListEntry>> {
         self.send(&Request::List)?;
-        let count = protocol::parse_list_count(&self.read_status()?)?;
+        let count = proto::parse_list_count(&self.read_status()?)?;
         let mut entries = Vec::with_capacity(count.min(4096) as usize);
         let mut budget = MAX_LIST_BYTES;
         for _ in 0..count {
@@ -302,10 +304,10 @@ impl Connection {
     pub fn request_file(&mut self, name: &str, offset: u64) -> Result<FileHeader> {
         // A name with a line feed would smuggle a second request onto the
         // wire; one the server must refuse is better caught here.
-        protocol::check_name(name).map_err(|why| {
+        proto::check_name(name).map_err(|why| {
             Error::usage(format!(
                 "cannot request '{}': {why}",
-                protocol::printable(name.as_bytes())
+                proto::printable(name.as_bytes())
             ))
         })?;
         self.send(&Request::Get {
@@ -355,20 +357,20 @@ impl Connection {
 
     fn read_status(&mut self) -> Result<String> {
         let line = self.read_line("waiting for the server's answer")?;
-        protocol::parse_status(&line)
+        proto::parse_status(&line)
     }
 
     fn read_line(&mut self, phase: &'static str) -> Result<Vec<u8>> {
-        match protocol::read_line(&mut self.reader, MAX_LINE) {
+        match proto::read_line(&mut self.reader, MAX_LINE) {
             Ok(Some(line)) => Ok(line),
-            Ok(None) | Err(protocol::LineError::Truncated) => Err(Error::io(
+            Ok(None) | Err(proto::LineError::Truncated) => Err(Error::io(
                 format!("{} closed the connection while {phase}", self.peer),
                 io::ErrorKind::UnexpectedEof.into(),
             )),
-            Err(protocol::LineError::TooLong) => Err(Error::protocol(format!(
+            Err(proto::LineError::TooLong) => Err(Error::protocol(format!(
                 "the peer sent a line longer than {MAX_LINE} bytes while {phase}; it is not a tcpfetch server"
             ))),
-            Err(protocol::LineError::Io(e)) => Err(net_error(e, phase)),
+            Err(proto::LineError::Io(e)) => Err(net_error(e, phase)),
         }
     }
 }

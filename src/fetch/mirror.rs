@@ -12,10 +12,10 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::client::Connection;
+use crate::cmd::get::{self, Args};
+use crate::digest::manifest;
 use crate::error::{Error, Result, EXIT_FAILURE, EXIT_INTEGRITY};
-use crate::get::{self, Args};
-use crate::hex::Digest;
-use crate::manifest;
+use crate::util::hex::Digest;
 
 /// How the files of one `get --all` fared.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -160,7 +160,7 @@ fn local_path(dir: &Path, name: &str) -> Result<PathBuf> {
     if bad || name.starts_with('/') {
         return Err(Error::protocol(format!(
             "the server listed an unsafe name '{}'; not saved",
-            crate::protocol::printable(name.as_bytes())
+            crate::proto::printable(name.as_bytes())
         )));
     }
     let mut path = dir.to_path_buf();

@@ -42,7 +42,7 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::hex::{self, Digest};
+use crate::util::hex::{self, Digest};
 
 /// The shortest key accepted, in bytes.
 pub const MIN_KEY_LEN: usize = 32;

@@ -4,9 +4,9 @@ use std::time::Instant;
 
 use lexopt::prelude::*;
 
-use crate::cli;
 use crate::client::{Connection, Timeouts};
 use crate::error::Result;
+use crate::util::cli;
 
 const USAGE: &str = "\
 Usage: tcpfetch ping ADDR [--count N] [--legacy]
@@ -24,7 +24,7 @@ Options:
 #[derive(Debug)]
 pub struct Args {
     pub addr: String,
-    pub key: Option<crate::auth::Key>,
+    pub key: Option<crate::proto::auth::Key>,
     pub count: u32,
     /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
     pub legacy: bool,
@@ -40,7 +40,9 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             return done.map(|()| None);
         }
         match arg {
-            Long("key-file") => key = Some(crate::auth::Key::load(parser.value()?.as_ref())?),
+            Long("key-file") => {
+                key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
+            }
             Short('c') | Long("count") => count = cli::number_value(parser, "--count")?,
             Long("legacy") => legacy = true, // legacy hook
             Value(v) if addr.is_none() => addr = Some(v.string()?),
@@ -57,7 +59,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
 
 pub fn run(args: Args) -> Result<()> {
     if args.legacy {
-        return crate::legacy::client::ping(&args); // legacy hook
+        return crate::client::legacy::ping(&args); // legacy hook
     }
     let started = Instant::now();
     let mut conn = Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?;
@@ -67,7 +69,7 @@ pub fn run(args: Args) -> Result<()> {
         let version = conn.ping()?;
         cli::print_text(&format!(
             "{} at {}: time={:.3} ms (connect {connect_ms:.3} ms)\n",
-            crate::format::visible(&version),
+            crate::util::format::visible(&version),
             conn.peer,
             ms(sent)
         ))?;

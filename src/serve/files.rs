@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use crate::protocol::{self, ErrorCode};
+use crate::proto::{self, ErrorCode};
 
 /// Linux's `O_NONBLOCK`: 0o4000 on every architecture tcpfetch targets
 /// (x86, ARM, RISC-V, PowerPC); MIPS, SPARC and Alpha differ.
@@ -129,7 +129,7 @@ impl Root {
 
     /// The canonical path of `name`, checked against rules 1–3.
     pub fn resolve(&self, name: &str) -> Result<PathBuf, Refusal> {
-        protocol::check_name(name).map_err(|m| Refusal::new(ErrorCode::BadRequest, m))?;
+        proto::check_name(name).map_err(|m| Refusal::new(ErrorCode::BadRequest, m))?;
         if name.starts_with('/') {
             return Err(Refusal::new(
                 ErrorCode::Forbidden,
@@ -191,7 +191,7 @@ impl Root {
                 continue;
             }
             let name = format!("{prefix}{file_name}");
-            if protocol::check_name(&name).is_err() || name.contains('\\') {
+            if proto::check_name(&name).is_err() || name.contains('\\') {
                 continue;
             }
             let Ok(kind) = entry.file_type() else {

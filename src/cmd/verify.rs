@@ -12,11 +12,11 @@ use std::os::unix::ffi::OsStrExt;
 
 use lexopt::prelude::*;
 
-use crate::cli;
+use crate::cmd::sum;
+use crate::digest::manifest::{self, Line};
 use crate::error::{Error, Result, EXIT_FAILURE, EXIT_INTEGRITY};
-use crate::hex::{self, Digest};
-use crate::manifest::{self, Line};
-use crate::sum;
+use crate::util::cli;
+use crate::util::hex::{self, Digest};
 
 const USAGE: &str = "\
 Usage: tcpfetch verify -c SHA256SUMS [OPTIONS]

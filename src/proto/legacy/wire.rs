@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use crate::client::net_error;
 use crate::error::{Error, Result};
 
-use super::pickle::{self, Value};
+use crate::proto::legacy::pickle::{self, Value};
 
 /// Every header is this long: the length in ASCII decimal, left-justified
 /// and padded with spaces (Python `f"{n:<10}"`).
@@ -40,7 +40,7 @@ pub fn parse_header(header: &[u8; HEADER_LEN]) -> std::result::Result<u64, Strin
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(format!(
             "bad length header '{}' (expected up to 10 digits padded with spaces)",
-            crate::protocol::printable(header)
+            crate::proto::printable(header)
         ));
     }
     // At most 10 digits: always fits.
@@ -125,7 +125,7 @@ pub fn decode_message(body: &[u8]) -> Result<String> {
 }
 
 /// Read exactly 32 bytes after a header that must say 32: a SHA-256.
-pub fn read_digest(r: &mut impl Read, phase: &'static str) -> Result<crate::hex::Digest> {
+pub fn read_digest(r: &mut impl Read, phase: &'static str) -> Result<crate::util::hex::Digest> {
     match read_header(r, phase)? {
         Some(32) => {}
         Some(n) => {

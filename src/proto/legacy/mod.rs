@@ -74,7 +74,5 @@
 //! fetched back from the memo. The decoder is safe Rust and is run against
 //! 50 000 random and truncated inputs in its tests.
 
-pub mod client;
 pub mod pickle;
-pub mod server;
 pub mod wire;

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use crate::format;
+use crate::util::format;
 
 const REDRAW: Duration = Duration::from_millis(100);
 

@@ -1,6 +1,11 @@
 //! `tcpfetch serve`: many clients at once, one thread each, every one of
 //! them bounded in time and in what it can make the server buffer.
 
+pub mod access;
+pub mod files;
+pub mod legacy;
+pub mod limits;
+
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -12,14 +17,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lexopt::prelude::*;
 
-use crate::access::{AllowList, Cidr};
-use crate::auth::{self, Key, Session, Side};
-use crate::cli::{self, DEFAULT_PORT, VERSION};
 use crate::digest::DigestCache;
 use crate::error::{Error, Result};
-use crate::files::{FileKey, Root};
-use crate::limits::{DeadlineReader, Slot};
-use crate::protocol::{self, ErrorCode, FileHeader, ListEntry, Request, MAX_LINE};
+use crate::proto::auth::{self, Key, Session, Side};
+use crate::proto::DEFAULT_PORT;
+use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Request, MAX_LINE};
+use crate::serve::access::{AllowList, Cidr};
+use crate::serve::files::{FileKey, Root};
+use crate::serve::limits::{DeadlineReader, Slot};
+use crate::util::cli::{self, VERSION};
 
 const USAGE: &str = "\
 Usage: tcpfetch serve [DIR] [OPTIONS]
@@ -113,7 +119,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Config>> {
             Long("key-file") => config.key = Some(Key::load(&PathBuf::from(parser.value()?))?),
             Long("max-rate") => {
                 config.max_rate = Some(
-                    crate::pace::parse_rate(&cli::string_value(parser)?).map_err(Error::Usage)?,
+                    crate::util::pace::parse_rate(&cli::string_value(parser)?)
+                        .map_err(Error::Usage)?,
                 )
             }
             Short('q') | Long("quiet") => config.quiet = true,
@@ -162,7 +169,7 @@ pub fn run(config: Config) -> Result<()> {
         let (root, cache, config) = (Arc::clone(&root), Arc::clone(&cache), config.clone());
         thread::Builder::new()
             .name("legacy accept".into())
-            .spawn(move || crate::legacy::server::serve(legacy, root, cache, config))
+            .spawn(move || crate::serve::legacy::serve(legacy, root, cache, config))
             .map_err(|e| Error::io("cannot start the legacy listener", e))?;
     }
     // --- end legacy hook
@@ -277,15 +284,15 @@ fn precompute(shared: &Shared) {
             "precompute: {}/{} files, {} of {} hashed",
             i + 1,
             files.len(),
-            crate::format::bytes(done),
-            crate::format::bytes(total)
+            crate::util::format::bytes(done),
+            crate::util::format::bytes(total)
         );
     }
     eprintln!(
         "precompute: done, {} files ({}) in {}",
         files.len(),
-        crate::format::bytes(total),
-        crate::format::seconds(started.elapsed())
+        crate::util::format::bytes(total),
+        crate::util::format::seconds(started.elapsed())
     );
 }
 
@@ -319,7 +326,7 @@ impl Rejecter {
 
     fn reject(&self, stream: TcpStream, code: ErrorCode, message: &str) {
         let _ = stream.set_nonblocking(true);
-        let _ = (&stream).write(&protocol::encode_err(code, message));
+        let _ = (&stream).write(&proto::encode_err(code, message));
         let _ = stream.shutdown(std::net::Shutdown::Write);
         // A full queue means a flood: those sockets are simply closed.
         let _ = self.queue.try_send(stream);
@@ -389,7 +396,7 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
                 shared,
                 &format!(
                     "{peer} \"{}\" {status} {bytes} {:.1}ms",
-                    protocol::printable(&line),
+                    proto::printable(&line),
                     started.elapsed().as_secs_f64() * 1000.0
                 ),
             );
@@ -413,17 +420,17 @@ fn next_line(
     peer: SocketAddr,
 ) -> Option<Vec<u8>> {
     reader.get_mut().deadline = Instant::now() + shared.config.idle_timeout;
-    match protocol::read_line(reader, MAX_LINE) {
+    match proto::read_line(reader, MAX_LINE) {
         Ok(line) => line,
-        Err(protocol::LineError::TooLong) => {
+        Err(proto::LineError::TooLong) => {
             let msg = format!("request line longer than {MAX_LINE} bytes");
-            let _ = (&*stream).write_all(&protocol::encode_err(ErrorCode::BadRequest, &msg));
+            let _ = (&*stream).write_all(&proto::encode_err(ErrorCode::BadRequest, &msg));
             log_line(shared, &format!("{peer} - bad-request: {msg}; closing"));
             close_gently(stream);
             None
         }
-        Err(protocol::LineError::Truncated) => None,
-        Err(protocol::LineError::Io(e)) => {
+        Err(proto::LineError::Truncated) => None,
+        Err(proto::LineError::Io(e)) => {
             if matches!(
                 e.kind(),
                 io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
@@ -465,14 +472,14 @@ fn handshake(
 ) -> Option<Session> {
     let refuse = |why: &str, message: &str| {
         log_line(shared, &format!("{peer} - forbidden: {why}"));
-        let _ = (&*stream).write_all(&protocol::encode_err(ErrorCode::Forbidden, message));
+        let _ = (&*stream).write_all(&proto::encode_err(ErrorCode::Forbidden, message));
     };
     let mut line = next_line(shared, stream, reader, peer)?;
     // PING is answered before authentication: load-balancer health checks
     // have no key, and the answer tells only what a refusal would (that a
     // tcpfetch server is here, and its version).
     while line == b"PING" {
-        let pong = protocol::encode_ok(&format!("tcpfetch {VERSION}"));
+        let pong = proto::encode_ok(&format!("tcpfetch {VERSION}"));
         (&*stream).write_all(&pong).ok()?;
         if !shared.config.quiet_ping {
             log_line(
@@ -499,12 +506,10 @@ fn handshake(
     let session = Session::new(key.clone(), client_nonce, server_nonce);
     let challenge = format!(
         "AUTH {} {}",
-        crate::hex::encode(&server_nonce),
-        crate::hex::encode(&session.proof(Side::Server))
+        crate::util::hex::encode(&server_nonce),
+        crate::util::hex::encode(&session.proof(Side::Server))
     );
-    (&*stream)
-        .write_all(&protocol::encode_ok(&challenge))
-        .ok()?;
+    (&*stream).write_all(&proto::encode_ok(&challenge)).ok()?;
     let line = next_line(shared, stream, reader, peer)?;
     let proven =
         auth::parse_hex_arg(&line, "PROVE").is_some_and(|p| session.check_proof(Side::Client, &p));
@@ -514,7 +519,7 @@ fn handshake(
         return None;
     }
     (&*stream)
-        .write_all(&protocol::encode_ok("authenticated"))
+        .write_all(&proto::encode_ok("authenticated"))
         .ok()?;
     log_line(shared, &format!("{peer} - authenticated"));
     Some(session)
@@ -535,14 +540,14 @@ fn respond(
     });
     let result = match Request::parse(line) {
         Err(msg) => Err((ErrorCode::BadRequest, msg)),
-        Ok(Request::Ping) => send(stream, &protocol::encode_ok(&format!("tcpfetch {VERSION}"))),
+        Ok(Request::Ping) => send(stream, &proto::encode_ok(&format!("tcpfetch {VERSION}"))),
         Ok(Request::List) => send_list(shared, stream),
         Ok(Request::Get { offset, name }) => send_file(shared, stream, offset, &name, auth),
     };
     match result {
         Ok((next, bytes)) => (next, "ok".into(), bytes),
         Err((code, message)) => {
-            let sent = send(stream, &protocol::encode_err(code, &message));
+            let sent = send(stream, &proto::encode_err(code, &message));
             let next = sent.map_or(Next::Close, |(n, _)| n);
             (next, format!("{code} ({message})"), 0)
         }
@@ -563,7 +568,7 @@ fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
     let listed = shared.root.list();
     let mut out = BufWriter::with_capacity(64 * 1024, stream);
     let mut write = || -> io::Result<()> {
-        out.write_all(&protocol::encode_ok(&listed.len().to_string()))?;
+        out.write_all(&proto::encode_ok(&listed.len().to_string()))?;
         for item in &listed {
             let entry = ListEntry {
                 size: item.meta.len(),
@@ -646,7 +651,7 @@ pub(crate) fn copy_body(
     want: u64,
     max_rate: Option<u64>,
 ) -> u64 {
-    let mut pacer = max_rate.map(crate::pace::Pacer::new);
+    let mut pacer = max_rate.map(crate::util::pace::Pacer::new);
     let chunk = pacer
         .as_ref()
         .map_or(SEND_CHUNK as u64, |p| p.chunk().min(SEND_CHUNK as u64));
@@ -674,7 +679,7 @@ pub(crate) fn copy_body(
 /// One access-log line on stderr, stamped with the time.
 fn log_line(shared: &Shared, text: &str) {
     if !shared.config.quiet {
-        eprintln!("{} {text}", crate::format::rfc3339(SystemTime::now()));
+        eprintln!("{} {text}", crate::util::format::rfc3339(SystemTime::now()));
     }
 }
 
