@@ -247,104 +247,114 @@ impl<'a> Machine<'a> {
         loop {
             self.op_at = self.pos;
             let op = self.byte()?;
-            match op {
-                PROTO => {
-                    let version = self.byte()?;
-                    if self.op_at != 0 {
-                        return self.fail("PROTO in the middle of the data");
-                    }
-                    if !(2..=5).contains(&version) {
-                        return self.fail(format!("pickle protocol {version} (2 to 5 accepted)"));
-                    }
-                }
-                // A frame only groups the opcodes after it for buffered
-                // reading; its contents are decoded like any others.
-                FRAME => {
-                    self.length(8)?;
-                }
-                EMPTY_DICT => self.push(Item::Dict(Vec::new()))?,
-                MARK => self.push(Item::Mark)?,
-                SHORT_BINUNICODE => self.push_str(1)?,
-                BINUNICODE => self.push_str(4)?,
-                BINUNICODE8 => self.push_str(8)?,
-                BININT1 => {
-                    let v = self.le(1)?;
-                    self.push_int(v as i64)?;
-                }
-                BININT2 => {
-                    let v = self.le(2)?;
-                    self.push_int(v as i64)?;
-                }
-                BININT => {
-                    let v = self.le(4)? as u32 as i32;
-                    self.push_int(i64::from(v))?;
-                }
-                LONG1 => self.push_long(1)?,
-                LONG4 => self.push_long(4)?,
-                MEMOIZE => {
-                    let index = self.memo.len() as u32;
-                    self.remember(index)?;
-                }
-                BINPUT => {
-                    let index = self.le(1)? as u32;
-                    self.remember(index)?;
-                }
-                LONG_BINPUT => {
-                    let index = self.le(4)? as u32;
-                    self.remember(index)?;
-                }
-                BINGET => {
-                    let index = self.le(1)? as u32;
-                    self.recall(index)?;
-                }
-                LONG_BINGET => {
-                    let index = self.le(4)? as u32;
-                    self.recall(index)?;
-                }
-                SETITEM => {
-                    if self.stack.len() < 3 {
-                        return self.fail("a key or value is missing");
-                    }
-                    let value = self.pop_value()?;
-                    let key = self.pop_value()?;
-                    self.set_items(vec![key, value])?;
-                }
-                SETITEMS => {
-                    let Some(mark) = self.stack.iter().rposition(|i| matches!(i, Item::Mark))
-                    else {
-                        return self.fail("SETITEMS without a MARK");
-                    };
-                    let mut pairs = Vec::with_capacity(self.stack.len() - mark - 1);
-                    for item in self.stack.drain(mark + 1..) {
-                        match item {
-                            Item::Value(v) => pairs.push(v),
-                            _ => {
-                                return Err(PickleError {
-                                    at: self.op_at,
-                                    reason: "a dict inside a dict (not in a message)".into(),
-                                })
-                            }
-                        }
-                    }
-                    self.stack.pop(); // the mark
-                    self.set_items(pairs)?;
-                }
-                STOP => {
-                    return match (self.stack.pop(), self.stack.is_empty()) {
-                        (Some(Item::Dict(dict)), true) => Ok(dict),
-                        (Some(Item::Dict(_)), false) => {
-                            self.fail("left-over items under the dict at STOP")
-                        }
-                        _ => self.fail("the pickle does not hold a dict"),
-                    };
-                }
-                other => {
-                    return self.fail(format!(
-                    "opcode {} is not allowed (only a dict of strings and integers is accepted)",
-                    opcode_name(other)
-                ))
+            if op == STOP {
+                return self.stop();
+            }
+            self.step(op)?;
+        }
+    }
+
+    /// Run one opcode other than STOP: the allow-list itself.
+    fn step(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            PROTO => self.proto(),
+            // A frame only groups the opcodes after it for buffered
+            // reading; its contents are decoded like any others.
+            FRAME => self.length(8).map(drop),
+            EMPTY_DICT => self.push(Item::Dict(Vec::new())),
+            MARK => self.push(Item::Mark),
+            SHORT_BINUNICODE => self.push_str(1),
+            BINUNICODE => self.push_str(4),
+            BINUNICODE8 => self.push_str(8),
+            BININT1 => {
+                let v = self.le(1)?;
+                self.push_int(v as i64)
+            }
+            BININT2 => {
+                let v = self.le(2)?;
+                self.push_int(v as i64)
+            }
+            BININT => {
+                let v = self.le(4)? as u32 as i32;
+                self.push_int(i64::from(v))
+            }
+            LONG1 => self.push_long(1),
+            LONG4 => self.push_long(4),
+            MEMOIZE => self.remember(self.memo.len() as u32),
+            BINPUT => {
+                let index = self.le(1)? as u32;
+                self.remember(index)
+            }
+            LONG_BINPUT => {
+                let index = self.le(4)? as u32;
+                self.remember(index)
+            }
+            BINGET => {
+                let index = self.le(1)? as u32;
+                self.recall(index)
+            }
+            LONG_BINGET => {
+                let index = self.le(4)? as u32;
+                self.recall(index)
+            }
+            SETITEM => self.set_item(),
+            SETITEMS => self.set_marked_items(),
+            other => self.fail(format!(
+                "opcode {} is not allowed (only a dict of strings and integers is accepted)",
+                opcode_name(other)
+            )),
+        }
+    }
+
+    /// PROTO: only as the very first opcode, and only protocols 2 to 5.
+    fn proto(&mut self) -> Result<(), PickleError> {
+        let version = self.byte()?;
+        if self.op_at != 0 {
+            return self.fail("PROTO in the middle of the data");
+        }
+        if !(2..=5).contains(&version) {
+            return self.fail(format!("pickle protocol {version} (2 to 5 accepted)"));
+        }
+        Ok(())
+    }
+
+    /// SETITEM: one key and value into the dict below them.
+    fn set_item(&mut self) -> Result<(), PickleError> {
+        if self.stack.len() < 3 {
+            return self.fail("a key or value is missing");
+        }
+        let value = self.pop_value()?;
+        let key = self.pop_value()?;
+        self.set_items(vec![key, value])
+    }
+
+    /// SETITEMS: every key and value above the last MARK.
+    fn set_marked_items(&mut self) -> Result<(), PickleError> {
+        let Some(mark) = self.stack.iter().rposition(|i| matches!(i, Item::Mark)) else {
+            return self.fail("SETITEMS without a MARK");
+        };
+        let mut pairs = Vec::with_capacity(self.stack.len() - mark - 1);
+        for item in self.stack.drain(mark + 1..) {
+            match item {
+                Item::Value(v) => pairs.push(v),
+                _ => {
+                    return Err(PickleError {
+                        at: self.op_at,
+                        reason: "a dict inside a dict (not in a message)".into(),
+                    })
                 }
             }
+        }
+        self.stack.pop(); // the mark
+        self.set_items(pairs)
+    }
+
+    /// STOP: the one dict, alone on the stack, is the message.
+    fn stop(&mut self) -> Result<Dict, PickleError> {
+        match (self.stack.pop(), self.stack.is_empty()) {
+            (Some(Item::Dict(dict)), true) => Ok(dict),
+            (Some(Item::Dict(_)), false) => self.fail("left-over items under the dict at STOP"),
+            _ => self.fail("the pickle does not hold a dict"),
         }
     }
 }
