@@ -3,22 +3,115 @@
 //! Every failure anywhere in the program ends up as an [`Error`]. Its
 //! `Display` is a short lowercase sentence that composes after a prefix
 //! (`tcpfetch: cannot connect to 10.0.0.2:1236: connection refused`), and
-//! [`Error::exit_code`] is the single place that decides the process exit
-//! status: 0 success, 1 failure, 2 usage, 3 integrity.
+//! [`ExitKind::code`] is the single place that turns how a command failed
+//! into the process exit status: 0 success, 1 failure, 2 usage, 3 integrity.
+//! Whether a failure is worth retrying follows from its variant: a
+//! [`Error::Network`] failure may pass, a [`Error::Local`] one will not.
 
 use std::fmt;
 use std::io;
 
 use crate::proto::ErrorCode;
 
-/// Exit status for a usage error (bad flags, missing arguments).
-pub const EXIT_USAGE: i32 = 2;
-/// Exit status for an integrity failure (a digest did not match).
-pub const EXIT_INTEGRITY: i32 = 3;
-/// Exit status for every other failure.
-pub const EXIT_FAILURE: i32 = 1;
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a command ended when it failed; only [`ExitKind::code`] turns it
+/// into the number the shell sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// Any failure that is not one of the two below (exit 1).
+    Failure,
+    /// The command line was wrong (exit 2).
+    Usage,
+    /// A digest did not match (exit 3).
+    Integrity,
+}
+
+impl ExitKind {
+    /// The process exit status: 1 failure, 2 usage, 3 integrity.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitKind::Failure => 1,
+            ExitKind::Usage => 2,
+            ExitKind::Integrity => 3,
+        }
+    }
+}
+
+/// What a connection was doing when it failed, for "timed out while ...".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Opening the TCP connection.
+    Connect,
+    /// Writing a request line (v1).
+    SendRequest,
+    /// Waiting for a status line (v1).
+    ReceiveHeader,
+    /// Reading the entries of a `LIST` answer (v1).
+    ReceiveList,
+    /// Reading a file's bytes (either protocol).
+    ReceiveBody,
+    /// One step of the old protocol's exchange.
+    Legacy(LegacyStep),
+}
+
+/// The steps of the old protocol, named after the message they move; the
+/// first group is the client's, the second the server's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyStep {
+    SendHello,
+    AwaitHelloBack,
+    SendPrepared,
+    AwaitList,
+    AskFile,
+    AwaitSize,
+    AskDigest,
+    AwaitDigest,
+    SendTest,
+    AwaitOk,
+    AwaitMessage,
+    AnswerTest,
+    AnswerHello,
+    SendList,
+    SendSize,
+    SendDigest,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Connect => "connecting",
+            Phase::SendRequest => "sending the request",
+            Phase::ReceiveHeader => "waiting for the server's answer",
+            Phase::ReceiveList => "receiving the file list",
+            Phase::ReceiveBody => "receiving the file",
+            Phase::Legacy(step) => step.as_str(),
+        })
+    }
+}
+
+impl LegacyStep {
+    fn as_str(self) -> &'static str {
+        match self {
+            LegacyStep::SendHello => "sending HELLO",
+            LegacyStep::AwaitHelloBack => "waiting for HELLO BACK",
+            LegacyStep::SendPrepared => "sending PREPARED",
+            LegacyStep::AwaitList => "waiting for the file list",
+            LegacyStep::AskFile => "asking for the file",
+            LegacyStep::AwaitSize => "waiting for the file size",
+            LegacyStep::AskDigest => "asking for the digest",
+            LegacyStep::AwaitDigest => "waiting for the digest",
+            LegacyStep::SendTest => "sending TEST",
+            LegacyStep::AwaitOk => "waiting for OK",
+            LegacyStep::AwaitMessage => "waiting for a message",
+            LegacyStep::AnswerTest => "answering TEST",
+            LegacyStep::AnswerHello => "answering HELLO",
+            LegacyStep::SendList => "sending the file list",
+            LegacyStep::SendSize => "sending the file size",
+            LegacyStep::SendDigest => "sending the digest",
+        }
+    }
+}
 
 #[derive(Debug)]
 #[non_exhaustive]
@@ -30,20 +123,24 @@ pub enum Error {
     /// The TCP connection could not be established.
     Connect { addr: String, source: io::Error },
     /// A peer did not answer in time; `phase` says what we were waiting for.
-    Timeout { phase: &'static str },
+    Timeout { phase: Phase },
     /// The server answered with `TCPFETCH/1 ERR <code> <message>`.
     Remote { code: ErrorCode, message: String },
     /// The peer sent something that is not protocol v1 (or broke its rules).
     Protocol(String),
     /// Bytes arrived but do not match the digest they must match.
     Integrity(String),
-    /// A local or network I/O operation failed; `context` names it.
-    Io { context: String, source: io::Error },
+    /// A connection failed after it was established (reset, closed early);
+    /// `context` names what was going on. Trying again may succeed.
+    Network { context: String, source: io::Error },
+    /// A failure on this machine: disk full, permission denied, a thread
+    /// that would not start. Trying again cannot help.
+    Local { context: String, source: io::Error },
     /// Anything else, already phrased for the user.
     Other(String),
     /// The command has already said everything on stderr, line by line as
-    /// coreutils tools do (`sum`, `verify`); only the exit status is left.
-    Reported { exit: i32 },
+    /// coreutils tools do (`sum`, `verify`); only how it ended is left.
+    Reported(ExitKind),
 }
 
 impl Error {
@@ -55,21 +152,49 @@ impl Error {
         Error::Protocol(msg.into())
     }
 
-    pub fn io(context: impl Into<String>, source: io::Error) -> Error {
-        Error::Io {
+    /// A failure of local I/O (files, stdout, threads): not retryable.
+    pub fn local(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Local {
             context: context.into(),
             source,
         }
     }
 
-    /// The process exit status for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Usage(_) => EXIT_USAGE,
-            Error::Integrity(_) => EXIT_INTEGRITY,
-            Error::Reported { exit } => *exit,
-            _ => EXIT_FAILURE,
+    /// A failure of an established connection, phrased by the caller.
+    pub fn network(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Network {
+            context: context.into(),
+            source,
         }
+    }
+
+    /// A read or write on a connection failed during `phase`; a timeout is
+    /// told apart from the rest.
+    pub fn net(phase: Phase, source: io::Error) -> Error {
+        match source.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout { phase },
+            _ => Error::network(format!("connection failed while {phase}"), source),
+        }
+    }
+
+    /// The peer closed the connection where it should have sent more.
+    pub fn closed(context: impl Into<String>) -> Error {
+        Error::network(context, io::ErrorKind::UnexpectedEof.into())
+    }
+
+    /// How the process ends for this error.
+    pub fn exit_kind(&self) -> ExitKind {
+        match self {
+            Error::Usage(_) => ExitKind::Usage,
+            Error::Integrity(_) => ExitKind::Integrity,
+            Error::Reported(kind) => *kind,
+            _ => ExitKind::Failure,
+        }
+    }
+
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        self.exit_kind().code()
     }
 
     /// A one-word class of failure, as `bench` counts and logs them.
@@ -86,16 +211,18 @@ impl Error {
             Error::Protocol(_) | Error::Remote { .. } => "protocol",
             Error::Integrity(_) => "corrupt",
             Error::Usage(_) => "usage",
+            // `bench` reports a local failure (its --save disk) with the
+            // network's under one word, as it always has.
             _ => "io",
         }
     }
 
     /// Whether trying again later could succeed (the server was busy, the
-    /// network dropped). Integrity failures and definite answers such as
-    /// `not-found` are not transient.
+    /// network dropped). Integrity failures, definite answers such as
+    /// `not-found` and failures on this machine are not transient.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Io { .. } => true,
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Network { .. } => true,
             Error::Remote { code, .. } => matches!(code, ErrorCode::Busy | ErrorCode::Internal),
             _ => false,
         }
@@ -133,9 +260,11 @@ impl fmt::Display for Error {
             Error::Remote { code, message } => write!(f, "server refused: {code}: {message}"),
             Error::Protocol(msg) => write!(f, "{msg}"),
             Error::Integrity(msg) => write!(f, "integrity failure: {msg}"),
-            Error::Io { context, source } => write!(f, "{context}: {}", describe_io(source)),
+            Error::Network { context, source } | Error::Local { context, source } => {
+                write!(f, "{context}: {}", describe_io(source))
+            }
             Error::Other(msg) => write!(f, "{msg}"),
-            Error::Reported { .. } => Ok(()),
+            Error::Reported(_) => Ok(()),
         }
     }
 }
@@ -217,7 +346,60 @@ mod tests {
         };
         assert_eq!(busy.kind(), "busy");
         assert!(busy.is_transient());
-        assert_eq!(Error::Timeout { phase: "x" }.kind(), "timeout");
+        assert_eq!(
+            Error::Timeout {
+                phase: Phase::Connect
+            }
+            .kind(),
+            "timeout"
+        );
         assert!(!Error::Integrity("x".into()).is_transient());
+    }
+
+    #[test]
+    fn local_failures_are_not_retried_and_network_ones_are() {
+        let full = Error::local("cannot write 'f'", io::ErrorKind::StorageFull.into());
+        assert!(!full.is_transient());
+        assert_eq!(
+            full.to_string(),
+            "cannot write 'f': no space left on device"
+        );
+        let reset = Error::net(Phase::ReceiveBody, io::ErrorKind::ConnectionReset.into());
+        assert!(reset.is_transient());
+        assert_eq!(
+            reset.to_string(),
+            "connection failed while receiving the file: connection reset by peer"
+        );
+        let late = Error::net(Phase::ReceiveHeader, io::ErrorKind::WouldBlock.into());
+        assert_eq!(
+            late.to_string(),
+            "timed out while waiting for the server's answer"
+        );
+        assert!(Error::closed("gone").is_transient());
+    }
+
+    #[test]
+    fn phases_read_as_they_always_have() {
+        let cases = [
+            (Phase::Connect, "connecting"),
+            (Phase::SendRequest, "sending the request"),
+            (Phase::ReceiveList, "receiving the file list"),
+            (
+                Phase::Legacy(LegacyStep::AwaitHelloBack),
+                "waiting for HELLO BACK",
+            ),
+            (Phase::Legacy(LegacyStep::SendDigest), "sending the digest"),
+        ];
+        for (phase, text) in cases {
+            assert_eq!(phase.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn reported_failures_keep_their_kind_and_say_nothing() {
+        let e = Error::Reported(ExitKind::Integrity);
+        assert_eq!(e.exit_code(), 3);
+        assert_eq!(e.to_string(), "");
+        assert_eq!(Error::Reported(ExitKind::Failure).exit_code(), 1);
     }
 }

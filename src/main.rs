@@ -21,14 +21,14 @@ fn main() -> ExitCode {
     match cmd::run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
         // `Reported` has nothing left to say (see `sum` and `verify`).
-        Err(err @ error::Error::Reported { .. }) => ExitCode::from(err.exit_code() as u8),
+        Err(err @ error::Error::Reported(_)) => ExitCode::from(err.exit_code()),
         Err(err) => {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "tcpfetch: {err}");
             if let Some(hint) = err.hint() {
                 let _ = writeln!(stderr, "tcpfetch: {hint}");
             }
-            ExitCode::from(err.exit_code() as u8)
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -462,7 +462,10 @@ pub fn run(args: Args) -> Result<()> {
         )));
     }
     if let (Some(e), Some(path)) = (log_error, &args.log) {
-        return Err(Error::io(format!("cannot write '{}'", path.display()), e));
+        return Err(Error::local(
+            format!("cannot write '{}'", path.display()),
+            e,
+        ));
     }
     Ok(())
 }
@@ -474,7 +477,7 @@ pub fn measure(args: &Args, observer: Option<&dyn Observer>) -> Result<Measured>
     let log = match &args.log {
         Some(path) => {
             let file = File::create(path)
-                .map_err(|e| Error::io(format!("cannot write '{}'", path.display()), e))?;
+                .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))?;
             Some(Mutex::new(Log {
                 out: BufWriter::with_capacity(64 * 1024, file),
                 error: None,
@@ -484,7 +487,7 @@ pub fn measure(args: &Args, observer: Option<&dyn Observer>) -> Result<Measured>
     };
     if let Some(dir) = &args.save {
         fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
+            .map_err(|e| Error::local(format!("cannot create '{}'", dir.display()), e))?;
     }
     let run = Run {
         args,
@@ -510,7 +513,7 @@ pub fn measure(args: &Args, observer: Option<&dyn Observer>) -> Result<Measured>
                 Ok(handle) => clients.push(handle),
                 Err(e) => {
                     run.gate.set(GateState::Cancelled);
-                    return Err(Error::io(format!("cannot start client {id}"), e));
+                    return Err(Error::local(format!("cannot start client {id}"), e));
                 }
             }
         }
@@ -613,6 +616,7 @@ pub fn bytes_text(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Phase;
 
     fn parse_args(args: &[&str]) -> Result<Args> {
         parse(&mut lexopt::Parser::from_args(args.iter().copied())).map(|a| a.unwrap())
@@ -699,7 +703,9 @@ mod tests {
         a.add(&outcome(Ok(())));
         a.add(&outcome(Err(Error::Integrity("x".into()))));
         let mut b = Stats::default();
-        b.add(&outcome(Err(Error::Timeout { phase: "x" })));
+        b.add(&outcome(Err(Error::Timeout {
+            phase: Phase::Connect,
+        })));
         b.add(&outcome(Err(Error::Remote {
             code: proto::ErrorCode::Busy,
             message: String::new(),

@@ -304,7 +304,7 @@ pub fn live_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
+    use crate::error::{Error, Phase};
     use std::time::{Instant, UNIX_EPOCH};
 
     fn args() -> Args {
@@ -422,7 +422,9 @@ mod tests {
         o.result = Err(Error::Integrity("bad".into()));
         let line = log_line("t1", &o, at);
         assert!(line.contains("\"status\":\"corrupt\",\"integrity\":\"corrupt\",\"error\":\"integrity failure: bad\""), "{line}");
-        o.result = Err(Error::Timeout { phase: "waiting" });
+        o.result = Err(Error::Timeout {
+            phase: Phase::ReceiveHeader,
+        });
         let line = log_line("t1", &o, at);
         assert!(
             line.contains("\"status\":\"timeout\",\"integrity\":\"unchecked\""),

@@ -11,9 +11,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Args, Finished, Outcome, Run, Stats};
 use crate::client::legacy;
-use crate::client::{self, Connection};
+use crate::client::Connection;
 use crate::digest::CHUNK;
-use crate::error::{Error, Result};
+use crate::error::{Error, Phase, Result};
 use crate::util::hex;
 
 /// One client: wait for the start, then request until the plan says stop.
@@ -101,7 +101,7 @@ fn fetch(
     let mut file = match save {
         Some(path) => Some(
             File::create(path)
-                .map_err(|e| Error::io(format!("cannot write '{}'", path.display()), e))?,
+                .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))?,
         ),
         None => None,
     };
@@ -154,7 +154,7 @@ struct SaveSink<'a> {
 impl legacy::Sink for SaveSink<'_> {
     fn start(&mut self, _: u64, _: Option<&str>, _: u64) -> Result<()> {
         let file = File::create(self.path)
-            .map_err(|e| Error::io(format!("cannot write '{}'", self.path.display()), e))?;
+            .map_err(|e| Error::local(format!("cannot write '{}'", self.path.display()), e))?;
         self.file = Some(file);
         Ok(())
     }
@@ -163,7 +163,7 @@ impl legacy::Sink for SaveSink<'_> {
         match self.file.as_mut() {
             Some(f) => f
                 .write_all(bytes)
-                .map_err(|e| Error::io(format!("cannot write '{}'", self.path.display()), e)),
+                .map_err(|e| Error::local(format!("cannot write '{}'", self.path.display()), e)),
             None => Ok(()),
         }
     }
@@ -187,21 +187,20 @@ fn receive(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(client::net_error(e, "receiving the file")),
+            Err(e) => return Err(Error::net(Phase::ReceiveBody, e)),
         };
         hasher.update(&buf[..n]);
         got += n as u64;
         outcome.bytes += n as u64;
         if let (Some(f), Some(p)) = (file.as_mut(), path) {
             f.write_all(&buf[..n])
-                .map_err(|e| Error::io(format!("cannot write '{}'", p.display()), e))?;
+                .map_err(|e| Error::local(format!("cannot write '{}'", p.display()), e))?;
         }
     }
     if got < size {
-        return Err(Error::io(
-            format!("the server closed the connection after {got} of {size} bytes"),
-            io::ErrorKind::UnexpectedEof.into(),
-        ));
+        return Err(Error::closed(format!(
+            "the server closed the connection after {got} of {size} bytes"
+        )));
     }
     Ok(hasher.finalize().into())
 }

@@ -8,9 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::client::{self, net_error, Timeouts};
+use crate::client::{self, Timeouts};
 use crate::digest::PipelinedHasher;
-use crate::error::{Error, Result};
+use crate::error::{Error, LegacyStep, Phase, Result};
 use crate::util::format;
 use crate::util::hex::{self, Digest};
 use crate::util::progress::Progress;
@@ -139,7 +139,7 @@ impl Session {
                         stream.set_read_timeout(Some(timeouts.io))?;
                         stream.set_write_timeout(Some(timeouts.io))
                     };
-                    setup().map_err(|e| Error::io("cannot set up the connection", e))?;
+                    setup().map_err(|e| Error::network("cannot set up the connection", e))?;
                     return Ok(Session {
                         reader: BufReader::with_capacity(8 * 1024, stream),
                         peer: target,
@@ -155,7 +155,7 @@ impl Session {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
         ) {
             return Err(Error::Timeout {
-                phase: "connecting",
+                phase: Phase::Connect,
             });
         }
         Err(Error::Connect {
@@ -164,31 +164,28 @@ impl Session {
         })
     }
 
-    fn send(&mut self, text: &str, phase: &'static str) -> Result<()> {
+    fn send(&mut self, text: &str, phase: Phase) -> Result<()> {
         wire::write_message(self.reader.get_mut(), text, phase)
     }
 
-    fn receive(&mut self, phase: &'static str) -> Result<String> {
+    fn receive(&mut self, phase: Phase) -> Result<String> {
         wire::read_message(&mut self.reader, MAX_REPLY, phase)?.ok_or_else(|| {
-            Error::io(
-                format!("{} closed the connection while {phase}", self.peer),
-                io::ErrorKind::UnexpectedEof.into(),
-            )
+            Error::closed(format!("{} closed the connection while {phase}", self.peer))
         })
     }
 
     /// `HELLO` → `HELLO BACK`, `PREPARED` → the list.
     fn handshake(&mut self) -> Result<String> {
-        self.send("HELLO", "sending HELLO")?;
-        let answer = self.receive("waiting for HELLO BACK")?;
+        self.send("HELLO", Phase::Legacy(LegacyStep::SendHello))?;
+        let answer = self.receive(Phase::Legacy(LegacyStep::AwaitHelloBack))?;
         if !answer.trim().eq_ignore_ascii_case("HELLO BACK") {
             return Err(Error::protocol(format!(
                 "expected HELLO BACK from a legacy server, got '{}'",
                 crate::proto::printable(answer.as_bytes())
             )));
         }
-        self.send("PREPARED", "sending PREPARED")?;
-        self.receive("waiting for the file list")
+        self.send("PREPARED", Phase::Legacy(LegacyStep::SendPrepared))?;
+        self.receive(Phase::Legacy(LegacyStep::AwaitList))
     }
 }
 
@@ -224,23 +221,24 @@ pub fn fetch(
         }
     };
     let listed = Instant::now();
-    session.send(&number.to_string(), "asking for the file")?;
-    let size = wire::read_header(&mut session.reader, "waiting for the file size")?
+    session.send(&number.to_string(), Phase::Legacy(LegacyStep::AskFile))?;
+    let size = wire::read_header(&mut session.reader, Phase::Legacy(LegacyStep::AwaitSize))?
         .ok_or_else(|| {
-            Error::io(
-                format!(
+            Error::closed(format!(
                     "{} closed the connection instead of sending file {number} (does it have that many files?)",
                     session.peer
-                ),
-                io::ErrorKind::UnexpectedEof.into(),
-            )
+                ))
         })?;
     let header_at = Instant::now();
     sink.start(number, name.as_deref(), size)?;
     let computed_digest = receive(&mut session.reader, size, sink)?;
     let received = Instant::now();
-    session.send(&format!("DIGEST{number}"), "asking for the digest")?;
-    let server_digest = wire::read_digest(&mut session.reader, "waiting for the digest")?;
+    session.send(
+        &format!("DIGEST{number}"),
+        Phase::Legacy(LegacyStep::AskDigest),
+    )?;
+    let server_digest =
+        wire::read_digest(&mut session.reader, Phase::Legacy(LegacyStep::AwaitDigest))?;
     let done = Instant::now();
     Ok(Fetched {
         number,
@@ -284,13 +282,13 @@ fn describe_listing(listing: &[Entry]) -> String {
 /// Exactly `size` raw bytes into `sink`, hashed on a second thread.
 fn receive(reader: &mut impl Read, size: u64, sink: &mut dyn Sink) -> Result<Digest> {
     let mut hasher = PipelinedHasher::start(Default::default())
-        .map_err(|e| Error::io("cannot start the hasher", e))?;
+        .map_err(|e| Error::local("cannot start the hasher", e))?;
     let mut body = reader.take(size);
     let mut done = 0u64;
     loop {
         let mut buf = hasher.buffer();
         let filled = crate::cmd::get::fill(&mut body, &mut buf)
-            .map_err(|e| net_error(e, "receiving the file"))?;
+            .map_err(|e| Error::net(Phase::ReceiveBody, e))?;
         if filled == 0 {
             break;
         }
@@ -300,12 +298,13 @@ fn receive(reader: &mut impl Read, size: u64, sink: &mut dyn Sink) -> Result<Dig
         done += filled as u64;
     }
     if done < size {
-        return Err(Error::io(
-            format!("the legacy server closed the connection after {done} of {size} bytes"),
-            io::ErrorKind::UnexpectedEof.into(),
-        ));
+        return Err(Error::closed(format!(
+            "the legacy server closed the connection after {done} of {size} bytes"
+        )));
     }
-    hasher.finish().map_err(|e| Error::io("hashing failed", e))
+    hasher
+        .finish()
+        .map_err(|e| Error::local("hashing failed", e))
 }
 
 /// `get --legacy ADDR N`: the download goes to `PATH.part` and becomes
@@ -354,7 +353,7 @@ pub fn get(args: &crate::cmd::get::Args) -> Result<()> {
                 return Err(suffix(e, "; nothing was saved"));
             }
             fs::rename(&part, &path).map_err(|e| {
-                Error::io(
+                Error::local(
                     format!("cannot rename '{}' to '{}'", part.display(), path.display()),
                     e,
                 )
@@ -364,7 +363,7 @@ pub fn get(args: &crate::cmd::get::Args) -> Result<()> {
         _ => {
             io::stdout()
                 .flush()
-                .map_err(|e| Error::io("cannot write to stdout", e))?;
+                .map_err(|e| Error::local("cannot write to stdout", e))?;
             checked.map_err(|e| suffix(e, "; discard what was written to stdout"))?;
             "stdout".to_string()
         }
@@ -445,7 +444,7 @@ impl Sink for FileSink<'_> {
             }
             let part = part_path(&path);
             let file = File::create(&part)
-                .map_err(|e| Error::io(format!("cannot write '{}'", part.display()), e))?;
+                .map_err(|e| Error::local(format!("cannot write '{}'", part.display()), e))?;
             label = path.display().to_string();
             self.target = Some(Target::File { path, part, file });
         }
@@ -457,10 +456,10 @@ impl Sink for FileSink<'_> {
         match &mut self.target {
             Some(Target::File { part, file, .. }) => file
                 .write_all(bytes)
-                .map_err(|e| Error::io(format!("cannot write '{}'", part.display()), e))?,
+                .map_err(|e| Error::local(format!("cannot write '{}'", part.display()), e))?,
             Some(Target::Stdout(out)) => out
                 .write_all(bytes)
-                .map_err(|e| Error::io("cannot write to stdout", e))?,
+                .map_err(|e| Error::local("cannot write to stdout", e))?,
             None => return Err(Error::Other("bytes arrived before the size".into())),
         }
         if let Some((progress, done, size)) = &mut self.progress {
@@ -523,8 +522,8 @@ pub fn ping(args: &crate::cmd::ping::Args) -> Result<()> {
         let mut session = Session::open(&args.addr, client::Timeouts::default())?;
         let connect_ms = ms(started.elapsed());
         let sent = Instant::now();
-        session.send("TEST", "sending TEST")?;
-        let answer = session.receive("waiting for OK")?;
+        session.send("TEST", Phase::Legacy(LegacyStep::SendTest))?;
+        let answer = session.receive(Phase::Legacy(LegacyStep::AwaitOk))?;
         if !answer.trim().eq_ignore_ascii_case("OK") {
             return Err(Error::protocol(format!(
                 "expected OK from a legacy server, got '{}'",

@@ -10,7 +10,7 @@ use std::net::ToSocketAddrs;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Phase, Result};
 use crate::proto::auth::{self, Key, Session, Side};
 use crate::proto::DEFAULT_PORT;
 use crate::proto::{self, FileHeader, ListEntry, Request, MAX_LINE};
@@ -181,7 +181,7 @@ impl Connection {
             last.ok_or_else(|| Error::Other(format!("no address for {addr}")))?;
         if source.kind() == io::ErrorKind::TimedOut || source.kind() == io::ErrorKind::WouldBlock {
             return Err(Error::Timeout {
-                phase: "connecting",
+                phase: Phase::Connect,
             });
         }
         Err(Error::Connect {
@@ -196,7 +196,7 @@ impl Connection {
             stream.set_read_timeout(Some(timeouts.io))?;
             stream.set_write_timeout(Some(timeouts.io))
         };
-        setup().map_err(|e| Error::io("cannot set up the connection", e))?;
+        setup().map_err(|e| Error::network("cannot set up the connection", e))?;
         Ok(Connection {
             reader: BufReader::with_capacity(8 * 1024, stream),
             peer,
@@ -287,7 +287,7 @@ impl Connection {
         let mut entries = Vec::with_capacity(count.min(4096) as usize);
         let mut budget = MAX_LIST_BYTES;
         for _ in 0..count {
-            let line = self.read_line("receiving the file list")?;
+            let line = self.read_line(Phase::ReceiveList)?;
             budget = budget.checked_sub(line.len() + 64).ok_or_else(|| {
                 Error::protocol(format!(
                     "the server's file list is larger than {} MiB; not read",
@@ -352,34 +352,23 @@ impl Connection {
         self.reader
             .get_mut()
             .write_all(line)
-            .map_err(|e| net_error(e, "sending the request"))
+            .map_err(|e| Error::net(Phase::SendRequest, e))
     }
 
     fn read_status(&mut self) -> Result<String> {
-        let line = self.read_line("waiting for the server's answer")?;
+        let line = self.read_line(Phase::ReceiveHeader)?;
         proto::parse_status(&line)
     }
 
-    fn read_line(&mut self, phase: &'static str) -> Result<Vec<u8>> {
+    fn read_line(&mut self, phase: Phase) -> Result<Vec<u8>> {
         match proto::read_line(&mut self.reader, MAX_LINE) {
             Ok(Some(line)) => Ok(line),
-            Ok(None) | Err(proto::LineError::Truncated) => Err(Error::io(
-                format!("{} closed the connection while {phase}", self.peer),
-                io::ErrorKind::UnexpectedEof.into(),
-            )),
+            Ok(None) | Err(proto::LineError::Truncated) => Err(Error::closed(format!("{} closed the connection while {phase}", self.peer))),
             Err(proto::LineError::TooLong) => Err(Error::protocol(format!(
                 "the peer sent a line longer than {MAX_LINE} bytes while {phase}; it is not a tcpfetch server"
             ))),
-            Err(proto::LineError::Io(e)) => Err(net_error(e, phase)),
+            Err(proto::LineError::Io(e)) => Err(Error::net(phase, e)),
         }
-    }
-}
-
-/// A network read or write error, with timeouts told apart.
-pub fn net_error(e: io::Error, phase: &'static str) -> Error {
-    match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout { phase },
-        _ => Error::io(format!("connection failed while {phase}"), e),
     }
 }
 

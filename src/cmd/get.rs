@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lexopt::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use crate::client::{self, Connection, Timeouts};
+use crate::client::{Connection, Timeouts};
 use crate::digest::{self, PipelinedHasher};
-use crate::error::{Error, Result};
+use crate::error::{Error, Phase, Result};
 use crate::proto::auth::Key;
 use crate::proto::{ErrorCode, FileHeader};
 use crate::util::cli;
@@ -194,9 +194,9 @@ pub fn run(mut args: Args) -> Result<()> {
 /// agree with `--sha256` when both are given.
 fn digest_from_manifest(path: &Path, name: &str, given: Option<Digest>) -> Result<Digest> {
     let file = fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot open manifest '{}'", path.display()), e))?;
+        .map_err(|e| Error::local(format!("cannot open manifest '{}'", path.display()), e))?;
     let (entries, _) = crate::digest::manifest::read_all(io::BufReader::new(file))
-        .map_err(|e| Error::io(format!("cannot read manifest '{}'", path.display()), e))?;
+        .map_err(|e| Error::local(format!("cannot read manifest '{}'", path.display()), e))?;
     let found = entries
         .iter()
         .find(|e| e.name == name.as_bytes())
@@ -398,9 +398,9 @@ fn fetch_into_part(
         format!("{}\n", hex::encode(&header.digest)),
     )
     .map_err(|e| {
-        local_write_error(
+        Error::local(
             format!("cannot write '{}'", sidecar_path(path).display()),
-            &e,
+            e,
         )
     })?;
     let label = path.display().to_string();
@@ -416,7 +416,7 @@ fn fetch_into_part(
         return Err(e);
     }
     fs::rename(&part, path).map_err(|e| {
-        Error::io(
+        Error::local(
             format!("cannot rename '{}' to '{}'", part.display(), path.display()),
             e,
         )
@@ -474,7 +474,7 @@ fn already_here(
         return Ok(None);
     }
     let (local, _) = digest::hash_path(path)
-        .map_err(|e| Error::io(format!("cannot read '{}'", path.display()), e))?;
+        .map_err(|e| Error::local(format!("cannot read '{}'", path.display()), e))?;
     if local != header.digest {
         // Hashing a large local file can outlast the server's idle
         // timeout, which would have closed this connection meanwhile.
@@ -501,7 +501,7 @@ fn start_or_resume(
         .unwrap_or(false);
     if resumable {
         let (state, offset) = digest::state_of_prefix(&part)
-            .map_err(|e| Error::io(format!("cannot read '{}'", part.display()), e))?;
+            .map_err(|e| Error::local(format!("cannot read '{}'", part.display()), e))?;
         // Hashing a large .part can outlast the server's idle timeout, and
         // `conn` sat unused meanwhile: ask on a fresh connection.
         *conn = connect(args)?;
@@ -533,7 +533,7 @@ fn start_or_resume(
         }
         part_file
             .set_len(0)
-            .map_err(|e| local_write_error(format!("cannot truncate '{}'", part.display()), &e))?;
+            .map_err(|e| Error::local(format!("cannot truncate '{}'", part.display()), e))?;
         let _ = fs::remove_file(sidecar_path(path));
     }
     let header = conn.request_file(name, 0)?;
@@ -552,7 +552,7 @@ fn lock_part(part: &Path) -> Result<File> {
         .create(true)
         .append(true)
         .open(part)
-        .map_err(|e| local_write_error(format!("cannot write '{}'", part.display()), &e))?;
+        .map_err(|e| Error::local(format!("cannot write '{}'", part.display()), e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Other(format!(
@@ -561,7 +561,7 @@ fn lock_part(part: &Path) -> Result<File> {
             part.display()
         ))),
         Err(std::fs::TryLockError::Error(e)) => {
-            Err(Error::io(format!("cannot lock '{}'", part.display()), e))
+            Err(Error::local(format!("cannot lock '{}'", part.display()), e))
         }
     }
 }
@@ -584,22 +584,15 @@ struct PartFile<'a> {
 impl Sink for PartFile<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         (&*self.file).write_all(bytes).map_err(|e| {
-            local_write_error(
+            Error::local(
                 format!(
                     "cannot write '{}' (the partial download is kept; run again to resume)",
                     self.path.display()
                 ),
-                &e,
+                e,
             )
         })
     }
-}
-
-/// A failure to write the download on this machine. Not [`Error::Io`],
-/// which `--retries` treats as transient: trying again cannot make room on
-/// a full disk or grant a permission.
-fn local_write_error(context: String, e: &io::Error) -> Error {
-    Error::Other(format!("{context}: {}", crate::error::describe_io(e)))
 }
 
 /// Standard output, and how many bytes went to it.
@@ -609,7 +602,7 @@ impl Sink for Stdout {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.0
             .write_all(bytes)
-            .map_err(|e| local_write_error("cannot write to stdout".into(), &e))?;
+            .map_err(|e| Error::local("cannot write to stdout", e))?;
         self.1 += bytes.len() as u64;
         Ok(())
     }
@@ -631,7 +624,7 @@ fn receive(
     observe: &mut dyn FnMut(u64, u64),
 ) -> Result<Digest> {
     let mut hasher =
-        PipelinedHasher::start(state).map_err(|e| Error::io("cannot start the hasher", e))?;
+        PipelinedHasher::start(state).map_err(|e| Error::local("cannot start the hasher", e))?;
     let mut progress = Progress::new(label, Some(header.size), args.quiet);
     let mut pacer = args.limit_rate.map(crate::util::pace::Pacer::new);
     let mut body = conn.body(header.size - offset);
@@ -641,8 +634,7 @@ fn receive(
         if let Some(pacer) = &pacer {
             buf.truncate(pacer.chunk().min(buf.len() as u64) as usize);
         }
-        let n =
-            fill(&mut body, &mut buf).map_err(|e| client::net_error(e, "receiving the file"))?;
+        let n = fill(&mut body, &mut buf).map_err(|e| Error::net(Phase::ReceiveBody, e))?;
         if n == 0 {
             break;
         }
@@ -658,15 +650,14 @@ fn receive(
     }
     progress.finish();
     if done < header.size {
-        return Err(Error::io(
-            format!(
+        return Err(Error::closed(format!(
                 "the server closed the connection after {done} of {} bytes (the partial download is kept; run again to resume)",
                 header.size
-            ),
-            io::ErrorKind::UnexpectedEof.into(),
-        ));
+            )));
     }
-    hasher.finish().map_err(|e| Error::io("hashing failed", e))
+    hasher
+        .finish()
+        .map_err(|e| Error::local("hashing failed", e))
 }
 
 /// Read until `buf` is full or the stream ends: fewer, larger writes and
@@ -752,7 +743,7 @@ fn to_stdout(args: &Args, name: &str) -> Result<()> {
     })?;
     sink.0
         .flush()
-        .map_err(|e| Error::io("cannot write to stdout", e))?;
+        .map_err(|e| Error::local("cannot write to stdout", e))?;
     verify(&header, args.sha256, &digest)
         .map_err(|e| Error::Integrity(format!("{e}; discard what was written to stdout")))?;
     if !args.quiet {
@@ -793,7 +784,7 @@ fn pick(args: &Args) -> Result<String> {
     io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|e| Error::io("cannot read the answer", e))?;
+        .map_err(|e| Error::local("cannot read the answer", e))?;
     let answer = answer.trim();
     if answer.is_empty() || answer.eq_ignore_ascii_case("q") {
         return Err(Error::Other("cancelled".into()));

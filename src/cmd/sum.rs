@@ -12,7 +12,7 @@ use lexopt::prelude::*;
 
 use crate::digest;
 use crate::digest::manifest;
-use crate::error::{Error, Result, EXIT_FAILURE};
+use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
 use crate::util::hex::Digest;
 
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> Result<()> {
         return stdout_error(e);
     }
     if failed {
-        return Err(Error::Reported { exit: EXIT_FAILURE });
+        return Err(Error::Reported(ExitKind::Failure));
     }
     Ok(())
 }
@@ -100,7 +100,7 @@ pub fn stdout_error(e: io::Error) -> Result<()> {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Ok(())
     } else {
-        Err(Error::io("cannot write to stdout", e))
+        Err(Error::local("cannot write to stdout", e))
     }
 }
 

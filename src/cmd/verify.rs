@@ -14,7 +14,7 @@ use lexopt::prelude::*;
 
 use crate::cmd::sum;
 use crate::digest::manifest::{self, Line};
-use crate::error::{Error, Result, EXIT_FAILURE, EXIT_INTEGRITY};
+use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
 use crate::util::hex::{self, Digest};
 
@@ -133,9 +133,9 @@ pub fn run(args: Args) -> Result<()> {
     match result.and_then(|()| checker.out.flush()) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-            return Err(Error::Reported { exit: EXIT_FAILURE })
+            return Err(Error::Reported(ExitKind::Failure))
         }
-        Err(e) => return Err(Error::io("cannot write to stdout", e)),
+        Err(e) => return Err(Error::local("cannot write to stdout", e)),
     }
     let tally = &checker.tally;
     if let Check::Manifest(path) = &args.check {
@@ -158,9 +158,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if tally.mismatched > 0 || tally.unreadable > 0 {
-        return Err(Error::Reported {
-            exit: EXIT_INTEGRITY,
-        });
+        return Err(Error::Reported(ExitKind::Integrity));
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::client::Connection;
 use crate::cmd::get::{self, Args};
 use crate::digest::manifest;
-use crate::error::{Error, Result, EXIT_FAILURE, EXIT_INTEGRITY};
+use crate::error::{Error, ExitKind, Result};
 use crate::util::hex::Digest;
 
 /// How the files of one `get --all` fared.
@@ -35,7 +35,7 @@ pub fn run(args: &Args) -> Result<()> {
     let entries =
         Connection::open_with_key(&args.addr, args.timeouts, args.key.as_ref())?.list()?;
     fs::create_dir_all(&dir)
-        .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
+        .map_err(|e| Error::local(format!("cannot create '{}'", dir.display()), e))?;
     let listed: std::collections::HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     let mut tally = Tally::default();
     for (i, entry) in entries.iter().enumerate() {
@@ -69,7 +69,7 @@ pub fn run(args: &Args) -> Result<()> {
             Ok(_) => tally.fetched += 1,
             Err(e) => {
                 eprintln!("tcpfetch: {}: {e}", entry.name);
-                if e.exit_code() == EXIT_INTEGRITY {
+                if e.exit_kind() == ExitKind::Integrity {
                     tally.corrupt += 1;
                 } else {
                     tally.failed += 1;
@@ -116,12 +116,10 @@ fn finish(tally: &Tally, listed: usize) -> Result<()> {
         tally.fetched, tally.identical, tally.corrupt, tally.failed
     );
     if tally.corrupt > 0 {
-        return Err(Error::Reported {
-            exit: EXIT_INTEGRITY,
-        });
+        return Err(Error::Reported(ExitKind::Integrity));
     }
     if tally.failed > 0 {
-        return Err(Error::Reported { exit: EXIT_FAILURE });
+        return Err(Error::Reported(ExitKind::Failure));
     }
     Ok(())
 }
@@ -131,9 +129,9 @@ fn finish(tally: &Tally, listed: usize) -> Result<()> {
 fn load_manifest(path: &Path) -> Result<HashMap<Vec<u8>, Digest>> {
     let shown = path.display();
     let file = fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot open manifest '{shown}'"), e))?;
+        .map_err(|e| Error::local(format!("cannot open manifest '{shown}'"), e))?;
     let (entries, malformed) = manifest::read_all(BufReader::new(file))
-        .map_err(|e| Error::io(format!("cannot read manifest '{shown}'"), e))?;
+        .map_err(|e| Error::local(format!("cannot read manifest '{shown}'"), e))?;
     if malformed > 0 {
         eprintln!("tcpfetch: {shown}: {malformed} improperly formatted line(s) ignored");
     }
@@ -183,7 +181,7 @@ fn ensure_real_dir(path: &Path) -> Result<()> {
             path.display()
         ))),
         Err(_) => fs::create_dir(path)
-            .map_err(|e| Error::io(format!("cannot create '{}'", path.display()), e)),
+            .map_err(|e| Error::local(format!("cannot create '{}'", path.display()), e)),
     }
 }
 

@@ -102,10 +102,10 @@ impl Key {
     pub fn load(path: &Path) -> Result<Key> {
         let shown = path.display();
         let file = File::open(path)
-            .map_err(|e| Error::io(format!("cannot open key file '{shown}'"), e))?;
+            .map_err(|e| Error::local(format!("cannot open key file '{shown}'"), e))?;
         let meta = file
             .metadata()
-            .map_err(|e| Error::io(format!("cannot read key file '{shown}'"), e))?;
+            .map_err(|e| Error::local(format!("cannot read key file '{shown}'"), e))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(Error::Other(format!(
                 "key file '{shown}' is readable by others (mode {:o}); run 'chmod 600 {shown}'",
@@ -115,7 +115,7 @@ impl Key {
         let mut bytes = Vec::new();
         file.take(MAX_KEY_LEN + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(format!("cannot read key file '{shown}'"), e))?;
+            .map_err(|e| Error::local(format!("cannot read key file '{shown}'"), e))?;
         Key::from_bytes(bytes).map_err(|why| Error::Other(format!("key file '{shown}': {why}")))
     }
 
@@ -142,7 +142,7 @@ pub fn nonce() -> Result<Digest> {
     let mut n = [0u8; 32];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut n))
-        .map_err(|e| Error::io("cannot read /dev/urandom", e))?;
+        .map_err(|e| Error::local("cannot read /dev/urandom", e))?;
     Ok(n)
 }
 

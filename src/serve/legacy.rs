@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::digest::DigestCache;
-use crate::error::{Error, Result};
+use crate::error::{Error, LegacyStep, Phase, Result};
 use crate::serve::files::{FileKey, Root};
 use crate::serve::limits::{DeadlineReader, Slot};
 use crate::serve::Config;
@@ -113,7 +113,11 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
             stream,
             deadline: Instant::now() + idle,
         };
-        let text = match wire::read_message(&mut reader, MAX_REQUEST, "waiting for a message") {
+        let text = match wire::read_message(
+            &mut reader,
+            MAX_REQUEST,
+            Phase::Legacy(LegacyStep::AwaitMessage),
+        ) {
             Ok(Some(text)) => text,
             Ok(None) if count == 0 => {
                 log(shared, &format!("{peer} legacy - left without a message"));
@@ -163,16 +167,24 @@ fn answer(
     let word = text.trim().to_uppercase();
     match word.as_str() {
         "TEST" => {
-            wire::write_message(&mut out, "OK", "answering TEST")?;
+            wire::write_message(&mut out, "OK", Phase::Legacy(LegacyStep::AnswerTest))?;
             Ok((Next::Close, 0))
         }
         "HELLO" => {
-            wire::write_message(&mut out, "HELLO BACK", "answering HELLO")?;
+            wire::write_message(
+                &mut out,
+                "HELLO BACK",
+                Phase::Legacy(LegacyStep::AnswerHello),
+            )?;
             Ok((Next::Continue, 0))
         }
         "PREPARED" => {
             let names = numbered(shared);
-            wire::write_message(&mut out, &listing(&names), "sending the file list")?;
+            wire::write_message(
+                &mut out,
+                &listing(&names),
+                Phase::Legacy(LegacyStep::SendList),
+            )?;
             session.names = Some(names);
             Ok((Next::Continue, 0))
         }
@@ -188,9 +200,9 @@ fn answer(
                     Some((sent, digest)) if sent == n => digest,
                     _ => open(shared, session, n)?.1,
                 };
-                wire::write_header(&mut out, 32, "sending the digest")?;
+                wire::write_header(&mut out, 32, Phase::Legacy(LegacyStep::SendDigest))?;
                 out.write_all(&digest)
-                    .map_err(|e| crate::client::net_error(e, "sending the digest"))?;
+                    .map_err(|e| Error::net(Phase::Legacy(LegacyStep::SendDigest), e))?;
                 return Ok((Next::Close, 0));
             }
             Err(Error::protocol(
@@ -245,7 +257,7 @@ fn open(
     let digest = shared
         .cache
         .get(&open.path, &open.file, &key)
-        .map_err(|e| Error::io("cannot read the file", e))?;
+        .map_err(|e| Error::local("cannot read the file", e))?;
     Ok((open, digest))
 }
 
@@ -264,10 +276,10 @@ fn send_file(
         )));
     }
     let mut out = stream;
-    wire::write_header(&mut out, size, "sending the file size")?;
+    wire::write_header(&mut out, size, Phase::Legacy(LegacyStep::SendSize))?;
     open.file
         .seek(SeekFrom::Start(0))
-        .map_err(|e| Error::io("cannot read the file", e))?;
+        .map_err(|e| Error::local("cannot read the file", e))?;
     // The same copy loop as the main listener (see `server::copy_body`).
     let sent = crate::serve::copy_body(&mut open.file, out, size, shared.config.max_rate);
     if sent < size {

@@ -152,11 +152,11 @@ struct Shared {
 
 pub fn run(config: Config) -> Result<()> {
     let root = Root::new(&config.dir, config.hidden)
-        .map_err(|e| Error::io(format!("cannot serve '{}'", config.dir.display()), e))?;
+        .map_err(|e| Error::local(format!("cannot serve '{}'", config.dir.display()), e))?;
     let listener = bind(&config.listen)?;
     let local = listener
         .local_addr()
-        .map_err(|e| Error::io("cannot read the listening address", e))?;
+        .map_err(|e| Error::local("cannot read the listening address", e))?;
     announce(&format!("listening on {local}"))?;
     let (root, cache) = (Arc::new(root), Arc::new(DigestCache::default()));
     // --- legacy hook: the old protocol on a second listener (src/legacy).
@@ -164,13 +164,13 @@ pub fn run(config: Config) -> Result<()> {
         let legacy = bind(addr)?;
         let local = legacy
             .local_addr()
-            .map_err(|e| Error::io("cannot read the listening address", e))?;
+            .map_err(|e| Error::local("cannot read the listening address", e))?;
         announce(&format!("legacy listening on {local}"))?;
         let (root, cache, config) = (Arc::clone(&root), Arc::clone(&cache), config.clone());
         thread::Builder::new()
             .name("legacy accept".into())
             .spawn(move || crate::serve::legacy::serve(legacy, root, cache, config))
-            .map_err(|e| Error::io("cannot start the legacy listener", e))?;
+            .map_err(|e| Error::local("cannot start the legacy listener", e))?;
     }
     // --- end legacy hook
     let shared = Arc::new(Shared {
@@ -192,7 +192,7 @@ pub fn run(config: Config) -> Result<()> {
 
 fn bind(listen: &str) -> Result<TcpListener> {
     let addrs = crate::client::resolve(listen)?;
-    TcpListener::bind(&addrs[..]).map_err(|e| Error::io(format!("cannot listen on {listen}"), e))
+    TcpListener::bind(&addrs[..]).map_err(|e| Error::local(format!("cannot listen on {listen}"), e))
 }
 
 /// Print one line on stdout and flush it at once: scripts and tests wait
@@ -201,7 +201,7 @@ fn announce(line: &str) -> Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
-        .map_err(|e| Error::io("cannot write to stdout", e))
+        .map_err(|e| Error::local("cannot write to stdout", e))
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {

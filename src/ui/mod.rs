@@ -119,10 +119,10 @@ pub fn run(args: Args) -> Result<()> {
         .first()
         .ok_or_else(|| Error::usage(format!("bad address '{}'", args.listen)))?;
     let listener = TcpListener::bind(target)
-        .map_err(|e| Error::io(format!("cannot listen on {target}"), e))?;
+        .map_err(|e| Error::local(format!("cannot listen on {target}"), e))?;
     let local = listener
         .local_addr()
-        .map_err(|e| Error::io("cannot read the listening address", e))?;
+        .map_err(|e| Error::local("cannot read the listening address", e))?;
     let shared = Arc::new(Shared {
         token: hex::encode(&crate::proto::auth::nonce()?),
         local,
@@ -434,7 +434,7 @@ fn field_error(field: &str, message: &str) -> Response {
 
 /// 502 for a failure on the way to the tcpfetch server, with its hint.
 fn upstream_error(e: &Error) -> Response {
-    let status = if e.exit_code() == crate::error::EXIT_USAGE {
+    let status = if e.exit_kind() == crate::error::ExitKind::Usage {
         400
     } else {
         502
@@ -642,7 +642,7 @@ fn spawn_job(
     match spawned {
         Ok(_) => Response::json(202, format!("{{\"job\":{id}}}\n")),
         Err(e) => {
-            job.finish(Err(Error::io("cannot start the job", e)));
+            job.finish(Err(Error::local("cannot start the job", e)));
             Response::error(503, "cannot start the job; try again")
         }
     }

@@ -21,7 +21,7 @@ pub fn print_bytes(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("cannot write to stdout", e))
+            Err(Error::local("cannot write to stdout", e))
         }
         _ => Ok(()),
     }

@@ -4,8 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::client::net_error;
-use crate::error::{Error, Result};
+use crate::error::{Error, Phase, Result};
 
 use crate::proto::legacy::pickle::{self, Value};
 
@@ -61,25 +60,25 @@ pub fn encode_message(text: &str) -> Vec<u8> {
 }
 
 /// Send one control message.
-pub fn write_message(w: &mut impl Write, text: &str, phase: &'static str) -> Result<()> {
+pub fn write_message(w: &mut impl Write, text: &str, phase: Phase) -> Result<()> {
     w.write_all(&encode_message(text))
         .and_then(|()| w.flush())
-        .map_err(|e| net_error(e, phase))
+        .map_err(|e| Error::net(phase, e))
 }
 
 /// Send a bare header (a file size, or the digest's length).
-pub fn write_header(w: &mut impl Write, n: u64, phase: &'static str) -> Result<()> {
+pub fn write_header(w: &mut impl Write, n: u64, phase: Phase) -> Result<()> {
     let header = encode_header(n).ok_or_else(|| {
         Error::protocol(format!(
             "{n} does not fit in the old protocol's 10-digit length header"
         ))
     })?;
-    w.write_all(&header).map_err(|e| net_error(e, phase))
+    w.write_all(&header).map_err(|e| Error::net(phase, e))
 }
 
 /// Read a header. `Ok(None)` when the peer closed the connection before
 /// sending a single byte; a header cut short is an error.
-pub fn read_header(r: &mut impl Read, phase: &'static str) -> Result<Option<u64>> {
+pub fn read_header(r: &mut impl Read, phase: Phase) -> Result<Option<u64>> {
     let mut header = [0u8; HEADER_LEN];
     let mut filled = 0;
     while filled < HEADER_LEN {
@@ -88,7 +87,7 @@ pub fn read_header(r: &mut impl Read, phase: &'static str) -> Result<Option<u64>
             Ok(0) => return Err(closed(phase)),
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(net_error(e, phase)),
+            Err(e) => return Err(Error::net(phase, e)),
         }
     }
     parse_header(&header).map(Some).map_err(Error::protocol)
@@ -96,7 +95,7 @@ pub fn read_header(r: &mut impl Read, phase: &'static str) -> Result<Option<u64>
 
 /// Read one control message of at most `max` bytes and return its text.
 /// `Ok(None)` when the peer closed the connection instead of sending one.
-pub fn read_message(r: &mut impl Read, max: usize, phase: &'static str) -> Result<Option<String>> {
+pub fn read_message(r: &mut impl Read, max: usize, phase: Phase) -> Result<Option<String>> {
     let Some(len) = read_header(r, phase)? else {
         return Ok(None);
     };
@@ -108,7 +107,7 @@ pub fn read_message(r: &mut impl Read, max: usize, phase: &'static str) -> Resul
     let mut body = vec![0u8; len as usize];
     r.read_exact(&mut body).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => closed(phase),
-        _ => net_error(e, phase),
+        _ => Error::net(phase, e),
     })?;
     decode_message(&body).map(Some)
 }
@@ -125,7 +124,7 @@ pub fn decode_message(body: &[u8]) -> Result<String> {
 }
 
 /// Read exactly 32 bytes after a header that must say 32: a SHA-256.
-pub fn read_digest(r: &mut impl Read, phase: &'static str) -> Result<crate::util::hex::Digest> {
+pub fn read_digest(r: &mut impl Read, phase: Phase) -> Result<crate::util::hex::Digest> {
     match read_header(r, phase)? {
         Some(32) => {}
         Some(n) => {
@@ -138,16 +137,13 @@ pub fn read_digest(r: &mut impl Read, phase: &'static str) -> Result<crate::util
     let mut digest = [0u8; 32];
     r.read_exact(&mut digest).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => closed(phase),
-        _ => net_error(e, phase),
+        _ => Error::net(phase, e),
     })?;
     Ok(digest)
 }
 
-fn closed(phase: &'static str) -> Error {
-    Error::io(
-        format!("the peer closed the connection while {phase}"),
-        io::ErrorKind::UnexpectedEof.into(),
-    )
+fn closed(phase: Phase) -> Error {
+    Error::closed(format!("the peer closed the connection while {phase}"))
 }
 
 #[cfg(test)]
@@ -184,13 +180,21 @@ mod tests {
     fn messages_round_trip() {
         let wire = encode_message("HELLO BACK");
         assert_eq!(&wire[..10], format!("{:<10}", wire.len() - 10).as_bytes());
-        let got = read_message(&mut &wire[..], MAX_REQUEST, "reading").unwrap();
+        let got = read_message(
+            &mut &wire[..],
+            MAX_REQUEST,
+            Phase::Legacy(crate::error::LegacyStep::AwaitMessage),
+        )
+        .unwrap();
         assert_eq!(got.as_deref(), Some("HELLO BACK"));
     }
 
     #[test]
     fn a_peer_that_leaves_before_a_message_is_not_an_error() {
-        assert_eq!(read_message(&mut &b""[..], 10, "reading").unwrap(), None);
+        assert_eq!(
+            read_message(&mut &b""[..], 10, Phase::ReceiveBody).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -208,7 +212,7 @@ mod tests {
             ),
         ];
         for (bytes, want) in rows {
-            let err = read_message(&mut &bytes[..], MAX_REQUEST, "reading").unwrap_err();
+            let err = read_message(&mut &bytes[..], MAX_REQUEST, Phase::ReceiveBody).unwrap_err();
             assert!(err.to_string().contains(want), "{bytes:?}: {err}");
         }
     }
@@ -217,12 +221,15 @@ mod tests {
     fn digests_need_a_header_of_32() {
         let mut good = b"32        ".to_vec();
         good.extend_from_slice(&[7u8; 32]);
-        assert_eq!(read_digest(&mut &good[..], "r").unwrap(), [7u8; 32]);
+        assert_eq!(
+            read_digest(&mut &good[..], Phase::ReceiveBody).unwrap(),
+            [7u8; 32]
+        );
         let mut bad = b"31        ".to_vec();
         bad.extend_from_slice(&[7u8; 31]);
-        assert!(read_digest(&mut &bad[..], "r").is_err());
-        assert!(read_digest(&mut &good[..20], "r").is_err());
-        assert!(read_digest(&mut &b""[..], "r").is_err());
+        assert!(read_digest(&mut &bad[..], Phase::ReceiveBody).is_err());
+        assert!(read_digest(&mut &good[..20], Phase::ReceiveBody).is_err());
+        assert!(read_digest(&mut &b""[..], Phase::ReceiveBody).is_err());
     }
 
     /// A header in front of arbitrary bytes.
