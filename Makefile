@@ -28,7 +28,7 @@ bench: build
 # the release profile: 1.16 MB, no NSS, DNS through musl's own resolver.
 # Without it, glibc's static libc: that build needs opt-level z (sha2 kept
 # at 3, or hashing halves), no PIE and tcpfetch's own /etc/hosts lookup to
-# come near the 1.5 MiB budget, and still misses it (see README).
+# come near the 1.5 MiB budget, and still misses it (see tests/README.md).
 # Unwinding stays on in both: the server survives a panicking connection.
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_TARGET ?= $(if $(shell rustup target list --installed 2>/dev/null | grep -x $(MUSL_TARGET)),$(MUSL_TARGET),x86_64-unknown-linux-gnu)
@@ -53,7 +53,7 @@ endif
 # Faults, hostile clients and long fuzzing that take more than ~30 s: the
 # #[ignore] tests of tests/soak.rs on a release build (one at a time, since
 # they measure the server's threads and memory), then the fuzz targets of
-# tests/fuzz.rs for FUZZ_SECONDS each. Not CI; results go in README.md's
+# tests/fuzz.rs for FUZZ_SECONDS each. Not CI; results go in tests/README.md's
 # Reliability section.
 FUZZ_SECONDS ?= 300
 
