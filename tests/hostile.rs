@@ -491,6 +491,26 @@ fn clients_past_max_clients_get_busy_at_once() {
     assert_still_serving(&t, &server);
 }
 
+/// A refused client that pipelines many requests before it reads still
+/// reads `ERR busy`: what it sends is drained, not answered with a reset.
+#[test]
+fn a_busy_client_still_sending_reads_its_refusal() {
+    let (_t, server) = hostile_tree("busy-drain", &["--max-clients", "1"]);
+    let mut holder = Raw::open(&server);
+    holder.send(b"PING\n");
+    assert!(holder.line().starts_with("TCPFETCH/1 OK "));
+    let mut s = server.connect();
+    thread::sleep(Duration::from_millis(100));
+    for chunk in b"PING\n".repeat(16 * 1024).chunks(4096) {
+        s.write_all(chunk)
+            .expect("the refused client is drained, not reset");
+        thread::sleep(Duration::from_millis(2));
+    }
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("a close, not a reset");
+    assert!(answer.starts_with("TCPFETCH/1 ERR busy "), "{answer}");
+}
+
 #[test]
 fn an_idle_client_is_dropped_after_the_idle_timeout() {
     let (_t, server) = hostile_tree("idle", &["--idle-timeout", "1"]);

@@ -428,6 +428,37 @@ fn get_legacy_writes_to_stdout_with_dash() {
     assert!(run.output.stdout == data, "{}", run.stderr());
 }
 
+/// The old protocol cannot say "busy": a connection past --max-clients
+/// just ends, with a clean close rather than a reset, even while the peer
+/// is still sending.
+#[test]
+fn a_legacy_client_past_max_clients_sees_a_clean_close() {
+    let t = Scratch::new("legacy-busy");
+    t.write("srv/a.bin", b"a");
+    let mut server = Server::start(
+        &t.join("srv"),
+        &["--legacy-listen", "127.0.0.1:0", "--max-clients", "1"],
+    );
+    let legacy = server.legacy_addr();
+    let _holder = TcpStream::connect(&legacy).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut s = TcpStream::connect(&legacy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    for chunk in vec![b'x'; 64 * 1024].chunks(4096) {
+        s.write_all(chunk)
+            .expect("the refused peer is drained, not reset");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut rest = Vec::new();
+    assert_eq!(s.read_to_end(&mut rest).expect("a close, not a reset"), 0);
+    assert!(
+        server.log().contains("legacy - busy (at --max-clients)"),
+        "{}",
+        server.log()
+    );
+}
+
 #[test]
 fn the_legacy_listener_honours_allow_and_refuses_to_run_with_a_key() {
     let t = Scratch::new("legacy-allow");

@@ -483,6 +483,41 @@ fn connections_beyond_the_cap_are_answered_503() {
     }
 }
 
+/// A client that sends its whole request before it reads (a form with a
+/// body) still reads the 503: the refused connection is drained, not
+/// closed under it with a reset.
+#[test]
+fn a_refused_client_sends_its_whole_request_and_reads_the_503() {
+    let t = Scratch::new("ui-cap-drain");
+    let ui = Ui::start(&t.path, &[]);
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(&ui.addr).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let body = vec![b'x'; 64 * 1024];
+    let mut s = TcpStream::connect(&ui.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Let the refusal land first, as it does for any client slower than
+    // the accept loop.
+    thread::sleep(Duration::from_millis(100));
+    let head = format!(
+        "POST /api/ping HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        ui.addr,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    for chunk in body.chunks(4096) {
+        s.write_all(chunk)
+            .expect("the refused request is read, not reset");
+        thread::sleep(Duration::from_millis(2));
+    }
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).expect("the 503 arrives whole");
+    assert_eq!(Reply::parse(&reply).status, 503);
+    drop(idle);
+}
+
 #[test]
 fn a_non_loopback_listen_address_warns() {
     let t = Scratch::new("ui-warn");

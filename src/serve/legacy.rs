@@ -9,15 +9,15 @@
 
 use std::io::{Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use crate::digest::DigestCache;
 use crate::error::{Error, LegacyStep, Phase, Result};
+use crate::serve::body;
 use crate::serve::files::{FileKey, Root};
-use crate::serve::limits::{DeadlineReader, Slot};
+use crate::serve::listener::{DeadlineReader, Handler, Listener, Refusal};
+use crate::serve::log::Log;
 use crate::serve::Config;
 use crate::util::hex::Digest;
 
@@ -35,56 +35,37 @@ pub struct Shared {
     pub root: Arc<Root>,
     pub cache: Arc<DigestCache>,
     pub config: Config,
-    active: Arc<AtomicUsize>,
+    log: Log,
 }
 
-/// Accept old-protocol connections on `listener` forever.
-pub fn serve(listener: TcpListener, root: Arc<Root>, cache: Arc<DigestCache>, config: Config) {
+/// Accept old-protocol connections on `socket` forever.
+pub fn serve(socket: TcpListener, root: Arc<Root>, cache: Arc<DigestCache>, config: Config) {
+    let listener = Listener {
+        socket,
+        name: "legacy",
+        log: Log::new(config.quiet, "legacy "),
+        max_clients: config.max_clients,
+        write_timeout: config.idle_timeout,
+        allow: config.allow.clone(),
+    };
     let shared = Arc::new(Shared {
         root,
         cache,
         config,
-        active: Arc::new(AtomicUsize::new(0)),
+        log: listener.log,
     });
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(conn) => conn,
-            Err(e) => {
-                log(
-                    &shared,
-                    &format!("- legacy accept failed: {}", crate::error::describe_io(&e)),
-                );
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if !shared.config.allow.permits(peer.ip()) {
-            // Nor a way to say "forbidden".
-            log(
-                &shared,
-                &format!("{peer} legacy - forbidden (not in --allow)"),
-            );
-            continue;
-        }
-        let Some(slot) = Slot::claim(&shared.active, shared.config.max_clients) else {
-            // The old protocol has no way to say "busy": close at once.
-            log(&shared, &format!("{peer} legacy - busy (at --max-clients)"));
-            continue;
-        };
-        let conn_shared = Arc::clone(&shared);
-        let spawned = thread::Builder::new()
-            .name(format!("legacy {peer}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let _slot = slot;
-                handle(&conn_shared, &stream, peer);
-            });
-        if let Err(e) = spawned {
-            log(
-                &shared,
-                &format!("{peer} legacy - cannot start a thread: {e}"),
-            );
-        }
+    listener.run(&shared);
+}
+
+impl Handler for Shared {
+    fn handle(&self, stream: TcpStream, peer: SocketAddr) {
+        handle(self, &stream, peer);
+    }
+
+    /// The old protocol has no way to say "busy" or "forbidden": the
+    /// connection just ends.
+    fn refusal(&self, _why: Refusal) -> Vec<u8> {
+        Vec::new()
     }
 }
 
@@ -102,17 +83,12 @@ enum Next {
 
 fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
     let idle = shared.config.idle_timeout;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(idle));
     let mut session = Session {
         names: None,
         sent: None,
     };
     for count in 0..MAX_MESSAGES {
-        let mut reader = DeadlineReader {
-            stream,
-            deadline: Instant::now() + idle,
-        };
+        let mut reader = DeadlineReader::new(stream, idle);
         let text = match wire::read_message(
             &mut reader,
             MAX_REQUEST,
@@ -280,8 +256,7 @@ fn send_file(
     open.file
         .seek(SeekFrom::Start(0))
         .map_err(|e| Error::local("cannot read the file", e))?;
-    // The same copy loop as the main listener (see `server::copy_body`).
-    let sent = crate::serve::copy_body(&mut open.file, out, size, shared.config.max_rate);
+    let sent = body::send(&mut open.file, out, size, shared.config.max_rate);
     if sent < size {
         return Err(Error::Other(format!(
             "sent {sent} of {size} bytes: the client went away or the file shrank"
@@ -291,9 +266,7 @@ fn send_file(
 }
 
 fn log(shared: &Shared, text: &str) {
-    if !shared.config.quiet {
-        eprintln!("{} {text}", crate::util::format::rfc3339(SystemTime::now()));
-    }
+    shared.log.line(text);
 }
 
 #[cfg(test)]

@@ -2,18 +2,18 @@
 //! them bounded in time and in what it can make the server buffer.
 
 pub mod access;
+pub mod body;
 pub mod files;
 pub mod legacy;
-pub mod limits;
+pub mod listener;
+pub mod log;
 
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use lexopt::prelude::*;
 
@@ -24,7 +24,8 @@ use crate::proto::DEFAULT_PORT;
 use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Request, MAX_LINE};
 use crate::serve::access::{AllowList, Cidr};
 use crate::serve::files::{FileKey, Root};
-use crate::serve::limits::{DeadlineReader, Slot};
+use crate::serve::listener::{close_gently, DeadlineReader, Handler, Listener, Refusal};
+use crate::serve::log::Log;
 use crate::util::cli::{self, VERSION};
 
 const USAGE: &str = "\
@@ -147,7 +148,24 @@ struct Shared {
     root: Arc<Root>,         // Arc: shared with the legacy listener
     cache: Arc<DigestCache>, // Arc: shared with the legacy listener
     config: Config,
-    active: Arc<AtomicUsize>,
+    log: Log,
+}
+
+impl Handler for Shared {
+    fn handle(&self, stream: TcpStream, peer: SocketAddr) {
+        handle_connection(self, &stream, peer);
+    }
+
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
+        match why {
+            Refusal::Forbidden => {
+                proto::encode_err(ErrorCode::Forbidden, "your address is not allowed here")
+            }
+            Refusal::Busy => {
+                proto::encode_err(ErrorCode::Busy, "too many clients; try again shortly")
+            }
+        }
+    }
 }
 
 pub fn run(config: Config) -> Result<()> {
@@ -173,11 +191,19 @@ pub fn run(config: Config) -> Result<()> {
             .map_err(|e| Error::local("cannot start the legacy listener", e))?;
     }
     // --- end legacy hook
+    let listener = Listener {
+        socket: listener,
+        name: "client",
+        log: Log::new(config.quiet, ""),
+        max_clients: config.max_clients,
+        write_timeout: config.idle_timeout,
+        allow: config.allow.clone(),
+    };
     let shared = Arc::new(Shared {
         root,
         cache,
+        log: listener.log,
         config,
-        active: Arc::new(AtomicUsize::new(0)),
     });
     if shared.config.precompute {
         let worker = Arc::clone(&shared);
@@ -186,7 +212,7 @@ pub fn run(config: Config) -> Result<()> {
             .name("precompute".into())
             .spawn(move || precompute(&worker));
     }
-    accept_loop(&listener, &shared);
+    listener.run(&shared);
     Ok(())
 }
 
@@ -202,54 +228,6 @@ fn announce(line: &str) -> Result<()> {
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .map_err(|e| Error::local("cannot write to stdout", e))
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let rejecter = Rejecter::start();
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(conn) => conn,
-            Err(e) => {
-                // Out of descriptors or memory: wait for connections to end
-                // instead of spinning.
-                log_line(
-                    shared,
-                    &format!("- accept failed: {}", crate::error::describe_io(&e)),
-                );
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if !shared.config.allow.permits(peer.ip()) {
-            log_line(shared, &format!("{peer} - forbidden (not in --allow)"));
-            rejecter.reject(
-                stream,
-                ErrorCode::Forbidden,
-                "your address is not allowed here",
-            );
-            continue;
-        }
-        let Some(slot) = Slot::claim(&shared.active, shared.config.max_clients) else {
-            log_line(shared, &format!("{peer} - busy (at --max-clients)"));
-            rejecter.reject(
-                stream,
-                ErrorCode::Busy,
-                "too many clients; try again shortly",
-            );
-            continue;
-        };
-        let conn_shared = Arc::clone(shared);
-        let spawned = thread::Builder::new()
-            .name(format!("client {peer}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let _slot = slot;
-                handle_connection(&conn_shared, &stream, peer);
-            });
-        if let Err(e) = spawned {
-            log_line(shared, &format!("{peer} - cannot start a thread: {e}"));
-        }
-    }
 }
 
 /// `--precompute`: hash every listed file through the cache, in the
@@ -296,70 +274,6 @@ fn precompute(shared: &Shared) {
     );
 }
 
-/// Turns away connections (past `--max-clients`, or not in `--allow`)
-/// without a thread each.
-///
-/// Closing a socket whose request is still unread makes the kernel send a
-/// reset, which can destroy the `ERR busy` line before the client reads it.
-/// So the rejecter writes the line, shuts down its side, and drains what the
-/// client sends until it closes or a short deadline passes — all on one
-/// thread, polling non-blocking sockets.
-struct Rejecter {
-    queue: SyncSender<TcpStream>,
-}
-
-const REJECT_LINGER: Duration = Duration::from_secs(2);
-const MAX_REJECTING: usize = 4096;
-
-impl Rejecter {
-    fn start() -> Rejecter {
-        let (tx, rx) = mpsc::sync_channel(256);
-        let spawned = thread::Builder::new()
-            .name("rejecter".into())
-            .stack_size(128 * 1024)
-            .spawn(move || Rejecter::work(&rx));
-        // Without the helper thread the queue has no receiver and busy
-        // sockets are closed at once: worse manners, same protection.
-        drop(spawned);
-        Rejecter { queue: tx }
-    }
-
-    fn reject(&self, stream: TcpStream, code: ErrorCode, message: &str) {
-        let _ = stream.set_nonblocking(true);
-        let _ = (&stream).write(&proto::encode_err(code, message));
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        // A full queue means a flood: those sockets are simply closed.
-        let _ = self.queue.try_send(stream);
-    }
-
-    fn work(queue: &Receiver<TcpStream>) {
-        let mut lingering: Vec<(TcpStream, Instant)> = Vec::new();
-        let mut scratch = [0u8; 4096];
-        loop {
-            loop {
-                match queue.try_recv() {
-                    Ok(s) if lingering.len() < MAX_REJECTING => {
-                        lingering.push((s, Instant::now() + REJECT_LINGER));
-                    }
-                    Ok(_) => {}
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            }
-            let now = Instant::now();
-            lingering.retain(|(s, deadline)| {
-                now < *deadline
-                    && matches!((&*s).read(&mut scratch), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
-            });
-            thread::sleep(Duration::from_millis(if lingering.is_empty() {
-                20
-            } else {
-                5
-            }));
-        }
-    }
-}
-
 /// Whether the connection can carry another request.
 enum Next {
     Continue,
@@ -368,15 +282,7 @@ enum Next {
 
 fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
     let idle = shared.config.idle_timeout;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(idle));
-    let mut reader = BufReader::with_capacity(
-        8 * 1024,
-        DeadlineReader {
-            stream,
-            deadline: Instant::now() + idle,
-        },
-    );
+    let mut reader = BufReader::with_capacity(8 * 1024, DeadlineReader::new(stream, idle));
     let mut session = match &shared.config.key {
         Some(key) => match handshake(shared, stream, &mut reader, key, peer) {
             Some(session) => Some(session),
@@ -419,7 +325,7 @@ fn next_line(
     reader: &mut LineReader<'_>,
     peer: SocketAddr,
 ) -> Option<Vec<u8>> {
-    reader.get_mut().deadline = Instant::now() + shared.config.idle_timeout;
+    reader.get_mut().renew(shared.config.idle_timeout);
     match proto::read_line(reader, MAX_LINE) {
         Ok(line) => line,
         Err(proto::LineError::TooLong) => {
@@ -440,21 +346,6 @@ fn next_line(
             None
         }
     }
-}
-
-/// Close after an answer that ends the connection, without destroying it.
-///
-/// Closing a socket with unread input makes the kernel send a reset, and a
-/// reset can discard answers the client has not read yet (the `ERR` line
-/// among them). So: shut down our side, then read and drop what the client
-/// is still sending, for at most a second and a megabyte.
-fn close_gently(stream: &TcpStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut drain = DeadlineReader {
-        stream,
-        deadline: Instant::now() + Duration::from_secs(1),
-    };
-    let _ = io::copy(&mut (&mut drain).take(1 << 20), &mut io::sink());
 }
 
 /// How long a failed authentication waits before it is answered, so that
@@ -623,7 +514,7 @@ fn send_file(
     if open.file.seek(SeekFrom::Start(offset)).is_err() {
         return Ok((Next::Close, 0));
     }
-    let sent = copy_body(&mut open.file, stream, want, shared.config.max_rate);
+    let sent = body::send(&mut open.file, stream, want, shared.config.max_rate);
     if sent < want {
         // The file shrank while it was sent, or the client went away.
         return Ok((Next::Close, sent));
@@ -631,56 +522,8 @@ fn send_file(
     Ok((Next::Continue, sent))
 }
 
-/// Read size for sending a file. Measured on a 1 GiB loopback `get` (median
-/// of 3): 8 KiB (what `io::copy` uses) 0.78 s and 0.25 s of server CPU;
-/// 32 KiB 0.61 s and 0.12 s; 64–256 KiB no better. 32 KiB keeps 1000
-/// concurrent transfers at 32 MiB of buffers.
-const SEND_CHUNK: usize = 32 * 1024;
-
-/// Send `want` bytes of `file` from its current position; how many went.
-///
-/// Not `io::copy`: std deliberately refuses sendfile(2) from a file into a
-/// socket (kernel_copy.rs, `safe_kernel_copy`: later writes to the file
-/// could show up in bytes already queued), and without libc or `unsafe`
-/// there is no other way to reach it. So the copy is a plain loop with a
-/// buffer four times larger than `io::copy`'s, which halves the server's
-/// CPU per byte. With `--max-rate` the loop sleeps between chunks.
-pub(crate) fn copy_body(
-    file: &mut std::fs::File,
-    stream: &TcpStream,
-    want: u64,
-    max_rate: Option<u64>,
-) -> u64 {
-    let mut pacer = max_rate.map(crate::util::pace::Pacer::new);
-    let chunk = pacer
-        .as_ref()
-        .map_or(SEND_CHUNK as u64, |p| p.chunk().min(SEND_CHUNK as u64));
-    let mut buf = vec![0u8; chunk as usize];
-    let mut sent = 0u64;
-    while sent < want {
-        let n = (want - sent).min(chunk) as usize;
-        let got = match file.read(&mut buf[..n]) {
-            Ok(0) => break, // the file shrank: stop rather than pad
-            Ok(got) => got,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        if (&*stream).write_all(&buf[..got]).is_err() {
-            break;
-        }
-        sent += got as u64;
-        if let Some(pacer) = &mut pacer {
-            pacer.pace(got as u64);
-        }
-    }
-    sent
-}
-
-/// One access-log line on stderr, stamped with the time.
 fn log_line(shared: &Shared, text: &str) {
-    if !shared.config.quiet {
-        eprintln!("{} {text}", crate::util::format::rfc3339(SystemTime::now()));
-    }
+    shared.log.line(text);
 }
 
 #[cfg(test)]

@@ -17,10 +17,9 @@
 mod http;
 
 use std::collections::VecDeque;
-use std::io::{self, BufReader, Read};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::BufReader;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,6 +30,9 @@ use crate::bench;
 use crate::client::{self, Connection, Timeouts};
 use crate::error::{Error, Result};
 use crate::proto;
+use crate::serve::access::AllowList;
+use crate::serve::listener::{close_gently, DeadlineReader, Handler, Listener, Refusal};
+use crate::serve::log::Log;
 use crate::util::cli;
 use crate::util::format::json_string;
 use crate::util::hex;
@@ -139,49 +141,31 @@ pub fn run(args: Args) -> Result<()> {
             "tcpfetch: warning: the page is reachable beyond this machine at {local}; anyone who can open it can make this machine download files"
         );
     }
-    let live = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else {
-            // EMFILE and friends: let the open connections finish first.
-            thread::sleep(Duration::from_millis(50));
-            continue;
-        };
-        let slot = Slot::take(&live);
-        if slot.is_none() {
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let _ = Response::error(503, "too many connections; try again").write_to(&mut &stream);
-            continue;
-        }
-        let shared = Arc::clone(&shared);
-        let spawned = thread::Builder::new()
-            .name("ui connection".into())
-            .spawn(move || {
-                let _slot = slot;
-                serve_connection(&shared, stream);
-            });
-        if spawned.is_err() {
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
+    let listener = Listener {
+        socket: listener,
+        name: "ui",
+        log: Log::off(),
+        max_clients: MAX_CONNECTIONS,
+        write_timeout: IO_TIMEOUT,
+        allow: AllowList::default(),
+    };
+    listener.run(&shared);
     Ok(())
 }
 
-/// A counted connection; its drop frees the slot, whatever happened.
-struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    fn take(live: &Arc<AtomicUsize>) -> Option<Slot> {
-        if live.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            live.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Slot(Arc::clone(live)))
+impl Handler for Shared {
+    fn handle(&self, stream: TcpStream, _peer: SocketAddr) {
+        serve_connection(self, &stream);
     }
-}
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
+        let response = match why {
+            Refusal::Busy => Response::error(503, "too many connections; try again"),
+            Refusal::Forbidden => Response::error(403, "your address is not allowed here"),
+        };
+        let mut bytes = Vec::new();
+        let _ = response.write_to(&mut bytes);
+        bytes
     }
 }
 
@@ -199,35 +183,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads from a socket that give up at a deadline for the whole request,
-/// so a peer trickling a byte at a time cannot hold a thread for long.
-struct Deadline<'a> {
-    stream: &'a TcpStream,
-    until: Instant,
-}
-
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left.min(IO_TIMEOUT)))?;
-        self.stream.read(buf)
-    }
-}
-
-fn serve_connection(shared: &Shared, stream: TcpStream) {
-    if stream.set_write_timeout(Some(IO_TIMEOUT)).is_err() {
-        return;
-    }
-    let mut reader = BufReader::with_capacity(
-        16 * 1024,
-        Deadline {
-            stream: &stream,
-            until: Instant::now() + REQUEST_DEADLINE,
-        },
-    );
+fn serve_connection(shared: &Shared, stream: &TcpStream) {
+    let mut deadline = DeadlineReader::new(stream, REQUEST_DEADLINE);
+    deadline.silence = IO_TIMEOUT;
+    let mut reader = BufReader::with_capacity(16 * 1024, deadline);
     let response = match http::read_request(&mut reader) {
         Ok(request) => respond(shared, &request),
         Err(e) => match e.status() {
@@ -235,23 +194,10 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
             None => return,
         },
     };
-    if response.write_to(&mut &stream).is_ok() {
-        linger(&stream);
-    }
-}
-
-/// Close gently: a peer whose request we did not read to the end (a 413)
-/// would otherwise get a reset instead of our answer.
-fn linger(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut sink = [0u8; 8192];
-    let mut left = 256 * 1024;
-    while left > 0 {
-        match (&mut &*stream).read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => left -= n.min(left),
-        }
+    // A peer whose request we did not read to the end (a 413) would
+    // otherwise get a reset instead of our answer.
+    if response.write_to(&mut &*stream).is_ok() {
+        close_gently(stream);
     }
 }
 
