@@ -11,7 +11,7 @@
 use std::fmt;
 use std::io;
 
-use crate::proto::ErrorCode;
+use crate::proto::{ErrorCode, ProtoError};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -270,6 +270,15 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<ProtoError> for Error {
+    fn from(e: ProtoError) -> Error {
+        match e {
+            ProtoError::Remote { code, message } => Error::Remote { code, message },
+            other => Error::Protocol(other.to_string()),
+        }
+    }
+}
 
 impl From<lexopt::Error> for Error {
     fn from(e: lexopt::Error) -> Error {

@@ -10,6 +10,7 @@ mod digest;
 mod error;
 mod fetch;
 mod proto;
+mod secret;
 mod serve;
 mod ui;
 mod util;

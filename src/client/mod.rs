@@ -216,8 +216,8 @@ impl Connection {
     /// The client's half of the key handshake (see `auth`). The server must
     /// prove it holds the key before we prove that we do.
     pub fn authenticate(&mut self, key: &Key) -> Result<()> {
-        let client_nonce = auth::nonce()?;
-        self.write_line(format!("AUTH {}\n", crate::util::hex::encode(&client_nonce)).as_bytes())?;
+        let client_nonce = crate::secret::nonce()?;
+        self.write_line(&auth::encode_auth(&client_nonce))?;
         let answer = match self.read_status() {
             Err(Error::Remote {
                 code: crate::proto::ErrorCode::BadRequest,
@@ -229,35 +229,14 @@ impl Connection {
             }
             other => other?,
         };
-        let mut fields = answer.split(' ');
-        let (Some("AUTH"), Some(nonce), Some(proof), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(Error::protocol(format!(
-                "malformed AUTH answer from server: '{answer}'"
-            )));
-        };
-        let (Some(server_nonce), Some(proof)) = (
-            crate::util::hex::decode_digest(nonce),
-            crate::util::hex::decode_digest(proof),
-        ) else {
-            return Err(Error::protocol(format!(
-                "malformed AUTH answer from server: '{answer}'"
-            )));
-        };
+        let (server_nonce, proof) = auth::parse_auth_answer(&answer)?;
         let session = Session::new(key.clone(), client_nonce, server_nonce);
         if !session.check_proof(Side::Server, &proof) {
             return Err(Error::Other(
                 "authentication failed: the server and this client do not hold the same key".into(),
             ));
         }
-        self.write_line(
-            format!(
-                "PROVE {}\n",
-                crate::util::hex::encode(&session.proof(Side::Client))
-            )
-            .as_bytes(),
-        )?;
+        self.write_line(&auth::encode_prove(&session.proof(Side::Client)))?;
         match self.read_status() {
             Err(Error::Remote {
                 code: crate::proto::ErrorCode::Forbidden,
@@ -357,7 +336,7 @@ impl Connection {
 
     fn read_status(&mut self) -> Result<String> {
         let line = self.read_line(Phase::ReceiveHeader)?;
-        proto::parse_status(&line)
+        Ok(proto::parse_status(&line)?)
     }
 
     fn read_line(&mut self, phase: Phase) -> Result<Vec<u8>> {

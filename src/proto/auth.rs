@@ -34,20 +34,16 @@
 //!
 //! Confidentiality is out of scope: bytes travel in clear.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, Result};
+use super::error::{Message, ProtoError};
+use super::{encode_ok, printable};
 use crate::util::hex::{self, Digest};
 
 /// The shortest key accepted, in bytes.
 pub const MIN_KEY_LEN: usize = 32;
-/// The longest key file read (a bound, not a recommendation).
-const MAX_KEY_LEN: u64 = 4096;
+/// The longest key accepted (a bound on what a key file makes us read).
+pub const MAX_KEY_LEN: u64 = 4096;
 
 const BLOCK: usize = 64;
 
@@ -97,29 +93,9 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    /// Read a key file: at least 32 bytes, and like ssh, refused when group
-    /// or others may read it.
-    pub fn load(path: &Path) -> Result<Key> {
-        let shown = path.display();
-        let file = File::open(path)
-            .map_err(|e| Error::local(format!("cannot open key file '{shown}'"), e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::local(format!("cannot read key file '{shown}'"), e))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::Other(format!(
-                "key file '{shown}' is readable by others (mode {:o}); run 'chmod 600 {shown}'",
-                meta.permissions().mode() & 0o777
-            )));
-        }
-        let mut bytes = Vec::new();
-        file.take(MAX_KEY_LEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::local(format!("cannot read key file '{shown}'"), e))?;
-        Key::from_bytes(bytes).map_err(|why| Error::Other(format!("key file '{shown}': {why}")))
-    }
-
-    pub fn from_bytes(bytes: Vec<u8>) -> std::result::Result<Key, String> {
+    /// A key of acceptable length; the error says why not. (Reading a key
+    /// file is `Key::load`, in `crate::secret`: this module does no I/O.)
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Key, String> {
         if bytes.len() < MIN_KEY_LEN {
             return Err(format!(
                 "a key needs at least {MIN_KEY_LEN} bytes (make one with 'head -c 32 /dev/urandom > KEYFILE'), this has {}",
@@ -135,15 +111,6 @@ impl Key {
     fn mac(&self, parts: &[&[u8]]) -> Digest {
         hmac(&self.0, parts)
     }
-}
-
-/// 32 fresh random bytes from the kernel.
-pub fn nonce() -> Result<Digest> {
-    let mut n = [0u8; 32];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut n))
-        .map_err(|e| Error::local("cannot read /dev/urandom", e))?;
-    Ok(n)
 }
 
 /// Who proves: the labels keep the two proofs apart.
@@ -216,8 +183,58 @@ impl Session {
     }
 }
 
-/// Parse the 64-digit hex that follows a keyword (`AUTH <hex>`).
-pub fn parse_hex_arg(line: &[u8], keyword: &str) -> Option<Digest> {
+/// The client's opening line: `AUTH <client-nonce>`.
+pub fn encode_auth(client_nonce: &Digest) -> Vec<u8> {
+    format!("AUTH {}\n", hex::encode(client_nonce)).into_bytes()
+}
+
+/// The client nonce of an `AUTH <hex>` line (without its terminator).
+pub fn parse_auth(line: &[u8]) -> Result<Digest, ProtoError> {
+    hex_argument(line, "AUTH")
+        .ok_or_else(|| ProtoError::malformed(Message::AuthRequest, printable(line)))
+}
+
+/// The server's answer to `AUTH`: its nonce and its proof.
+pub fn encode_auth_answer(server_nonce: &Digest, proof: &Digest) -> Vec<u8> {
+    encode_ok(&format!(
+        "AUTH {} {}",
+        hex::encode(server_nonce),
+        hex::encode(proof)
+    ))
+}
+
+/// `(server nonce, server proof)` from the details of that answer's `OK`
+/// (`AUTH <nonce-hex> <proof-hex>`).
+pub fn parse_auth_answer(details: &str) -> Result<(Digest, Digest), ProtoError> {
+    let mut fields = details.split(' ');
+    if let (Some("AUTH"), Some(nonce), Some(proof), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    {
+        if let (Some(nonce), Some(proof)) = (hex::decode_digest(nonce), hex::decode_digest(proof)) {
+            return Ok((nonce, proof));
+        }
+    }
+    Err(ProtoError::malformed(Message::AuthAnswer, details))
+}
+
+/// The client's proof: `PROVE <client-proof>`.
+pub fn encode_prove(proof: &Digest) -> Vec<u8> {
+    format!("PROVE {}\n", hex::encode(proof)).into_bytes()
+}
+
+/// The proof of a `PROVE <hex>` line (without its terminator).
+pub fn parse_prove(line: &[u8]) -> Result<Digest, ProtoError> {
+    hex_argument(line, "PROVE")
+        .ok_or_else(|| ProtoError::malformed(Message::ProveRequest, printable(line)))
+}
+
+/// The server's last word of a handshake that succeeded.
+pub fn encode_authenticated() -> Vec<u8> {
+    encode_ok("authenticated")
+}
+
+/// The 64-digit hex that follows `keyword` and one space, and nothing else.
+fn hex_argument(line: &[u8], keyword: &str) -> Option<Digest> {
     let text = std::str::from_utf8(line).ok()?;
     hex::decode_digest(text.strip_prefix(keyword)?.strip_prefix(' ')?)
 }
@@ -310,20 +327,10 @@ mod tests {
     }
 
     #[test]
-    fn short_keys_and_loose_permissions_are_refused() {
+    fn keys_have_a_length_range() {
         assert!(Key::from_bytes(vec![0; 31]).is_err());
         assert!(Key::from_bytes(vec![0; 4097]).is_err());
         assert!(Key::from_bytes(vec![0; 4096]).is_ok());
-        let dir = std::env::temp_dir().join(format!("tcpfetch-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("key");
-        std::fs::write(&path, [1u8; 32]).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = Key::load(&path).unwrap_err().to_string();
-        assert!(err.contains("readable by others"), "{err}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(Key::load(&path).is_ok());
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -336,11 +343,54 @@ mod tests {
     }
 
     #[test]
-    fn hex_arguments_parse_strictly() {
-        let line = format!("AUTH {}", "ab".repeat(32));
-        assert_eq!(parse_hex_arg(line.as_bytes(), "AUTH"), Some([0xab; 32]));
-        assert_eq!(parse_hex_arg(b"AUTH", "AUTH"), None);
-        assert_eq!(parse_hex_arg(b"AUTH abc", "AUTH"), None);
-        assert_eq!(parse_hex_arg(line.as_bytes(), "PROVE"), None);
+    fn handshake_lines_round_trip() {
+        let (a, b) = ([0xab; 32], [0x01; 32]);
+        let line = encode_auth(&a);
+        assert_eq!(line, format!("AUTH {}\n", "ab".repeat(32)).into_bytes());
+        assert_eq!(parse_auth(&line[..line.len() - 1]), Ok(a));
+        let line = encode_prove(&b);
+        assert_eq!(parse_prove(&line[..line.len() - 1]), Ok(b));
+        let line = encode_auth_answer(&a, &b);
+        let details = crate::proto::parse_status(&line[..line.len() - 1]).unwrap();
+        assert_eq!(parse_auth_answer(&details), Ok((a, b)));
+        assert_eq!(encode_authenticated(), b"TCPFETCH/1 OK authenticated\n");
+    }
+
+    #[test]
+    fn malformed_handshake_lines_say_what_they_are() {
+        let nonce = "ab".repeat(32);
+        for bad in [
+            "AUTH".to_string(),
+            "AUTH abc".to_string(),
+            format!("AUTH  {nonce}"),
+            format!("AUTH {nonce} "),
+            format!("auth {nonce}"),
+            format!("PROVE {nonce}"),
+        ] {
+            let err = parse_auth(bad.as_bytes()).unwrap_err();
+            assert!(
+                err.to_string().starts_with("malformed AUTH request: '"),
+                "{err}"
+            );
+        }
+        let err = parse_prove(format!("AUTH {nonce}").as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("malformed PROVE request"),
+            "{err}"
+        );
+        for bad in [
+            String::new(),
+            "AUTH".into(),
+            format!("AUTH {nonce}"),
+            format!("AUTH {nonce} {nonce} x"),
+            format!("AUTH {nonce} zz"),
+            format!("PROVE {nonce} {nonce}"),
+        ] {
+            let err = parse_auth_answer(&bad).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("malformed AUTH answer from server: '{bad}'")
+            );
+        }
     }
 }

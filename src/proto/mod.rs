@@ -58,16 +58,20 @@
 //! TCPFETCH/1 ERR forbidden path leaves the served directory
 //! ```
 
+mod answer;
 pub mod auth;
+mod error;
 pub mod legacy;
+mod line;
+
+pub use answer::{parse_list_count, FileHeader, ListEntry};
+pub use error::{Message, ProtoError};
+pub use line::{read_line, LineError};
 
 /// The port a server listens on and a client connects to by default.
 pub const DEFAULT_PORT: u16 = 1236;
 
-use std::io::{self, BufRead};
-
-use crate::error::{Error, Result};
-use crate::util::hex::{self, Digest};
+use crate::util::format;
 
 /// The protocol tag that starts every status line.
 pub const TAG: &str = "TCPFETCH/1";
@@ -89,7 +93,7 @@ pub enum Request {
 impl Request {
     /// Parse one request line (without its terminator). The error is the
     /// message of the `bad-request` answer.
-    pub fn parse(line: &[u8]) -> std::result::Result<Request, String> {
+    pub fn parse(line: &[u8]) -> Result<Request, String> {
         match line {
             b"PING" => return Ok(Request::Ping),
             b"LIST" => return Ok(Request::List),
@@ -136,7 +140,7 @@ fn unknown_command(line: &[u8]) -> String {
 
 /// Whether `name` may appear in a request: not empty, no control characters,
 /// and short enough that `GET <offset> <name>` fits in a line.
-pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
+pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("name is empty");
     }
@@ -222,8 +226,8 @@ pub fn encode_err(code: ErrorCode, message: &str) -> Vec<u8> {
 }
 
 /// Parse a status line. `Ok(details)` for `OK`; an `ERR` line becomes
-/// [`Error::Remote`]; anything else says the peer does not speak v1.
-pub fn parse_status(line: &[u8]) -> Result<String> {
+/// [`ProtoError::Remote`]; anything else says the peer does not speak v1.
+pub fn parse_status(line: &[u8]) -> Result<String, ProtoError> {
     let Ok(text) = std::str::from_utf8(line) else {
         return Err(not_tcpfetch(line));
     };
@@ -234,9 +238,7 @@ pub fn parse_status(line: &[u8]) -> Result<String> {
                 .take_while(|c| !c.is_whitespace())
                 .take(10)
                 .collect();
-            return Err(Error::protocol(format!(
-                "the server speaks tcpfetch protocol version {version}; this client speaks version 1"
-            )));
+            return Err(ProtoError::Version(version));
         }
         return Err(not_tcpfetch(line));
     };
@@ -256,197 +258,33 @@ pub fn parse_status(line: &[u8]) -> Result<String> {
         } else {
             message.to_string()
         };
-        return Err(Error::Remote {
+        return Err(ProtoError::Remote {
             code: parsed,
             message,
         });
     }
-    Err(Error::protocol(format!(
-        "malformed status line from server: '{}'",
-        printable(line)
-    )))
+    Err(ProtoError::malformed(Message::StatusLine, printable(line)))
 }
 
-fn not_tcpfetch(line: &[u8]) -> Error {
-    Error::protocol(format!(
-        "the peer is not a tcpfetch server (it answered '{}')",
-        printable(line)
-    ))
+fn not_tcpfetch(line: &[u8]) -> ProtoError {
+    ProtoError::NotTcpfetch(printable(line))
 }
 
 /// At most 60 bytes of `bytes`, with anything unprintable escaped, for
 /// quoting a peer's garbage in an error message.
 pub fn printable(bytes: &[u8]) -> String {
     let cut = bytes.len().min(60);
-    let mut out = crate::util::format::visible(&String::from_utf8_lossy(&bytes[..cut]));
+    let mut out = format::visible(&String::from_utf8_lossy(&bytes[..cut]));
     if bytes.len() > cut {
         out.push('…');
     }
     out
 }
 
-/// The details of `GET`'s `OK`: the whole file's size and digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileHeader {
-    pub size: u64,
-    pub digest: Digest,
-}
-
-impl FileHeader {
-    /// With a shared key the line carries a third field, the answer's MAC
-    /// (see `auth`); clients without a key ignore it.
-    pub fn encode_with_mac(&self, mac: Option<&Digest>) -> Vec<u8> {
-        let mut details = format!("{} {}", self.size, hex::encode(&self.digest));
-        if let Some(mac) = mac {
-            details.push(' ');
-            details.push_str(&hex::encode(mac));
-        }
-        encode_ok(&details)
-    }
-
-    /// Parse `<size> <digest> [<mac>]`; the MAC, when present, is returned
-    /// separately.
-    pub fn parse_with_mac(details: &str) -> Result<(FileHeader, Option<Digest>)> {
-        let bad = || Error::protocol(format!("malformed GET answer from server: '{details}'"));
-        let mut fields = details.split(' ');
-        let size = fields
-            .next()
-            .and_then(|s| parse_decimal(s.as_bytes()))
-            .ok_or_else(bad)?;
-        let digest = fields.next().and_then(hex::decode_digest).ok_or_else(bad)?;
-        let mac = match fields.next() {
-            Some(text) => Some(hex::decode_digest(text).ok_or_else(bad)?),
-            None => None,
-        };
-        if fields.next().is_some() {
-            return Err(bad());
-        }
-        Ok((FileHeader { size, digest }, mac))
-    }
-}
-
-/// One line of a `LIST` answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListEntry {
-    pub size: u64,
-    pub digest: Option<Digest>,
-    pub name: String,
-}
-
-impl ListEntry {
-    pub fn encode(&self) -> String {
-        let digest = self
-            .digest
-            .map_or_else(|| "-".to_string(), |d| hex::encode(&d));
-        format!("{} {} {}\n", self.size, digest, self.name)
-    }
-
-    pub fn parse(line: &[u8]) -> Result<ListEntry> {
-        let bad = || Error::protocol(format!("malformed LIST entry: '{}'", printable(line)));
-        let text = std::str::from_utf8(line).map_err(|_| bad())?;
-        let mut parts = text.splitn(3, ' ');
-        let size = parts.next().and_then(|s| parse_decimal(s.as_bytes()));
-        let digest = match parts.next() {
-            Some("-") => None,
-            Some(hex) => Some(hex::decode_digest(hex).ok_or_else(bad)?),
-            None => return Err(bad()),
-        };
-        let name = parts.next().ok_or_else(bad)?;
-        check_name(name).map_err(|_| bad())?;
-        Ok(ListEntry {
-            size: size.ok_or_else(bad)?,
-            digest,
-            name: name.to_string(),
-        })
-    }
-}
-
-/// The count in `LIST`'s `OK <count>`, bounded.
-pub fn parse_list_count(details: &str) -> Result<u64> {
-    match parse_decimal(details.as_bytes()) {
-        Some(n) if n <= MAX_LIST_ENTRIES => Ok(n),
-        _ => Err(Error::protocol(format!(
-            "malformed LIST answer from server: '{details}'"
-        ))),
-    }
-}
-
-/// Why a line could not be read.
-#[derive(Debug)]
-pub enum LineError {
-    /// More than the limit arrived without a line feed.
-    TooLong,
-    /// The peer closed the connection in the middle of a line.
-    Truncated,
-    Io(io::Error),
-}
-
-/// Read one LF-terminated line of at most `limit` bytes (terminator and an
-/// optional CR before it excluded). `Ok(None)` is a clean end of stream
-/// before any byte of a new line. Never buffers more than `limit + 2` bytes.
-pub fn read_line<R: BufRead + ?Sized>(
-    reader: &mut R,
-    limit: usize,
-) -> std::result::Result<Option<Vec<u8>>, LineError> {
-    let mut line = Vec::new();
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(LineError::Io(e)),
-        };
-        if available.is_empty() {
-            return if line.is_empty() {
-                Ok(None)
-            } else {
-                Err(LineError::Truncated)
-            };
-        }
-        let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], Some(i)),
-            None => (available, None),
-        };
-        // One extra byte of room for a CR that turns out to precede the LF.
-        if line.len() + chunk.len() > limit + 1 {
-            return Err(LineError::TooLong);
-        }
-        line.extend_from_slice(chunk);
-        let used = found.map_or(chunk.len(), |i| i + 1);
-        reader.consume(used);
-        if found.is_some() {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            if line.len() > limit {
-                return Err(LineError::TooLong);
-            }
-            return Ok(Some(line));
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::line::tests::lines;
     use super::*;
-    use std::io::Cursor;
-
-    fn lines(input: &[u8], limit: usize) -> Vec<std::result::Result<Option<Vec<u8>>, String>> {
-        let mut reader = io::BufReader::with_capacity(7, Cursor::new(input.to_vec()));
-        let mut out = Vec::new();
-        loop {
-            match read_line(&mut reader, limit) {
-                Ok(None) => {
-                    out.push(Ok(None));
-                    return out;
-                }
-                Ok(Some(l)) => out.push(Ok(Some(l))),
-                Err(e) => {
-                    out.push(Err(format!("{e:?}")));
-                    return out;
-                }
-            }
-        }
-    }
 
     #[test]
     fn requests_round_trip() {
@@ -521,7 +359,7 @@ pub(crate) mod tests {
             let wire = encode_err(code, "some words\nand a newline");
             assert_eq!(wire.iter().filter(|&&b| b == b'\n').count(), 1);
             match parse_status(&wire[..wire.len() - 1]) {
-                Err(Error::Remote { code: got, message }) => {
+                Err(ProtoError::Remote { code: got, message }) => {
                     assert_eq!(got, code);
                     assert_eq!(message, "some words and a newline");
                 }
@@ -541,107 +379,12 @@ pub(crate) mod tests {
         let err = parse_status(b"TCPFETCH/1 MAYBE").unwrap_err();
         assert!(err.to_string().contains("malformed"), "{err}");
         match parse_status(b"TCPFETCH/1 ERR teapot short and stout") {
-            Err(Error::Remote { code, message }) => {
+            Err(ProtoError::Remote { code, message }) => {
                 assert_eq!(code, ErrorCode::Unknown);
                 assert_eq!(message, "teapot: short and stout");
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn file_header_round_trip_and_rejects() {
-        let header = FileHeader {
-            size: 1 << 40,
-            digest: [0xab; 32],
-        };
-        let wire = header.encode_with_mac(None);
-        let details = parse_status(&wire[..wire.len() - 1]).unwrap();
-        assert_eq!(FileHeader::parse_with_mac(&details).unwrap().0, header);
-        for bad in [
-            "",
-            "12",
-            "12 xyz",
-            "x abab",
-            &format!("-1 {}", "a".repeat(64)),
-        ] {
-            assert!(FileHeader::parse_with_mac(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn list_entries_round_trip_and_reject() {
-        for entry in [
-            ListEntry {
-                size: 0,
-                digest: None,
-                name: "a b/c".into(),
-            },
-            ListEntry {
-                size: 99,
-                digest: Some([1; 32]),
-                name: "ä".into(),
-            },
-        ] {
-            let wire = entry.encode();
-            assert_eq!(
-                ListEntry::parse(&wire.as_bytes()[..wire.len() - 1]).unwrap(),
-                entry
-            );
-        }
-        for bad in [&b"1 - "[..], b"1 -", b"x - a", b"1 zz a", b"1 - a\x01"] {
-            assert!(ListEntry::parse(bad).is_err());
-        }
-        assert!(parse_list_count("3").is_ok());
-        assert!(parse_list_count("99999999999").is_err());
-        assert!(parse_list_count("").is_err());
-    }
-
-    #[test]
-    fn lines_end_at_lf_and_tolerate_cr() {
-        let got = lines(b"PING\r\nLIST\nGET 0 a\r\n", 4096);
-        assert_eq!(
-            got,
-            vec![
-                Ok(Some(b"PING".to_vec())),
-                Ok(Some(b"LIST".to_vec())),
-                Ok(Some(b"GET 0 a".to_vec())),
-                Ok(None)
-            ]
-        );
-    }
-
-    #[test]
-    fn line_limit_holds_at_its_edges() {
-        let limit = MAX_LINE;
-        for (len, cr, ok) in [
-            (limit, false, true),
-            (limit, true, true),
-            (limit + 1, false, false),
-            (limit + 1, true, false),
-            (limit - 1, true, true),
-        ] {
-            let mut input = vec![b'x'; len];
-            if cr {
-                input.push(b'\r');
-            }
-            input.push(b'\n');
-            let got = lines(&input, limit);
-            if ok {
-                assert_eq!(got[0], Ok(Some(vec![b'x'; len])), "len {len} cr {cr}");
-            } else {
-                assert_eq!(got[0], Err("TooLong".into()), "len {len} cr {cr}");
-            }
-        }
-        // A flood without any LF stops at the limit.
-        let got = lines(&vec![b'y'; 100_000], limit);
-        assert_eq!(got[0], Err("TooLong".into()));
-    }
-
-    #[test]
-    fn truncated_lines_are_errors_but_clean_eof_is_not() {
-        assert_eq!(lines(b"PIN", 10)[0], Err("Truncated".into()));
-        assert_eq!(lines(b"", 10)[0], Ok(None));
     }
 
     /// A small seeded PRNG (xorshift64*) so the fuzz loop is reproducible.

@@ -380,14 +380,14 @@ fn handshake(
         }
         line = next_line(shared, stream, reader, peer)?;
     }
-    let Some(client_nonce) = auth::parse_hex_arg(&line, "AUTH") else {
+    let Ok(client_nonce) = auth::parse_auth(&line) else {
         refuse(
             "no authentication",
             "this server requires a key: use --key-file",
         );
         return None;
     };
-    let server_nonce = match auth::nonce() {
+    let server_nonce = match crate::secret::nonce() {
         Ok(n) => n,
         Err(e) => {
             log_line(shared, &format!("{peer} - internal: {e}"));
@@ -395,23 +395,16 @@ fn handshake(
         }
     };
     let session = Session::new(key.clone(), client_nonce, server_nonce);
-    let challenge = format!(
-        "AUTH {} {}",
-        crate::util::hex::encode(&server_nonce),
-        crate::util::hex::encode(&session.proof(Side::Server))
-    );
-    (&*stream).write_all(&proto::encode_ok(&challenge)).ok()?;
+    let challenge = auth::encode_auth_answer(&server_nonce, &session.proof(Side::Server));
+    (&*stream).write_all(&challenge).ok()?;
     let line = next_line(shared, stream, reader, peer)?;
-    let proven =
-        auth::parse_hex_arg(&line, "PROVE").is_some_and(|p| session.check_proof(Side::Client, &p));
+    let proven = auth::parse_prove(&line).is_ok_and(|p| session.check_proof(Side::Client, &p));
     if !proven {
         thread::sleep(AUTH_FAILURE_DELAY);
         refuse("authentication failed", "authentication failed");
         return None;
     }
-    (&*stream)
-        .write_all(&proto::encode_ok("authenticated"))
-        .ok()?;
+    (&*stream).write_all(&auth::encode_authenticated()).ok()?;
     log_line(shared, &format!("{peer} - authenticated"));
     Some(session)
 }

@@ -126,7 +126,7 @@ pub fn run(args: Args) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::local("cannot read the listening address", e))?;
     let shared = Arc::new(Shared {
-        token: hex::encode(&crate::proto::auth::nonce()?),
+        token: hex::encode(&crate::secret::nonce()?),
         local,
         server: args.server.unwrap_or_default(),
         dir,
