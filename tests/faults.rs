@@ -166,24 +166,6 @@ fn header_len(data: &[u8]) -> u64 {
     format!("TCPFETCH/1 OK {} {}\n", data.len(), sha256_hex(data)).len() as u64
 }
 
-/// A small seeded PRNG (xorshift64*), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// The files in `dir`, sorted, for messages and "nothing was left" checks.
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
@@ -250,7 +232,7 @@ fn a_flipped_bit_anywhere_in_the_file_fails_with_3_and_leaves_nothing() {
     let header = header_len(&data);
     // The first byte, the last byte, and seeded ones between.
     let mut positions = vec![0, data.len() as u64 - 1];
-    positions.extend((0..6).map(|_| rng.below(data.len() as u64)));
+    positions.extend((0..6).map(|_| rng.below_u64(data.len() as u64)));
     for at in positions {
         let mask = 1u8 << rng.below(8);
         let proxy = Proxy::start(
@@ -365,17 +347,17 @@ fn fifty_seeded_cuts_each_fail_keep_the_part_and_resume_only_the_rest() {
     let mut rng = Rng::new(seed);
     for i in 0..50u64 {
         // Sometimes a .part from an earlier attempt is already there.
-        let start = if i % 3 == 2 { rng.below(size) } else { 0 };
+        let start = if i % 3 == 2 { rng.below_u64(size) } else { 0 };
         if start > 0 {
             fs::write(&part, &data[..start as usize]).unwrap();
         }
         let header = format!("TCPFETCH/1 OK {size} {}\n", sha256_hex(&data)).len() as u64;
         let stream = header + size - start;
         let cut = match i % 5 {
-            0 => rng.below(header), // inside the status line
-            1 => stream - 1,        // one byte before the end
-            2 => header,            // right after the header
-            _ => header + rng.below(size - start - 1),
+            0 => rng.below_u64(header), // inside the status line
+            1 => stream - 1,            // one byte before the end
+            2 => header,                // right after the header
+            _ => header + rng.below_u64(size - start - 1),
         };
         let proxy = Proxy::start(&server.addr, Fault::Cut { at: cut });
         let run = tcpfetch(&dl, &["get", &proxy.addr, "x.bin"]);

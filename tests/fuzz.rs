@@ -155,7 +155,7 @@ fn mutated_request_lines_never_break_the_framing_or_the_server() {
     let server = Server::start(&t.join("root"), &["--quiet", "--idle-timeout", "5"]);
     let idle = idle_threads(&server);
     let ping = format!("TCPFETCH/1 OK tcpfetch {}\n", env!("CARGO_PKG_VERSION"));
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let (started, budget) = (Instant::now(), budget());
     let mut runs = 0u64;
     while started.elapsed() < budget || runs < 200 {
@@ -234,7 +234,7 @@ fn mutated_pickles_never_break_the_legacy_server() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/pickles/hello-p4.pickle"),
     )
     .unwrap();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let (started, budget) = (Instant::now(), budget());
     let mut runs = 0u64;
     while started.elapsed() < budget || runs < 200 {

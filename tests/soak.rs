@@ -102,7 +102,7 @@ fn a_million_random_request_lines_leave_no_thread_behind() {
         .map(|w| {
             let (addr, ping, sent) = (server.addr.clone(), ping.clone(), Arc::clone(&sent));
             thread::spawn(move || {
-                let mut rng = Rng((seed ^ (w + 1).wrapping_mul(0x9e37_79b9)) | 1);
+                let mut rng = Rng::new(seed ^ (w + 1).wrapping_mul(0x9e37_79b9));
                 for conn in 0..LINES / PER_CONN / WORKERS {
                     let mut request = Vec::new();
                     for _ in 0..PER_CONN - 1 {

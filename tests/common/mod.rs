@@ -47,15 +47,14 @@ impl Drop for Scratch {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*), so failures reproduce.
+/// Deterministic pseudo-random bytes (the same xorshift64* as [`Rng`]),
+/// so failures reproduce.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(2).wrapping_add(1); // odd, and distinct per seed
+    // Odd, and distinct per seed (`Rng::new` folds seeds 2k and 2k+1).
+    let mut rng = Rng(seed.wrapping_mul(2).wrapping_add(1));
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        out.extend_from_slice(&rng.next().to_le_bytes());
     }
     out.truncate(len);
     out
@@ -186,10 +185,16 @@ pub fn converse(addr: &str, request: Vec<u8>, limit: Duration) -> Vec<u8> {
     answer
 }
 
-/// A small seeded PRNG (xorshift64*), so a failing run can be replayed.
-pub struct Rng(pub u64);
+/// A small seeded PRNG (xorshift64*), so a failing run can be replayed:
+/// the one every test draws its random choices from.
+pub struct Rng(u64);
 
 impl Rng {
+    /// The generator for `seed`. xorshift needs a non-zero state, so the
+    /// low bit is set: seeds 2k and 2k+1 give the same stream.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -198,7 +203,11 @@ impl Rng {
     }
     /// Uniform-ish in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.below_u64(n as u64) as usize
+    }
+    /// [`Rng::below`] for offsets and sizes kept as `u64`.
+    pub fn below_u64(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
     }
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
