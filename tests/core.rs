@@ -78,19 +78,6 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A served directory `srv/` with `files`, a download directory `dl/`, and
-/// a server on it.
-fn serve(tag: &str, files: &[(&str, &[u8])], extra: &[&str]) -> (Scratch, Server) {
-    let t = Scratch::new(tag);
-    std::fs::create_dir_all(t.join("srv")).unwrap();
-    std::fs::create_dir_all(t.join("dl")).unwrap();
-    for (name, data) in files {
-        t.write(&format!("srv/{name}"), data);
-    }
-    let server = Server::start(&t.join("srv"), extra);
-    (t, server)
-}
-
 #[test]
 fn get_downloads_a_file_and_verifies_it() {
     let t = Scratch::new("smoke");

@@ -148,19 +148,6 @@ fn relay(client: TcpStream, upstream: &str, fault: Option<Fault>) {
     let _ = up.join();
 }
 
-/// A served directory `srv/` with `files`, a download directory `dl/`, and
-/// a server on it.
-fn serve(tag: &str, files: &[(&str, &[u8])], extra: &[&str]) -> (Scratch, Server) {
-    let t = Scratch::new(tag);
-    fs::create_dir_all(t.join("srv")).unwrap();
-    fs::create_dir_all(t.join("dl")).unwrap();
-    for (name, data) in files {
-        t.write(&format!("srv/{name}"), data);
-    }
-    let server = Server::start(&t.join("srv"), extra);
-    (t, server)
-}
-
 /// The length of `GET`'s status line for a file of `data`, LF included.
 fn header_len(data: &[u8]) -> u64 {
     format!("TCPFETCH/1 OK {} {}\n", data.len(), sha256_hex(data)).len() as u64

@@ -242,6 +242,61 @@ pub fn mutated_line(rng: &mut Rng, seeds: &[&[u8]], pieces: &[&[u8]], wild_odds:
     line
 }
 
+/// A request line for the fuzzing tests of a served tree with `a.txt`,
+/// `sub/b.txt` and `.env` (and, in hostile.rs's tree, `link-in`, `fifo`,
+/// `loop` and `dir`; elsewhere those are merely missing): mostly a mutation
+/// of a plausible line, sometimes random bytes, one in `wild_odds` longer
+/// than the limit. Always LF-terminated.
+pub fn hostile_line(rng: &mut Rng, wild_odds: usize) -> Vec<u8> {
+    const SEEDS: &[&[u8]] = &[
+        b"PING",
+        b"LIST",
+        b"GET 0 a.txt",
+        b"GET 3 a.txt",
+        b"GET 0 sub/b.txt",
+        b"GET 0 link-in",
+        b"GET 0 ../outside.txt",
+        b"GET 0 fifo",
+        b"GET 0 loop",
+        b"GET 0 .env",
+        b"GET 0 dir",
+        b"GET 0 sub",
+        b"GET 18446744073709551615 a.txt",
+    ];
+    const PIECES: &[&[u8]] = &[
+        b"../",
+        b"/",
+        b"//",
+        b"./",
+        b"\\",
+        b"\x00",
+        b"\r",
+        b" ",
+        b"GET ",
+        b"fifo",
+        b"sock",
+        b"\xff",
+        b"\xc3\xbc",
+        b"%2e",
+        b"99999999999999999999",
+        b"-1",
+    ];
+    mutated_line(rng, SEEDS, PIECES, wild_odds)
+}
+
+/// A served directory `srv/` with `files`, a download directory `dl/`, and
+/// a server on it.
+pub fn serve(tag: &str, files: &[(&str, &[u8])], extra: &[&str]) -> (Scratch, Server) {
+    let t = Scratch::new(tag);
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    std::fs::create_dir_all(t.join("dl")).unwrap();
+    for (name, data) in files {
+        t.write(&format!("srv/{name}"), data);
+    }
+    let server = Server::start(&t.join("srv"), extra);
+    (t, server)
+}
+
 /// A field of the server's `/proc/<pid>/status` (`Threads`, `VmRSS` in kB).
 pub fn proc_status(server: &Server, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
