@@ -3,8 +3,9 @@
 //! checks speak the protocol without filling the access log, and losing a
 //! backend mid-run costs no transfer.
 //!
-//! They need /usr/sbin/haproxy (Debian package `haproxy`, installed by CI);
-//! without it each test says so and passes.
+//! They need HAProxy (/usr/sbin/haproxy or `haproxy` on PATH; Debian package
+//! `haproxy`, which .ci/run installs); without it each test fails and says
+//! how to install it.
 mod common;
 
 use std::io::{Read, Write};
@@ -19,17 +20,22 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const HAPROXY: &str = "/usr/sbin/haproxy";
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/haproxy/haproxy.cfg");
 
-/// Whether HAProxy is here; when it is not, the caller returns early after
-/// this has said why.
-fn have_haproxy() -> bool {
-    let here = Path::new(HAPROXY).is_file();
-    if !here {
-        eprintln!("skipped: {HAPROXY} is not installed (apt-get install -y haproxy)");
-    }
-    here
+/// Where HAProxy is: /usr/sbin/haproxy (Debian's), else `haproxy` on PATH.
+/// Panics when it is nowhere: these tests cannot pass without it.
+fn haproxy() -> PathBuf {
+    let debian = Path::new("/usr/sbin/haproxy");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(debian.to_path_buf())
+        .chain(std::env::split_paths(&path).map(|dir| dir.join("haproxy")))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "haproxy not found (not /usr/sbin/haproxy, not on PATH): \
+                 install it (apt-get install haproxy)"
+            )
+        })
 }
 
 /// A running `haproxy -db -f haproxy.cfg` in front of three backends, killed
@@ -48,6 +54,7 @@ impl Haproxy {
     /// check. The port is found by binding port 0 and letting it go, so
     /// another process may take it meanwhile: then try another one.
     fn start(t: &Scratch, backends: [&str; 3]) -> Haproxy {
+        let haproxy = haproxy();
         for attempt in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -62,7 +69,7 @@ impl Haproxy {
                 t.path.file_name().unwrap().to_string_lossy()
             ));
             let stderr_path = t.join(&format!("haproxy-{attempt}.log"));
-            let child = Command::new(HAPROXY)
+            let child = Command::new(&haproxy)
                 .args(["-db", "-f", CONFIG])
                 .env("TCPFETCH_LISTEN", &addr)
                 .env("TCPFETCH_STATS", &stats)
@@ -244,9 +251,6 @@ fn gets_in(log: &str) -> usize {
 
 #[test]
 fn bench_through_haproxy_reaches_all_three_backends_every_transfer_verified() {
-    if !have_haproxy() {
-        return;
-    }
     let t = Scratch::new("haproxy-spread");
     t.write("files/f.bin", &random_bytes(64 * 1024, 91));
     let backends = three_backends(&t, "files", &[]);
@@ -277,9 +281,6 @@ fn bench_through_haproxy_reaches_all_three_backends_every_transfer_verified() {
 
 #[test]
 fn health_checks_pass_on_every_backend_and_stay_out_of_its_access_log() {
-    if !have_haproxy() {
-        return;
-    }
     let t = Scratch::new("haproxy-checks");
     t.write("files/f.bin", b"hello");
     let backends = three_backends(&t, "files", &[]);
@@ -299,9 +300,6 @@ fn health_checks_pass_on_every_backend_and_stay_out_of_its_access_log() {
 
 #[test]
 fn a_port_that_accepts_but_is_not_tcpfetch_fails_the_health_check() {
-    if !have_haproxy() {
-        return;
-    }
     let t = Scratch::new("haproxy-impostor");
     t.write("files/f.bin", b"hello");
     let backends = three_backends(&t, "files", &[]);
@@ -344,9 +342,6 @@ fn a_port_that_accepts_but_is_not_tcpfetch_fails_the_health_check() {
 
 #[test]
 fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
-    if !have_haproxy() {
-        return;
-    }
     let t = Scratch::new("haproxy-loss");
     let big = random_bytes(4 << 20, 93);
     t.write("files/big.bin", &big);
@@ -455,9 +450,6 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
 
 #[test]
 fn a_resume_that_lands_on_a_backend_with_another_version_starts_over() {
-    if !have_haproxy() {
-        return;
-    }
     // Each backend serves its own copy; once the get is under way, the
     // two it is not using get a new version of the file (same size).
     let t = Scratch::new("haproxy-versions");
