@@ -199,7 +199,9 @@ fn each_traversal_and_special_file_gets_the_right_answer() {
         ("\u{2024}\u{2024}/outside.txt", "not-found"),
         ("missing.txt", "not-found"),
         ("a.txt/x", "not-found"),
-        // Names too long for the file system, but not for a line.
+        // Names too long for the file system (one 4000-byte component,
+        // 2000 levels), but not for a line: sent whole, answered like any
+        // missing name.
         (&long_name, "not-found"),
         (&deep_name, "not-found"),
         // Control characters.
@@ -213,26 +215,50 @@ fn each_traversal_and_special_file_gets_the_right_answer() {
         ("a\u{85}b", "bad-request"),
     ];
     let limit = Duration::from_secs(5);
+    // A name that is not there: every not-found answer must be this one,
+    // word for word, whatever the name was.
+    let missing = exchange(&server.addr, b"GET 0 missing.txt\n", limit);
     for (name, want) in cases {
-        // Long names are shown by their length only.
-        let name = &if name.len() > 80 {
+        // The whole name is sent; long ones are shown by their length only.
+        let label = if name.len() > 80 {
             format!("<{} bytes>", name.len())
         } else {
-            name.to_string()
+            format!("{name:?}")
         };
         let request = format!("GET 0 {name}\n");
         let answer = exchange(&server.addr, request.as_bytes(), limit);
         let text = String::from_utf8_lossy(&answer);
         let first = text.split('\n').next().unwrap_or("");
         if *want == OK {
-            assert!(first.starts_with("TCPFETCH/1 OK "), "{name:?}: {text:?}");
+            assert!(first.starts_with("TCPFETCH/1 OK "), "{label}: {text:?}");
         } else {
             assert!(
                 first.starts_with(&format!("TCPFETCH/1 ERR {want} ")),
-                "{name:?}: wanted {want}, got {text:?}"
+                "{label}: wanted {want}, got {text:?}"
             );
-            assert_eq!(text.matches('\n').count(), 1, "{name:?}: {text:?}");
-            assert!(text.ends_with('\n'), "{name:?}: {text:?}");
+            assert_eq!(text.matches('\n').count(), 1, "{label}: {text:?}");
+            assert!(text.ends_with('\n'), "{label}: {text:?}");
+        }
+        if *want == "not-found" {
+            assert_eq!(
+                text,
+                String::from_utf8_lossy(&missing),
+                "{label}: not the answer for a missing name"
+            );
+        }
+    }
+    // The long names reached the server as names, not as their labels: its
+    // access log quotes the start of each request line.
+    for name in [&long_name, &deep_name] {
+        let quoted = format!("\"GET 0 {}", &name[..40]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !server.log().contains(&quoted) {
+            assert!(
+                Instant::now() < deadline,
+                "no {quoted}... in the log:\n{}",
+                server.log()
+            );
+            thread::sleep(Duration::from_millis(20));
         }
     }
     assert_still_serving(&t, &server);
