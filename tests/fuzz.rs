@@ -24,13 +24,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn seed() -> u64 {
-    std::env::var("TCPFETCH_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xf022_5eed)
-}
-
 /// How long each fuzz test runs: a few seconds, or `TCPFETCH_FUZZ_SECONDS`.
 fn budget() -> Duration {
     let secs = std::env::var("TCPFETCH_FUZZ_SECONDS")
@@ -149,7 +142,7 @@ fn tree(tag: &str) -> Scratch {
 
 #[test]
 fn mutated_request_lines_never_break_the_framing_or_the_server() {
-    let seed = seed();
+    let seed = fuzz_seed(0xf022_5eed);
     let seeds = corpus("requests");
     let t = tree("fuzz-requests");
     let server = Server::start(&t.join("root"), &["--quiet", "--idle-timeout", "5"]);
@@ -197,7 +190,7 @@ fn framed(len: usize, body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn mutated_pickles_never_break_the_legacy_server() {
-    let seed = seed();
+    let seed = fuzz_seed(0xf022_5eed);
     let seeds = corpus("pickles");
     let t = tree("fuzz-pickles");
     let log = fs::File::create(t.join("serve.log")).unwrap();

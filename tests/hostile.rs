@@ -676,10 +676,7 @@ fn check_framing(sent: &[u8], answer: &[u8], digests: &[String]) -> Result<usize
 
 #[test]
 fn random_and_mutated_requests_never_break_the_server() {
-    let seed = std::env::var("TCPFETCH_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_7cf0_u64);
+    let seed = fuzz_seed(0x5eed_7cf0);
     let (t, server) = hostile_tree("fuzz", &["--quiet"]);
     let digests: Vec<String> = [&b"hello"[..], b"bee"]
         .iter()

@@ -56,10 +56,7 @@ fn a_million_random_request_lines_leave_no_thread_behind() {
     const LINES: u64 = 1_000_000;
     const PER_CONN: u64 = 100;
     const WORKERS: u64 = 4;
-    let seed = std::env::var("TCPFETCH_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x50a_c5eed_u64);
+    let seed = fuzz_seed(0x50a_c5eed);
     let t = tree("soak-lines");
     let server = Server::start(&t.join("root"), &["--quiet"]);
     let idle = idle_threads(&server);

@@ -214,6 +214,20 @@ impl Rng {
     }
 }
 
+/// The fuzzing seed: `TCPFETCH_FUZZ_SEED` (decimal, as failures print it,
+/// or `0x` hex) when set, else `default`. A value that does not parse
+/// panics rather than quietly replaying the default.
+pub fn fuzz_seed(default: u64) -> u64 {
+    let Ok(text) = std::env::var("TCPFETCH_FUZZ_SEED") else {
+        return default;
+    };
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => text.parse(),
+    };
+    parsed.unwrap_or_else(|_| panic!("TCPFETCH_FUZZ_SEED={text:?} is not a u64"))
+}
+
 /// A request line for the fuzzing tests, LF-terminated: one in `wild_odds`
 /// is longer than the 4096-byte limit, one in ten is random bytes, the rest
 /// are one of `seeds`; then up to four mutations (a byte changed, removed
