@@ -34,12 +34,11 @@ pass() {
 [ -x "$BIN" ] || fail "$BIN is missing (run 'make static' first)"
 
 # A static executable has no program interpreter (ld-linux.so).
-if command -v readelf >/dev/null; then
-    if readelf -l "$BIN" | grep -q 'Requesting program interpreter'; then
-        fail "$BIN is dynamically linked"
-    fi
-    pass "statically linked (no program interpreter)"
+command -v readelf >/dev/null || fail "readelf is missing (apt-get install binutils)"
+if readelf -l "$BIN" | grep -q 'Requesting program interpreter'; then
+    fail "$BIN is dynamically linked"
 fi
+pass "statically linked (no program interpreter)"
 
 # The budget is 1.5 MiB stripped; over it is reported, not fatal, so that a
 # merge that grows the binary does not turn CI red on its own.
