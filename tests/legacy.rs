@@ -440,8 +440,15 @@ fn a_legacy_client_past_max_clients_sees_a_clean_close() {
         &["--legacy-listen", "127.0.0.1:0", "--max-clients", "1"],
     );
     let legacy = server.legacy_addr();
-    let _holder = TcpStream::connect(&legacy).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The holder's HELLO is answered, so it surely holds the one slot
+    // (a sleep would only make that likely on a loaded machine).
+    let mut holder = TcpStream::connect(&legacy).unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    holder.write_all(&message("HELLO")).unwrap();
+    let mut header = [0u8; 10];
+    holder.read_exact(&mut header).expect("HELLO BACK's header");
     let mut s = TcpStream::connect(&legacy).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     std::thread::sleep(Duration::from_millis(100));

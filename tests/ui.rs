@@ -505,7 +505,12 @@ fn a_refused_client_sends_its_whole_request_and_reads_the_503() {
     let idle: Vec<TcpStream> = (0..64)
         .map(|_| TcpStream::connect(&ui.addr).unwrap())
         .collect();
-    thread::sleep(Duration::from_millis(200));
+    // Once a plain GET is refused, all 64 slots are surely taken.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ui.get("/").status != 503 {
+        assert!(Instant::now() < deadline, "64 idle connections, no 503");
+        thread::sleep(Duration::from_millis(50));
+    }
     let body = vec![b'x'; 64 * 1024];
     let mut s = TcpStream::connect(&ui.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
