@@ -464,21 +464,15 @@ fn only_load_tests_have_a_log() {
     assert_eq!(ui.get(&format!("/api/jobs/{id}/log.jsonl")).status, 404);
 }
 
-#[test]
-fn connections_beyond_the_cap_are_answered_503() {
-    let t = Scratch::new("ui-cap");
-    let ui = Ui::start(&t.path, &[]);
-    let idle: Vec<TcpStream> = (0..64)
-        .map(|_| TcpStream::connect(&ui.addr).unwrap())
-        .collect();
-    // The accept loop takes them in order, at its own pace on a loaded
-    // machine; once it has taken all 64, the next one is over the cap. A
-    // page served meanwhile frees its slot again.
+/// Wait until the accept loop has taken the idle connections that fill
+/// every slot: it takes them in order, at its own pace on a loaded machine,
+/// and a page served meanwhile frees its slot again.
+fn wait_for_503(ui: &Ui) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let reply = ui.get("/");
         if reply.status == 503 {
-            break;
+            return;
         }
         assert_eq!(reply.status, 200, "{reply:?}");
         assert!(
@@ -487,6 +481,16 @@ fn connections_beyond_the_cap_are_answered_503() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn connections_beyond_the_cap_are_answered_503() {
+    let t = Scratch::new("ui-cap");
+    let ui = Ui::start(&t.path, &[]);
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(&ui.addr).unwrap())
+        .collect();
+    wait_for_503(&ui);
     drop(idle);
     let deadline = Instant::now() + Duration::from_secs(10);
     while ui.get("/").status != 200 {
@@ -505,12 +509,7 @@ fn a_refused_client_sends_its_whole_request_and_reads_the_503() {
     let idle: Vec<TcpStream> = (0..64)
         .map(|_| TcpStream::connect(&ui.addr).unwrap())
         .collect();
-    // Once a plain GET is refused, all 64 slots are surely taken.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ui.get("/").status != 503 {
-        assert!(Instant::now() < deadline, "64 idle connections, no 503");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_503(&ui);
     let body = vec![b'x'; 64 * 1024];
     let mut s = TcpStream::connect(&ui.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

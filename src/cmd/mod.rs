@@ -6,7 +6,9 @@
 pub mod get;
 pub mod list;
 pub mod ping;
+pub mod serve;
 pub mod sum;
+pub mod ui;
 pub mod verify;
 
 use std::ffi::OsString;
@@ -54,14 +56,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         None => return Err(Error::usage(format!("a command is needed\n\n{USAGE}"))),
     };
     match command.as_str() {
-        "serve" => dispatch(crate::serve::parse(&mut parser)?, crate::serve::run),
+        "serve" => dispatch(crate::cmd::serve::parse(&mut parser)?, crate::serve::run),
         "get" => dispatch(crate::cmd::get::parse(&mut parser)?, crate::cmd::get::run),
         "list" => dispatch(crate::cmd::list::parse(&mut parser)?, crate::cmd::list::run),
         "ping" => dispatch(crate::cmd::ping::parse(&mut parser)?, crate::cmd::ping::run),
         "bench" => dispatch(crate::bench::parse(&mut parser)?, crate::bench::run),
         "sum" => dispatch(crate::cmd::sum::parse(&mut parser)?, crate::cmd::sum::run),
         "verify" => dispatch(crate::cmd::verify::parse(&mut parser)?, crate::cmd::verify::run),
-        "ui" => dispatch(crate::ui::parse(&mut parser)?, crate::ui::run),
+        "ui" => dispatch(crate::cmd::ui::parse(&mut parser)?, crate::cmd::ui::run),
         "help" => print_text(USAGE),
         other => Err(Error::usage(format!(
             "unknown command '{other}'; the commands are serve, get, list, ping, bench, sum, verify and ui"

@@ -12,8 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use lexopt::prelude::*;
 
-use crate::digest;
-use crate::digest::coreutils::{quote, report_file_error, strerror};
+use crate::cmd::sum;
 use crate::digest::manifest::{self, Line};
 use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
@@ -119,7 +118,11 @@ pub fn run(args: Args) -> Result<()> {
         }
         Check::Manifest(path) => {
             let file = File::open(path).map_err(|e| {
-                Error::Other(format!("{}: {}", quote(path.as_bytes()), strerror(&e)))
+                Error::Other(format!(
+                    "{}: {}",
+                    sum::quote(path.as_bytes()),
+                    sum::strerror(&e)
+                ))
             })?;
             checker.entries(manifest::Reader::new(BufReader::new(file)), false)
         }
@@ -241,9 +244,9 @@ impl<W: Write> Checker<W> {
 
     /// Hash `name`, compare, and print its verdict line.
     fn check(&mut self, name: &[u8], want: &Digest) -> io::Result<()> {
-        let verdict = match digest::hash_named(name) {
+        let verdict = match sum::hash_named(name) {
             Err(e) => {
-                report_file_error(name, &e);
+                sum::report_file_error(name, &e);
                 self.tally.unreadable += 1;
                 "FAILED open or read"
             }
@@ -276,9 +279,9 @@ impl<W: Write> Checker<W> {
 /// The manifest as diagnostics name it.
 fn manifest_name(path: &[u8]) -> String {
     if path == b"-" {
-        quote(b"standard input")
+        sum::quote(b"standard input")
     } else {
-        quote(path)
+        sum::quote(path)
     }
 }
 

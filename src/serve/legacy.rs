@@ -8,17 +8,14 @@
 //! gigabytes — ends its own connection with one log line, never the server.
 
 use std::io::{Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
-use crate::digest::DigestCache;
 use crate::error::{Error, LegacyStep, Phase, Result};
 use crate::serve::body;
-use crate::serve::files::{FileKey, Root};
-use crate::serve::listener::{DeadlineReader, Handler, Listener, Refusal};
-use crate::serve::log::Log;
-use crate::serve::Config;
+use crate::serve::files::FileKey;
+use crate::serve::listener::{DeadlineReader, Handler, Refusal};
+use crate::serve::Shared;
 use crate::util::hex::Digest;
 
 use crate::proto::legacy::wire::{self, MAX_HEADER_VALUE, MAX_REPLY, MAX_REQUEST};
@@ -30,36 +27,12 @@ const MAX_MESSAGES: usize = 16;
 /// the pickle around it.
 const LIST_BUDGET: usize = MAX_REPLY - 1024;
 
-/// What the legacy connections share with each other and the main server.
-pub struct Shared {
-    pub root: Arc<Root>,
-    pub cache: Arc<DigestCache>,
-    pub config: Config,
-    log: Log,
-}
+/// The old protocol's handler.
+pub struct Legacy(pub Shared);
 
-/// Accept old-protocol connections on `socket` forever.
-pub fn serve(socket: TcpListener, root: Arc<Root>, cache: Arc<DigestCache>, config: Config) {
-    let listener = Listener {
-        socket,
-        name: "legacy",
-        log: Log::new(config.quiet, "legacy "),
-        max_clients: config.max_clients,
-        write_timeout: config.idle_timeout,
-        allow: config.allow.clone(),
-    };
-    let shared = Arc::new(Shared {
-        root,
-        cache,
-        config,
-        log: listener.log,
-    });
-    listener.run(&shared);
-}
-
-impl Handler for Shared {
+impl Handler for Legacy {
     fn handle(&self, stream: TcpStream, peer: SocketAddr) {
-        handle(self, &stream, peer);
+        handle(&self.0, &stream, peer);
     }
 
     /// The old protocol has no way to say "busy" or "forbidden": the
@@ -96,12 +69,12 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         ) {
             Ok(Some(text)) => text,
             Ok(None) if count == 0 => {
-                log(shared, &format!("{peer} legacy - left without a message"));
+                shared.log.peer(peer, "- left without a message");
                 return;
             }
             Ok(None) => return,
             Err(e) => {
-                log(shared, &format!("{peer} legacy - {e}; closing"));
+                shared.log.peer(peer, &format!("- {e}; closing"));
                 return;
             }
         };
@@ -109,10 +82,10 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         let shown = crate::proto::printable(text.as_bytes());
         match answer(shared, &mut session, stream, &text) {
             Ok((next, bytes)) => {
-                log(
-                    shared,
+                shared.log.peer(
+                    peer,
                     &format!(
-                        "{peer} legacy \"{shown}\" ok {bytes} {:.1}ms",
+                        "\"{shown}\" ok {bytes} {:.1}ms",
                         started.elapsed().as_secs_f64() * 1000.0
                     ),
                 );
@@ -121,14 +94,14 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
                 }
             }
             Err(e) => {
-                log(shared, &format!("{peer} legacy \"{shown}\" {e}; closing"));
+                shared.log.peer(peer, &format!("\"{shown}\" {e}; closing"));
                 return;
             }
         }
     }
-    log(
-        shared,
-        &format!("{peer} legacy - more than {MAX_MESSAGES} messages; closing"),
+    shared.log.peer(
+        peer,
+        &format!("- more than {MAX_MESSAGES} messages; closing"),
     );
 }
 
@@ -263,10 +236,6 @@ fn send_file(
         )));
     }
     Ok((sent, digest))
-}
-
-fn log(shared: &Shared, text: &str) {
-    shared.log.line(text);
 }
 
 #[cfg(test)]

@@ -1,0 +1,277 @@
+//! Protocol v1's side of `serve`: one connection's request loop, the key
+//! handshake, and the answers to PING, LIST and GET.
+
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::proto::auth::{self, Key, Session, Side};
+use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Request, MAX_LINE};
+use crate::serve::body;
+use crate::serve::files::FileKey;
+use crate::serve::listener::{close_gently, DeadlineReader, Handler, Refusal};
+use crate::serve::Shared;
+use crate::util::cli::VERSION;
+
+/// Protocol v1's handler.
+pub struct V1(pub Shared);
+
+impl Handler for V1 {
+    fn handle(&self, stream: TcpStream, peer: SocketAddr) {
+        handle_connection(&self.0, &stream, peer);
+    }
+
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
+        match why {
+            Refusal::Forbidden => {
+                proto::encode_err(ErrorCode::Forbidden, "your address is not allowed here")
+            }
+            Refusal::Busy => {
+                proto::encode_err(ErrorCode::Busy, "too many clients; try again shortly")
+            }
+        }
+    }
+}
+
+/// Whether the connection can carry another request.
+enum Next {
+    Continue,
+    Close,
+}
+
+fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
+    let idle = shared.config.idle_timeout;
+    let mut reader = BufReader::with_capacity(8 * 1024, DeadlineReader::new(stream, idle));
+    let mut session = match &shared.config.key {
+        Some(key) => match handshake(shared, stream, &mut reader, key, peer) {
+            Some(session) => Some(session),
+            None => return,
+        },
+        None => None,
+    };
+    loop {
+        let Some(line) = next_line(shared, stream, &mut reader, peer) else {
+            return;
+        };
+        let started = Instant::now();
+        let (outcome, status, bytes) = respond(shared, stream, &line, session.as_mut());
+        let health_check = line == b"PING" && shared.config.quiet_ping;
+        if !health_check {
+            shared.log.peer(
+                peer,
+                &format!(
+                    "\"{}\" {status} {bytes} {:.1}ms",
+                    proto::printable(&line),
+                    started.elapsed().as_secs_f64() * 1000.0
+                ),
+            );
+        }
+        if let Next::Close = outcome {
+            return;
+        }
+        // Anything unread in the buffer is the client's next request; the
+        // wait for it starts a fresh deadline at the top of the loop.
+    }
+}
+
+type LineReader<'a> = BufReader<DeadlineReader<'a>>;
+
+/// The next request line, with a fresh deadline; `None` when the connection
+/// is over (EOF, timeout, or a line too long to keep the framing).
+fn next_line(
+    shared: &Shared,
+    stream: &TcpStream,
+    reader: &mut LineReader<'_>,
+    peer: SocketAddr,
+) -> Option<Vec<u8>> {
+    reader.get_mut().renew(shared.config.idle_timeout);
+    match proto::read_line(reader, MAX_LINE) {
+        Ok(line) => line,
+        Err(proto::LineError::TooLong) => {
+            let msg = format!("request line longer than {MAX_LINE} bytes");
+            let _ = (&*stream).write_all(&proto::encode_err(ErrorCode::BadRequest, &msg));
+            shared
+                .log
+                .peer(peer, &format!("- bad-request: {msg}; closing"));
+            close_gently(stream);
+            None
+        }
+        Err(proto::LineError::Truncated) => None,
+        Err(proto::LineError::Io(e)) => {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) {
+                shared.log.peer(peer, "- idle timeout; closing");
+            }
+            None
+        }
+    }
+}
+
+/// How long a failed authentication waits before it is answered, so that
+/// guessing is slow and timing tells nothing.
+const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
+/// The server's half of the key handshake (see `auth`): `AUTH <nonce>` in,
+/// our nonce and proof out, `PROVE <proof>` in. `None` closes the connection.
+fn handshake(
+    shared: &Shared,
+    stream: &TcpStream,
+    reader: &mut LineReader<'_>,
+    key: &Key,
+    peer: SocketAddr,
+) -> Option<Session> {
+    let refuse = |why: &str, message: &str| {
+        shared.log.peer(peer, &format!("- forbidden: {why}"));
+        let _ = (&*stream).write_all(&proto::encode_err(ErrorCode::Forbidden, message));
+    };
+    let mut line = next_line(shared, stream, reader, peer)?;
+    // PING is answered before authentication: load-balancer health checks
+    // have no key, and the answer tells only what a refusal would (that a
+    // tcpfetch server is here, and its version).
+    while line == b"PING" {
+        let pong = proto::encode_ok(&format!("tcpfetch {VERSION}"));
+        (&*stream).write_all(&pong).ok()?;
+        if !shared.config.quiet_ping {
+            shared
+                .log
+                .peer(peer, "\"PING\" ok 0 (before authentication)");
+        }
+        line = next_line(shared, stream, reader, peer)?;
+    }
+    let Ok(client_nonce) = auth::parse_auth(&line) else {
+        refuse(
+            "no authentication",
+            "this server requires a key: use --key-file",
+        );
+        return None;
+    };
+    let server_nonce = match crate::secret::nonce() {
+        Ok(n) => n,
+        Err(e) => {
+            shared.log.peer(peer, &format!("- internal: {e}"));
+            return None;
+        }
+    };
+    let session = Session::new(key.clone(), client_nonce, server_nonce);
+    let challenge = auth::encode_auth_answer(&server_nonce, &session.proof(Side::Server));
+    (&*stream).write_all(&challenge).ok()?;
+    let line = next_line(shared, stream, reader, peer)?;
+    let proven = auth::parse_prove(&line).is_ok_and(|p| session.check_proof(Side::Client, &p));
+    if !proven {
+        thread::sleep(AUTH_FAILURE_DELAY);
+        refuse("authentication failed", "authentication failed");
+        return None;
+    }
+    (&*stream).write_all(&auth::encode_authenticated()).ok()?;
+    shared.log.peer(peer, "- authenticated");
+    Some(session)
+}
+
+/// Answer one request line: what happens next, the status for the log
+/// (`ok` or the error code), and the body bytes sent.
+fn respond(
+    shared: &Shared,
+    stream: &TcpStream,
+    line: &[u8],
+    session: Option<&mut Session>,
+) -> (Next, String, u64) {
+    // Every line counts, answered or not, so both ends number alike.
+    let auth = session.map(|s| {
+        let n = s.next_request();
+        (&*s, n)
+    });
+    let result = match Request::parse(line) {
+        Err(msg) => Err((ErrorCode::BadRequest, msg)),
+        Ok(Request::Ping) => send(stream, &proto::encode_ok(&format!("tcpfetch {VERSION}"))),
+        Ok(Request::List) => send_list(shared, stream),
+        Ok(Request::Get { offset, name }) => send_file(shared, stream, offset, &name, auth),
+    };
+    match result {
+        Ok((next, bytes)) => (next, "ok".into(), bytes),
+        Err((code, message)) => {
+            let sent = send(stream, &proto::encode_err(code, &message));
+            let next = sent.map_or(Next::Close, |(n, _)| n);
+            (next, format!("{code} ({message})"), 0)
+        }
+    }
+}
+
+type Sent = std::result::Result<(Next, u64), (ErrorCode, String)>;
+
+/// Write a whole status line; a peer that went away ends the connection.
+fn send(stream: &TcpStream, bytes: &[u8]) -> Sent {
+    match (&*stream).write_all(bytes) {
+        Ok(()) => Ok((Next::Continue, 0)),
+        Err(_) => Ok((Next::Close, 0)),
+    }
+}
+
+fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
+    let listed = shared.root.list();
+    let mut out = BufWriter::with_capacity(64 * 1024, stream);
+    let mut write = || -> io::Result<()> {
+        out.write_all(&proto::encode_ok(&listed.len().to_string()))?;
+        for item in &listed {
+            let entry = ListEntry {
+                size: item.meta.len(),
+                digest: shared.cache.peek(&item.path, &FileKey::of(&item.meta)),
+                name: item.name.clone(),
+            };
+            out.write_all(entry.encode().as_bytes())?;
+        }
+        out.flush()
+    };
+    match write() {
+        Ok(()) => Ok((Next::Continue, 0)),
+        Err(_) => Ok((Next::Close, 0)),
+    }
+}
+
+fn send_file(
+    shared: &Shared,
+    stream: &TcpStream,
+    offset: u64,
+    name: &str,
+    auth: Option<(&Session, u64)>,
+) -> Sent {
+    let mut open = shared.root.open(name).map_err(|r| (r.code, r.message))?;
+    let key = FileKey::of(&open.meta);
+    let digest = shared
+        .cache
+        .get(&open.path, &open.file, &key)
+        .map_err(|e| {
+            (
+                ErrorCode::Internal,
+                format!("cannot read the file: {}", crate::error::describe_io(&e)),
+            )
+        })?;
+    let size = key.size;
+    if offset > size {
+        return Err((
+            ErrorCode::BadRequest,
+            format!("offset {offset} is past the end of the file ({size} bytes)"),
+        ));
+    }
+    let mac = auth.map(|(session, number)| session.get_mac(number, name, offset, size, &digest));
+    if let (Next::Close, _) = send(
+        stream,
+        &FileHeader { size, digest }.encode_with_mac(mac.as_ref()),
+    )? {
+        return Ok((Next::Close, 0));
+    }
+    let want = size - offset;
+    // After the header the framing depends on sending exactly `want` bytes:
+    // any failure from here on must close the connection.
+    if open.file.seek(SeekFrom::Start(offset)).is_err() {
+        return Ok((Next::Close, 0));
+    }
+    let sent = body::send(&mut open.file, stream, want, shared.config.max_rate);
+    if sent < want {
+        // The file shrank while it was sent, or the client went away.
+        return Ok((Next::Close, sent));
+    }
+    Ok((Next::Continue, sent))
+}

@@ -1,0 +1,228 @@
+//! The page's background jobs: downloads and load tests run on threads of
+//! their own, and the page polls their state (`GET /api/jobs/<id>`).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::http::Response;
+use crate::bench;
+use crate::error::{Error, Result};
+use crate::util::format::json_string;
+
+/// Finished jobs kept for the page to read; the oldest go first.
+const MAX_JOBS: usize = 64;
+/// Jobs running at once (downloads and load tests together).
+const MAX_RUNNING: usize = 8;
+/// The per-request log kept in memory for one load test, and the rows of
+/// it the job's status carries for the page's table.
+const MAX_LOG_BYTES: usize = 16 * 1024 * 1024;
+const LOG_ROWS: usize = 200;
+
+/// The jobs the page started, newest last.
+pub struct Jobs(Mutex<JobList>);
+
+struct JobList {
+    next: u64,
+    list: VecDeque<Arc<Job>>,
+}
+
+pub struct Job {
+    id: u64,
+    kind: &'static str,
+    /// What the job works on: the download's local path, the test's files.
+    subject: String,
+    started: Instant,
+    pub state: Mutex<JobState>,
+}
+
+#[derive(Default)]
+pub struct JobState {
+    finished: Option<Duration>,
+    pub done: u64,
+    pub total: Option<u64>,
+    pub failed: u64,
+    /// The failure that ended the job, and its kind.
+    error: Option<(String, &'static str)>,
+    /// The finished job's result, as a JSON value.
+    result: Option<String>,
+    /// A load test's per-request log (JSON lines), up to `MAX_LOG_BYTES`.
+    log: Vec<u8>,
+    log_lines: u64,
+    log_dropped: u64,
+}
+
+impl Job {
+    fn running(&self) -> bool {
+        lock(&self.state).finished.is_none()
+    }
+
+    fn finish(&self, outcome: Result<String>) {
+        let mut state = lock(&self.state);
+        state.finished = Some(self.started.elapsed());
+        match outcome {
+            Ok(result) => state.result = Some(result),
+            Err(e) => state.error = Some((e.to_string(), e.kind())),
+        }
+    }
+
+    fn json(&self) -> String {
+        let s = lock(&self.state);
+        let elapsed = s.finished.unwrap_or_else(|| self.started.elapsed());
+        let status = match (&s.finished, &s.error) {
+            (None, _) => "running",
+            (Some(_), None) => "ok",
+            (Some(_), Some(_)) => "failed",
+        };
+        let (error, kind) = match &s.error {
+            Some((message, kind)) => (json_string(message), json_string(kind)),
+            None => ("null".to_string(), "null".to_string()),
+        };
+        let mut out = format!(
+            "{{\"id\":{},\"kind\":\"{}\",\"subject\":{},\"state\":\"{status}\",\"elapsed_s\":{:.3},\"done\":{},\"total\":{},\"failed\":{},\"error\":{error},\"error_kind\":{kind},\"result\":{}",
+            self.id,
+            self.kind,
+            json_string(&self.subject),
+            elapsed.as_secs_f64(),
+            s.done,
+            s.total.map_or_else(|| "null".to_string(), |t| t.to_string()),
+            s.failed,
+            s.result.as_deref().unwrap_or("null"),
+        );
+        if self.kind == "bench" && s.finished.is_some() {
+            let text = String::from_utf8_lossy(&s.log);
+            let rows: Vec<&str> = text.lines().take(LOG_ROWS).collect();
+            out.push_str(&format!(
+                ",\"log\":[{}],\"log_lines\":{},\"log_dropped\":{}",
+                rows.join(","),
+                s.log_lines,
+                s.log_dropped
+            ));
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+impl Jobs {
+    pub fn new() -> Jobs {
+        Jobs(Mutex::new(JobList {
+            next: 1,
+            list: VecDeque::new(),
+        }))
+    }
+
+    /// Register a new job, unless too many run; the oldest finished jobs
+    /// make room.
+    pub fn add(&self, kind: &'static str, subject: String) -> Result<Arc<Job>, Response> {
+        let mut jobs = lock(&self.0);
+        if jobs.list.iter().filter(|j| j.running()).count() >= MAX_RUNNING {
+            return Err(Response::error(
+                409,
+                "too many downloads and tests are running; wait for one to finish",
+            ));
+        }
+        while jobs.list.len() >= MAX_JOBS {
+            match jobs.list.iter().position(|j| !j.running()) {
+                Some(i) => drop(jobs.list.remove(i)),
+                None => break,
+            }
+        }
+        let job = Arc::new(Job {
+            id: jobs.next,
+            kind,
+            subject,
+            started: Instant::now(),
+            state: Mutex::new(JobState::default()),
+        });
+        jobs.next += 1;
+        jobs.list.push_back(Arc::clone(&job));
+        Ok(job)
+    }
+
+    fn find(&self, id: u64) -> Option<Arc<Job>> {
+        lock(&self.0).list.iter().find(|j| j.id == id).cloned()
+    }
+
+    pub fn running(&self, kind: &str, subject: &str) -> bool {
+        lock(&self.0)
+            .list
+            .iter()
+            .any(|j| j.kind == kind && (subject.is_empty() || j.subject == subject) && j.running())
+    }
+}
+
+/// Run `work` for `job` on its own thread; 202 with the job's id.
+pub fn spawn(
+    job: Arc<Job>,
+    work: impl FnOnce(&Job) -> Result<String> + Send + 'static,
+) -> Response {
+    let id = job.id;
+    let worker = Arc::clone(&job);
+    let spawned = thread::Builder::new()
+        .name(format!("ui job {id}"))
+        .spawn(move || {
+            let outcome = work(&worker);
+            worker.finish(outcome);
+        });
+    match spawned {
+        Ok(_) => Response::json(202, format!("{{\"job\":{id}}}\n")),
+        Err(e) => {
+            job.finish(Err(Error::local("cannot start the job", e)));
+            Response::error(503, "cannot start the job; try again")
+        }
+    }
+}
+
+/// A load test's observer: progress and log lines into the job.
+pub struct Watch<'a>(pub &'a Job);
+
+impl bench::Observer for Watch<'_> {
+    fn progress(&self, done: u64, _total: Option<u64>, failed: u64, _elapsed: Duration) {
+        let mut s = lock(&self.0.state);
+        s.done = done;
+        s.failed = failed;
+    }
+
+    fn request(&self, line: &str) {
+        let mut s = lock(&self.0.state);
+        s.log_lines += 1;
+        if s.log.len() + line.len() <= MAX_LOG_BYTES {
+            s.log.extend_from_slice(line.as_bytes());
+        } else {
+            s.log_dropped += 1;
+        }
+    }
+}
+
+/// `GET /api/jobs/<id>` and `GET /api/jobs/<id>/log.jsonl`.
+pub fn resource(jobs: &Jobs, rest: &str) -> Response {
+    let (id, log) = match rest.strip_suffix("/log.jsonl") {
+        Some(id) => (id, true),
+        None => (rest, false),
+    };
+    let Some(job) = id
+        .parse::<u64>()
+        .ok()
+        .filter(|_| id.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|id| jobs.find(id))
+    else {
+        return Response::error(404, "no such job");
+    };
+    if !log {
+        return Response::json(200, job.json());
+    }
+    if job.kind != "bench" {
+        return Response::error(404, "only load tests have a log");
+    }
+    let body = lock(&job.state).log.clone();
+    Response::new(200, "application/x-ndjson", body).with(
+        "Content-Disposition",
+        format!("attachment; filename=\"tcpfetch-bench-{}.jsonl\"", job.id),
+    )
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
