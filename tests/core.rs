@@ -13,26 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Wait (at most 10 s) until the server's access log contains `needle`: the
-/// server writes its log line after the last byte, so a client can exit
-/// before the line is there.
-fn wait_for_log(server: &Server, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = server.log();
-        if log.contains(needle) || Instant::now() > deadline {
-            return log;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn assert_logged(server: &Server, needle: &str) -> String {
-    let log = wait_for_log(server, needle);
-    assert!(log.contains(needle), "{needle:?} not in the log:\n{log}");
-    log
-}
-
 /// A stand-in server on 127.0.0.1: for each of up to `conns` connections
 /// (accepted within 20 s) it reads one request line, writes `answer(line)`,
 /// closes its sending side and drains the socket until the client goes, so
@@ -250,10 +230,7 @@ fn resume_asks_only_for_the_rest_of_a_truncated_part() {
     t.write("dl/x.bin.part", &data[..half]);
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]);
     run.expect_code(0);
-    assert_logged(
-        &server,
-        &format!("\"GET {half} x.bin\" ok {}", data.len() - half),
-    );
+    server.wait_for_log(&format!("\"GET {half} x.bin\" ok {}", data.len() - half));
     assert!(!server.log().contains("\"GET 0 x.bin\""));
     assert_eq!(read(&t.join("dl/x.bin")), data);
     assert!(!t.join("dl/x.bin.part").exists());
@@ -288,7 +265,7 @@ fn a_part_of_another_version_starts_over() {
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]);
     run.expect_code(0);
     assert!(run.stderr().contains("starting over"), "{run}");
-    assert_logged(&server, "\"GET 0 x.bin\" ok 200000");
+    server.wait_for_log("\"GET 0 x.bin\" ok 200000");
     assert_eq!(read(&t.join("dl/x.bin")), data);
     assert!(!t.join("dl/x.bin.part.sha256").exists());
 }
@@ -310,7 +287,7 @@ fn an_identical_file_is_not_transferred_again() {
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]);
     run.expect_code(0);
     assert!(run.stderr().contains("already here"), "{run}");
-    assert_logged(&server, "\"GET 100000 x.bin\" ok 0");
+    server.wait_for_log("\"GET 100000 x.bin\" ok 0");
     assert!(!server.log().contains("\"GET 0 x.bin\""));
     assert_eq!(read(&t.join("dl/x.bin")), data);
 }
@@ -323,7 +300,7 @@ fn force_downloads_an_identical_file_anyway() {
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin", "--force"]);
     run.expect_code(0);
     assert!(run.stderr().contains("sha256 verified"), "{run}");
-    assert_logged(&server, "\"GET 0 x.bin\" ok 100000");
+    server.wait_for_log("\"GET 0 x.bin\" ok 100000");
     assert_eq!(read(&t.join("dl/x.bin")), data);
 }
 
@@ -585,7 +562,7 @@ fn a_name_with_a_line_feed_is_refused_before_anything_is_sent() {
     }
     // The ping's log line comes after anything the gets could have caused.
     tcpfetch(&t.path, &["ping", &server.addr]).expect_code(0);
-    let log = assert_logged(&server, "\"PING\" ok");
+    let log = server.wait_for_log("\"PING\" ok");
     assert!(!log.contains("GET") && !log.contains("LIST"), "{log}");
     assert_eq!(std::fs::read_dir(t.join("dl")).unwrap().count(), 0);
 }
@@ -621,7 +598,7 @@ fn a_complete_part_is_verified_and_renamed_without_a_transfer() {
     let (t, server) = serve("complete-part", &[("x.bin", &data)], &[]);
     t.write("dl/x.bin.part", &data);
     tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]).expect_code(0);
-    assert_logged(&server, "\"GET 100000 x.bin\" ok 0");
+    server.wait_for_log("\"GET 100000 x.bin\" ok 0");
     assert!(!server.log().contains("\"GET 0 x.bin\""));
     assert_eq!(read(&t.join("dl/x.bin")), data);
     assert!(!t.join("dl/x.bin.part").exists());
@@ -641,10 +618,7 @@ fn a_part_left_by_a_dead_server_resumes_from_a_real_one() {
     let (t, server) = serve("dead-then-real", &[("x.bin", &data)], &[]);
     tcpfetch(&t.join("dl"), &["get", &addr, "x.bin"]).expect_code(1);
     tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]).expect_code(0);
-    assert_logged(
-        &server,
-        &format!("\"GET {cut} x.bin\" ok {}", data.len() - cut),
-    );
+    server.wait_for_log(&format!("\"GET {cut} x.bin\" ok {}", data.len() - cut));
     assert_eq!(read(&t.join("dl/x.bin")), data);
     assert_eq!(std::fs::read_dir(t.join("dl")).unwrap().count(), 1);
 }
@@ -761,10 +735,7 @@ fn resuming_a_part_that_is_slow_to_hash_still_works() {
     t.write("dl/x.bin.part", &data[..cut]);
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin", "-q"]);
     run.expect_code(0);
-    assert_logged(
-        &server,
-        &format!("\"GET {cut} x.bin\" ok {}", data.len() - cut),
-    );
+    server.wait_for_log(&format!("\"GET {cut} x.bin\" ok {}", data.len() - cut));
     assert!(read(&t.join("dl/x.bin")) == data, "{run}");
 }
 

@@ -241,7 +241,7 @@ fn a_flipped_bit_anywhere_in_the_file_fails_with_3_and_leaves_nothing() {
     // A clean retry gets the file: no corrupt .part was kept to resume.
     tcpfetch(&dl, &["get", &server.addr, "x.bin"]).expect_code(0);
     assert_eq!(fs::read(dl.join("x.bin")).unwrap(), data);
-    assert!(server.log().contains("\"GET 0 x.bin\" ok 300000"));
+    server.wait_for_log("\"GET 0 x.bin\" ok 300000");
     assert!(!server.log().contains("\"GET 1"));
 }
 

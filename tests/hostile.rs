@@ -550,7 +550,7 @@ fn an_idle_client_is_dropped_after_the_idle_timeout() {
         after_request.closed(),
         "an idle keep-alive client was not dropped"
     );
-    assert!(server.log().contains("idle timeout"), "{}", server.log());
+    server.wait_for_log("idle timeout");
 }
 
 #[test]
@@ -573,7 +573,7 @@ fn a_trickling_client_is_dropped_by_the_request_deadline() {
     }
     let sent = dropped_after.expect("the trickler was never dropped");
     assert!(sent < line.len() - 1, "dropped only after the whole line");
-    assert!(server.log().contains("idle timeout"), "{}", server.log());
+    server.wait_for_log("idle timeout");
 }
 
 #[test]

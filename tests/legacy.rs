@@ -337,7 +337,7 @@ fn a_hostile_pickle_runs_nothing_and_the_server_keeps_serving() {
     ));
     assert_eq!(poke(&legacy, &evil), b"");
     assert!(!marker.exists());
-    assert!(server.log().contains("STACK_GLOBAL"), "{}", server.log());
+    server.wait_for_log("STACK_GLOBAL");
     assert_old_client_works(&t, &legacy, b"still here");
 }
 
@@ -459,11 +459,7 @@ fn a_legacy_client_past_max_clients_sees_a_clean_close() {
     }
     let mut rest = Vec::new();
     assert_eq!(s.read_to_end(&mut rest).expect("a close, not a reset"), 0);
-    assert!(
-        server.log().contains("legacy - busy (at --max-clients)"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("legacy - busy (at --max-clients)");
 }
 
 #[test]
@@ -478,11 +474,7 @@ fn the_legacy_listener_honours_allow_and_refuses_to_run_with_a_key() {
     let run = tcpfetch(&t.path, &["get", "--legacy", &legacy, "1", "-o", "out.bin"]);
     run.expect_code(1);
     assert!(!t.join("out.bin").exists());
-    assert!(
-        server.log().contains("legacy - forbidden (not in --allow)"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("legacy - forbidden (not in --allow)");
 
     let key = t.write("key", &random_bytes(32, 3));
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();

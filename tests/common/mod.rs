@@ -116,6 +116,24 @@ impl Server {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Wait (up to 10 s) for the log to show `needle`, and return the log.
+    /// The server writes a line after it has answered or closed, so a
+    /// client that saw the answer may look before the line is there.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no '{needle}' in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A raw connection with a read timeout, for speaking the protocol by hand.
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(&self.addr).unwrap();
