@@ -1,5 +1,5 @@
 //! Black-box tests of several `serve` behind HAProxy (tests/haproxy/haproxy.cfg,
-//! the configuration the README shows): load reaches every backend, health
+//! the configuration tests/README.md shows): load reaches every backend, health
 //! checks speak the protocol without filling the access log, and losing a
 //! backend mid-run costs no transfer.
 //!
