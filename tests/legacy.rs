@@ -523,3 +523,36 @@ fn get_legacy_checks_a_carried_manifest() {
     )
     .expect_code(2);
 }
+
+#[test]
+fn a_locked_part_refuses_a_concurrent_get_legacy() {
+    // `get --legacy` stages its bytes in the same locked PATH.part as
+    // `get`: it used to truncate the .part of a download in progress and
+    // write its own bytes into it.
+    let t = Scratch::new("legacy-lock");
+    let data = random_bytes(3 << 20, 61);
+    t.write("srv/big.bin", &data);
+    let mut server = Server::start(
+        &t.join("srv"),
+        &["--max-rate", "2M", "--legacy-listen", "127.0.0.1:0"],
+    );
+    let legacy = server.legacy_addr();
+    let first = Command::new(BIN)
+        .args(["get", &server.addr, "big.bin", "-q"])
+        .current_dir(&t.path)
+        .spawn()
+        .unwrap();
+    // Wait until the first one has begun writing its .part.
+    for _ in 0..200 {
+        if std::fs::metadata(t.join("big.bin.part")).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = tcpfetch(&t.path, &["get", "--legacy", &legacy, "big.bin"]);
+    second.expect_code(1);
+    assert!(second.stderr().contains("in progress"), "{second}");
+    let status = first.wait_with_output().unwrap().status;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::read(t.join("big.bin")).unwrap(), data);
+}

@@ -20,75 +20,44 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lexopt::prelude::*;
-
 use crate::bench::histogram::Histogram;
-use crate::client::Timeouts;
+use crate::client::{Peer, Timeouts};
 use crate::error::{Error, Result};
-use crate::proto;
-use crate::util::cli;
 use crate::util::format;
 
-const USAGE: &str = "\
-Usage: tcpfetch bench ADDR NAME... --clients N [OPTIONS]
-
-Simulate N concurrent clients downloading NAME from a tcpfetch server and
-report how it held up. With several NAMEs each client cycles through them.
-Every transfer is verified against the SHA-256 the server announced; the
-bytes are discarded unless --save is given.
-
-Options:
-  -c, --clients N       concurrent clients, one thread each (required)
-  -n, --requests M      requests per client (default 1)
-  -d, --duration SECS   keep requesting for SECS instead
-  --keep-alive          one connection per client for all its requests (a new
-                        one after an error); default: a connection per request
-  --rate R              open loop: R requests per second in total, each one's
-                        latency measured from its scheduled start
-  --log FILE            write one JSON line per request to FILE
-  --json                print the result as one JSON object
-  --save DIR            keep each file as DIR/CLIENT-REQUEST-NAME
-  --timeout SECS        give up on a silent server after SECS (default 30)
-  --retries N           retry a transient failure (refused, reset, timeout,
-                        busy) up to N times within the request (default 0)
-  --key-file FILE       authenticate every connection with the shared key
-                        (and check every header's MAC)
-  --legacy              load-test an old Python tcp-server: NAME is a file
-                        number (1, 2, ...) or a listed name; one session per
-                        request
-  -h, --help            show this help
-
-Exit status: 0 every request verified, 1 some request failed, 2 usage error,
-3 some transfer was corrupt.
-";
-
 /// The most clients one bench runs: each is a thread with a 128 KiB buffer.
-const MAX_CLIENTS: usize = 10_000;
+pub const MAX_CLIENTS: usize = 10_000;
 /// The failure kinds every report lists, even at zero.
 pub const KINDS: [&str; 5] = ["refused", "busy", "timeout", "protocol", "io"];
 
+/// A load test: who to load, with what, how hard, for how long.
 #[derive(Debug)]
-pub struct Args {
-    pub addr: String,
+pub struct Plan {
+    /// The server, its timeouts and protocol (`--legacy` is one session
+    /// per request).
+    pub peer: Peer,
+    /// The files; each client cycles through them.
     pub names: Vec<String>,
     pub clients: usize,
     pub requests: u64,
+    /// Keep requesting for this long instead of `requests` times.
     pub duration: Option<Duration>,
+    /// One connection per client for all its requests.
     pub keep_alive: bool,
+    /// Open loop: requests per second in total.
     pub rate: Option<f64>,
+    /// One JSON line per request to this file.
     pub log: Option<PathBuf>,
-    pub json: bool,
+    /// Keep each file as `DIR/CLIENT-REQUEST-NAME`.
     pub save: Option<PathBuf>,
-    pub timeouts: Timeouts,
+    /// Transient failures retried within the request.
     pub retries: u32,
-    pub key: Option<crate::proto::auth::Key>,
-    pub legacy: bool,
 }
 
-impl Default for Args {
-    fn default() -> Args {
-        Args {
-            addr: String::new(),
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            peer: Peer::v1("", Timeouts::default()),
             names: Vec::new(),
             clients: 0,
             requests: 1,
@@ -96,87 +65,10 @@ impl Default for Args {
             keep_alive: false,
             rate: None,
             log: None,
-            json: false,
             save: None,
-            timeouts: Timeouts::default(),
             retries: 0,
-            key: None,
-            legacy: false,
         }
     }
-}
-
-pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
-    let mut positional = Vec::new();
-    let mut clients = None;
-    let mut requests = None;
-    let mut args = Args::default();
-    while let Some(arg) = parser.next()? {
-        if let Some(done) = cli::common_flag(&arg, USAGE) {
-            return done.map(|()| None);
-        }
-        match arg {
-            Short('c') | Long("clients") => clients = Some(cli::number_value(parser, "--clients")?),
-            Short('n') | Long("requests") => {
-                requests = Some(cli::number_value(parser, "--requests")?)
-            }
-            Short('d') | Long("duration") => {
-                args.duration = Some(cli::seconds_value(parser, "--duration")?)
-            }
-            Long("keep-alive") => args.keep_alive = true,
-            Long("rate") => {
-                let rate: f64 = cli::number_value(parser, "--rate")?;
-                if !(0.001..=1e9).contains(&rate) {
-                    return Err(Error::usage(
-                        "--rate needs a number of requests per second from 0.001 to 1e9",
-                    ));
-                }
-                args.rate = Some(rate);
-            }
-            Long("log") => args.log = Some(PathBuf::from(parser.value()?)),
-            Long("json") => args.json = true,
-            Long("save") => args.save = Some(PathBuf::from(parser.value()?)),
-            Long("timeout") => args.timeouts.io = cli::seconds_value(parser, "--timeout")?,
-            Long("retries") => args.retries = cli::number_value(parser, "--retries")?,
-            Long("key-file") => {
-                args.key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
-            }
-            Long("legacy") => args.legacy = true,
-            Value(v) => positional.push(v.string()?),
-            _ => return Err(arg.unexpected().into()),
-        }
-    }
-    let mut positional = positional.into_iter();
-    args.addr = cli::required(positional.next(), "ADDR", USAGE)?;
-    args.names = positional.collect();
-    if args.names.is_empty() {
-        return Err(Error::usage(format!(
-            "missing NAME (the file to download)\n\n{USAGE}"
-        )));
-    }
-    for name in &args.names {
-        proto::check_name(name).map_err(|why| Error::usage(format!("bad NAME: {why}")))?;
-        if args.save.is_some() {
-            crate::cmd::get::local_path(name, None)?;
-        }
-    }
-    args.clients = clients.ok_or_else(|| Error::usage("--clients N is needed"))?;
-    if !(1..=MAX_CLIENTS).contains(&args.clients) {
-        return Err(Error::usage(format!(
-            "--clients must be from 1 to {MAX_CLIENTS}"
-        )));
-    }
-    match (requests, args.duration) {
-        (Some(_), Some(_)) => {
-            return Err(Error::usage(
-                "give either --requests or --duration, not both",
-            ))
-        }
-        (Some(0), None) => return Err(Error::usage("--requests must be at least 1")),
-        (Some(m), None) => args.requests = m,
-        _ => {}
-    }
-    Ok(Some(args))
 }
 
 /// Everything one finished request tells.
@@ -306,7 +198,7 @@ struct Log {
 
 /// What the clients share.
 struct Run<'a> {
-    args: &'a Args,
+    plan: &'a Plan,
     test_id: String,
     gate: Gate,
     log: Option<Mutex<Log>>,
@@ -338,13 +230,19 @@ pub struct Measured {
     pub wall: Duration,
     /// The first failure's message, when some request failed.
     pub first_error: Option<String>,
-    log_error: Option<io::Error>,
+    /// The first failure to write the `--log` file.
+    pub log_error: Option<io::Error>,
 }
 
 impl Measured {
     /// The `--json` report.
-    pub fn json(&self, args: &Args) -> String {
-        self.summary(args).json()
+    pub fn json(&self, plan: &Plan) -> String {
+        self.summary(plan).json()
+    }
+
+    /// The readable report.
+    pub fn text(&self, plan: &Plan) -> String {
+        self.summary(plan).text()
     }
 
     /// The latency histogram in `rows` equal slices from min to max, as
@@ -353,9 +251,9 @@ impl Measured {
         report::bins(&self.stats.latency, rows)
     }
 
-    fn summary<'a>(&'a self, args: &'a Args) -> report::Summary<'a> {
+    fn summary<'a>(&'a self, plan: &'a Plan) -> report::Summary<'a> {
         report::Summary {
-            args,
+            plan,
             test_id: &self.test_id,
             stats: &self.stats,
             wall: self.wall,
@@ -366,9 +264,9 @@ impl Measured {
 impl Run<'_> {
     /// How many requests the run makes, when that is known in advance.
     fn total(&self) -> Option<u64> {
-        match self.args.duration {
+        match self.plan.duration {
             Some(_) => None,
-            None => Some(self.args.requests.saturating_mul(self.args.clients as u64)),
+            None => Some(self.plan.requests.saturating_mul(self.plan.clients as u64)),
         }
     }
 
@@ -377,10 +275,10 @@ impl Run<'_> {
     /// the client sleeps until then and the latency counts from then.
     fn next_start(&self, start: Instant, own: u64) -> Option<Instant> {
         let now = Instant::now();
-        let Some(rate) = self.args.rate else {
-            return match self.args.duration {
+        let Some(rate) = self.plan.rate else {
+            return match self.plan.duration {
                 Some(d) => (now < start + d).then_some(now),
-                None => (own < self.args.requests).then_some(now),
+                None => (own < self.plan.requests).then_some(now),
             };
         };
         let k = self.next_slot.fetch_add(1, Ordering::Relaxed);
@@ -388,7 +286,7 @@ impl Run<'_> {
             return None;
         }
         let offset = Duration::try_from_secs_f64(k as f64 / rate).ok()?;
-        if self.args.duration.is_some_and(|d| offset >= d) {
+        if self.plan.duration.is_some_and(|d| offset >= d) {
             return None;
         }
         let due = start.checked_add(offset)?;
@@ -432,49 +330,11 @@ impl Drop for Finished<'_> {
     }
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let measured = measure(&args, None)?;
-    cli::print_text(&if args.json {
-        measured.json(&args)
-    } else {
-        measured.summary(&args).text()
-    })?;
-    let Measured {
-        stats,
-        first_error,
-        log_error,
-        ..
-    } = measured;
-    let requests = stats.requests();
-    let first = first_error
-        .as_ref()
-        .map_or_else(String::new, |e| format!("; the first: {e}"));
-    if stats.corrupt > 0 {
-        return Err(Error::Integrity(format!(
-            "{} of {requests} transfers were corrupt{first}",
-            stats.corrupt
-        )));
-    }
-    if stats.failed() > 0 {
-        return Err(Error::Other(format!(
-            "{} of {requests} requests failed{first}",
-            stats.failed()
-        )));
-    }
-    if let (Some(e), Some(path)) = (log_error, &args.log) {
-        return Err(Error::local(
-            format!("cannot write '{}'", path.display()),
-            e,
-        ));
-    }
-    Ok(())
-}
-
-/// Run the load test `args` describes and return what it measured, printing
-/// nothing; `observer` (when given) hears of progress instead of the
-/// terminal.
-pub fn measure(args: &Args, observer: Option<&dyn Observer>) -> Result<Measured> {
-    let log = match &args.log {
+/// Run the load test `plan` describes and return what it measured,
+/// printing nothing; `observer` (when given) hears of progress instead of
+/// the terminal.
+pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured> {
+    let log = match &plan.log {
         Some(path) => {
             let file = File::create(path)
                 .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))?;
@@ -485,12 +345,12 @@ pub fn measure(args: &Args, observer: Option<&dyn Observer>) -> Result<Measured>
         }
         None => None,
     };
-    if let Some(dir) = &args.save {
+    if let Some(dir) = &plan.save {
         fs::create_dir_all(dir)
             .map_err(|e| Error::local(format!("cannot create '{}'", dir.display()), e))?;
     }
     let run = Run {
-        args,
+        plan,
         test_id: test_id(),
         gate: Gate::new(),
         log,
@@ -502,8 +362,8 @@ pub fn measure(args: &Args, observer: Option<&dyn Observer>) -> Result<Measured>
         observer,
     };
     let (stats, wall) = thread::scope(|scope| -> Result<(Stats, Duration)> {
-        let mut clients = Vec::with_capacity(args.clients);
-        for id in 1..=args.clients {
+        let mut clients = Vec::with_capacity(plan.clients);
+        for id in 1..=plan.clients {
             let run = &run;
             let spawned = thread::Builder::new()
                 .name(format!("client {id}"))
@@ -565,7 +425,7 @@ fn watch(run: &Run, start: Instant) {
     let live = run.observer.is_none() && std::io::stderr().is_terminal();
     let mut last = (start, 0u64);
     let mut drawn = false;
-    while run.finished.load(Ordering::Acquire) < run.args.clients {
+    while run.finished.load(Ordering::Acquire) < run.plan.clients {
         thread::sleep(Duration::from_millis(20));
         let now = Instant::now();
         if now.duration_since(last.0) < TICK {
@@ -587,7 +447,7 @@ fn watch(run: &Run, start: Instant) {
             done,
             run.total(),
             now.duration_since(start),
-            run.args.duration,
+            run.plan.duration,
             rate,
             run.failed.load(Ordering::Relaxed),
         );
@@ -616,74 +476,6 @@ pub fn bytes_text(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Phase;
-
-    fn parse_args(args: &[&str]) -> Result<Args> {
-        parse(&mut lexopt::Parser::from_args(args.iter().copied())).map(|a| a.unwrap())
-    }
-
-    #[test]
-    fn flags_parse() {
-        let a = parse_args(&[
-            "h:1",
-            "a.bin",
-            "b.bin",
-            "--clients",
-            "50",
-            "-n",
-            "3",
-            "--keep-alive",
-            "--rate",
-            "12.5",
-            "--log",
-            "x.jsonl",
-            "--json",
-            "--save",
-            "out",
-            "--timeout",
-            "2",
-            "--retries",
-            "4",
-        ])
-        .unwrap();
-        assert_eq!(a.addr, "h:1");
-        assert_eq!(a.names, ["a.bin", "b.bin"]);
-        assert_eq!((a.clients, a.requests, a.retries), (50, 3, 4));
-        assert!(a.keep_alive && a.json);
-        assert_eq!(a.rate, Some(12.5));
-        assert_eq!(a.timeouts.io, Duration::from_secs(2));
-        assert_eq!(a.log, Some(PathBuf::from("x.jsonl")));
-        let a = parse_args(&["h", "f", "-c", "2", "-d", "1.5"]).unwrap();
-        assert_eq!(a.duration, Some(Duration::from_millis(1500)));
-        assert_eq!(a.requests, 1);
-    }
-
-    #[test]
-    fn bad_command_lines_are_usage_errors() {
-        let cases: &[&[&str]] = &[
-            &[],
-            &["h"],
-            &["h", "f"],
-            &["h", "f", "--clients", "0"],
-            &["h", "f", "--clients", "10001"],
-            &["h", "f", "--clients", "x"],
-            &["h", "f", "-c", "1", "--requests", "0"],
-            &["h", "f", "-c", "1", "-n", "2", "-d", "1"],
-            &["h", "f", "-c", "1", "--rate", "0"],
-            &["h", "f", "-c", "1", "--rate", "-3"],
-            &["h", "f", "-c", "1", "--rate", "NaN"],
-            &["h", "f", "-c", "1", "--duration", "0"],
-            &["h", "f", "-c", "1", "--bogus"],
-            &["h", "", "-c", "1"],
-            &["h", "a\nb", "-c", "1"],
-            &["h", "dir/", "-c", "1", "--save", "out"],
-            &["h", "..", "-c", "1", "--save", "out"],
-        ];
-        for args in cases {
-            let err = parse_args(args).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
-        }
-    }
 
     #[test]
     fn stats_count_ok_corrupt_and_failures_apart() {
@@ -704,10 +496,10 @@ mod tests {
         a.add(&outcome(Err(Error::Integrity("x".into()))));
         let mut b = Stats::default();
         b.add(&outcome(Err(Error::Timeout {
-            phase: Phase::Connect,
+            phase: crate::error::Phase::Connect,
         })));
         b.add(&outcome(Err(Error::Remote {
-            code: proto::ErrorCode::Busy,
+            code: crate::proto::ErrorCode::Busy,
             message: String::new(),
         })));
         a.merge(&b);

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use super::{bytes_text, millis, Args, Outcome, Stats, KINDS};
+use super::{bytes_text, millis, Outcome, Plan, Stats, KINDS};
 use crate::bench::histogram::Histogram;
 use crate::util::format;
 
@@ -23,7 +23,7 @@ const ROWS: u64 = 10;
 const BAR: u64 = 40;
 
 pub struct Summary<'a> {
-    pub args: &'a Args,
+    pub plan: &'a Plan,
     pub test_id: &'a str,
     pub stats: &'a Stats,
     pub wall: Duration,
@@ -40,7 +40,7 @@ impl Summary<'_> {
 
     /// How the run was shaped, in words.
     fn plan(&self) -> String {
-        let a = self.args;
+        let a = self.plan;
         let mut plan = match a.duration {
             Some(d) => format!("{}, for {}", a.clients, format::seconds(d)),
             None => format!(
@@ -70,8 +70,8 @@ impl Summary<'_> {
         let _ = writeln!(
             out,
             "bench {} {} (test {})",
-            self.args.addr,
-            self.args.names.join(" "),
+            self.plan.peer.addr,
+            self.plan.names.join(" "),
             self.test_id
         );
         row(&mut out, "clients", self.plan());
@@ -123,7 +123,7 @@ impl Summary<'_> {
 
     pub fn json(&self) -> String {
         let s = self.stats;
-        let a = self.args;
+        let a = self.plan;
         let names: Vec<String> = a.names.iter().map(|n| format::json_string(n)).collect();
         let errors: Vec<String> = kinds(s)
             .into_iter()
@@ -132,7 +132,7 @@ impl Summary<'_> {
         let mut out = format!(
             "{{\"test_id\":{},\"addr\":{},\"files\":[{}],\"clients\":{},\"requests\":{},\"ok\":{},\"failed\":{},\"corrupt\":{},\"bytes\":{},\"seconds\":{:.6},\"throughput_mb_s\":{:.3},\"requests_per_s\":{:.3},\"errors\":{{{}}}",
             format::json_string(self.test_id),
-            format::json_string(&a.addr),
+            format::json_string(&a.peer.addr),
             names.join(","),
             a.clients,
             s.requests(),
@@ -307,13 +307,13 @@ mod tests {
     use crate::error::{Error, Phase};
     use std::time::{Instant, UNIX_EPOCH};
 
-    fn args() -> Args {
-        Args {
-            addr: "127.0.0.1:9".into(),
+    fn args() -> Plan {
+        Plan {
+            peer: crate::client::Peer::v1("127.0.0.1:9", Default::default()),
             names: vec!["a.bin".into()],
             clients: 2,
             requests: 3,
-            ..Args::default()
+            ..Plan::default()
         }
     }
 
@@ -335,7 +335,7 @@ mod tests {
     fn the_report_shows_counts_kinds_percentiles_and_a_histogram() {
         let (a, s) = (args(), stats());
         let text = Summary {
-            args: &a,
+            plan: &a,
             test_id: "abc",
             stats: &s,
             wall: Duration::from_secs(2),
@@ -364,7 +364,7 @@ mod tests {
         let a = args();
         let mut s = stats();
         let json = Summary {
-            args: &a,
+            plan: &a,
             test_id: "abc",
             stats: &s,
             wall: Duration::from_secs(2),
@@ -390,7 +390,7 @@ mod tests {
         assert!(json.starts_with('{') && json.ends_with("}\n"));
         s.latency = Histogram::new();
         let json = Summary {
-            args: &a,
+            plan: &a,
             test_id: "abc",
             stats: &s,
             wall: Duration::ZERO,

@@ -1,422 +1,59 @@
-//! The client side of protocol v1: addresses, connections with timeouts, and
-//! one method per request. Commands (`get`, `list`, `ping`, `bench`) build on
-//! [`Connection`]; none of them touches the wire format directly.
+//! The client side: where a server is ([`addr`]), the two protocols'
+//! conversations ([`v1`], [`legacy`]) and what the commands see of either
+//! ([`source`]). Commands (`get`, `list`, `ping`, `bench`) build on
+//! [`Source`]; none of them touches a wire format directly.
 
+pub mod addr;
 pub mod legacy;
+pub mod source;
+pub mod v1;
 
-use std::io::{self, BufReader, Read, Write};
-#[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
-use std::net::ToSocketAddrs;
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::Duration;
+pub use addr::{resolve, split_addr, Timeouts};
+pub use source::{Header, Listing, Source};
+pub use v1::Connection;
 
-use crate::error::{Error, Phase, Result};
-use crate::proto::auth::{self, Key, Session, Side};
-use crate::proto::DEFAULT_PORT;
-use crate::proto::{self, FileHeader, ListEntry, Request, MAX_LINE};
+use crate::error::Result;
+use crate::proto::auth::Key;
+use legacy::LegacySession;
 
-/// How long to wait for a connection, and for each read or write after it.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub io: Duration,
+/// Which protocol a server speaks, with what it needs.
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    V1 {
+        key: Option<Key>,
+    },
+    /// The old Python tcp-server (`--legacy`).
+    Legacy,
 }
 
-impl Default for Timeouts {
-    fn default() -> Timeouts {
-        Timeouts {
-            connect: Duration::from_secs(10),
-            io: Duration::from_secs(30),
+/// A server, and how to talk to it: what a command line's `ADDR`,
+/// `--timeout`, `--key-file` and `--legacy` amount to.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: String,
+    pub timeouts: Timeouts,
+    pub protocol: Protocol,
+}
+
+impl Peer {
+    /// A protocol v1 server without a key.
+    pub fn v1(addr: &str, timeouts: Timeouts) -> Peer {
+        Peer {
+            addr: addr.to_string(),
+            timeouts,
+            protocol: Protocol::V1 { key: None },
         }
     }
-}
 
-/// Split `ADDR` into host and port: `HOST`, `HOST:PORT`, `IP`, `IP:PORT`,
-/// `[IPv6]`, `[IPv6]:PORT`, or a bare IPv6 address. The port defaults to
-/// 1236.
-pub fn split_addr(addr: &str) -> Result<(String, u16)> {
-    let bad = |why: &str| Error::usage(format!("bad address '{addr}': {why}"));
-    if let Some(rest) = addr.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
-        let port = match after {
-            "" => DEFAULT_PORT,
-            p => parse_port(
-                p.strip_prefix(':')
-                    .ok_or_else(|| bad("expected ':PORT' after ']'"))?,
-            )
-            .ok_or_else(|| bad("the port must be a number from 0 to 65535"))?,
-        };
-        return Ok((host.to_string(), port));
-    }
-    if addr.parse::<IpAddr>().is_ok() {
-        return Ok((addr.to_string(), DEFAULT_PORT));
-    }
-    match addr.rsplit_once(':') {
-        Some((host, _)) if host.contains(':') => {
-            Err(bad("put an IPv6 address in brackets: [::1]:1236"))
-        }
-        Some((host, port)) => {
-            let port =
-                parse_port(port).ok_or_else(|| bad("the port must be a number from 0 to 65535"))?;
-            if host.is_empty() {
-                return Err(bad("the host is missing"));
-            }
-            Ok((host.to_string(), port))
-        }
-        None if addr.is_empty() => Err(bad("the host is missing")),
-        None => Ok((addr.to_string(), DEFAULT_PORT)),
-    }
-}
-
-fn parse_port(text: &str) -> Option<u16> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// The socket addresses `ADDR` stands for. IP addresses are used as they
-/// are, so a box without DNS or NSS configuration never needs a lookup.
-pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
-    let (host, port) = split_addr(addr)?;
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    // RFC 6761: `localhost` is loopback, with or without /etc/hosts (an
-    // empty chroot or a minimal box may have none).
-    if host.eq_ignore_ascii_case("localhost") {
-        return Ok(vec![
-            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
-            SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), port),
-        ]);
-    }
-    let found = lookup(&host, port)?;
-    if found.is_empty() {
-        return Err(Error::Resolve {
-            host,
-            reason: "no addresses found".into(),
-        });
-    }
-    Ok(found)
-}
-
-/// A name lookup through the system resolver (getaddrinfo: /etc/hosts, DNS,
-/// whatever NSS is configured to do; a static musl build has its own
-/// resolver that reads /etc/hosts and /etc/resolv.conf, no NSS).
-#[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
-fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
-    let found = (host, port).to_socket_addrs().map_err(|e| Error::Resolve {
-        host: host.to_string(),
-        reason: format!(
-            "{} (on a box without DNS, give an IP address)",
-            crate::error::describe_io(&e)
-        ),
-    })?;
-    Ok(found.collect())
-}
-
-/// The static glibc build resolves names itself, from `localhost` and
-/// `/etc/hosts` only. A statically linked glibc would otherwise `dlopen` the
-/// host's NSS libraries at run time, which break when their glibc version
-/// differs, and getaddrinfo alone costs 131 KB of the 1.5 MiB size budget.
-#[cfg(all(target_feature = "crt-static", target_env = "gnu"))]
-fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
-    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let ips = hosts_lookup(&hosts, host);
-    if ips.is_empty() {
-        return Err(Error::Resolve {
-            host: host.to_string(),
-            reason:
-                "this static build looks names up only in /etc/hosts (no DNS); give an IP address"
-                    .into(),
-        });
-    }
-    Ok(ips
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect())
-}
-
-/// The addresses `/etc/hosts` text gives `name` (case-insensitive).
-#[cfg_attr(
-    not(all(target_feature = "crt-static", target_env = "gnu")),
-    allow(dead_code)
-)]
-fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
-    hosts
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or(""))
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let ip = fields.next()?.parse::<IpAddr>().ok()?;
-            fields.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
+    /// Connect (and authenticate, with a key).
+    pub fn open(&self) -> Result<Box<dyn Source>> {
+        Ok(match &self.protocol {
+            Protocol::V1 { key } => Box::new(Connection::open_with_key(
+                &self.addr,
+                self.timeouts,
+                key.as_ref(),
+            )?),
+            Protocol::Legacy => Box::new(LegacySession::open(&self.addr, self.timeouts)?),
         })
-        .collect()
-}
-
-/// The most memory a `LIST` answer may take on the client (names plus
-/// per-entry overhead): a hostile server cannot make it allocate more.
-const MAX_LIST_BYTES: usize = 256 << 20;
-
-/// One connection to a tcpfetch server.
-pub struct Connection {
-    reader: BufReader<TcpStream>,
-    /// The address actually connected to, for messages.
-    pub peer: SocketAddr,
-    /// Present after a successful key handshake.
-    session: Option<Session>,
-}
-
-impl Connection {
-    /// Connect to the first address of `addr` that accepts.
-    pub fn open(addr: &str, timeouts: Timeouts) -> Result<Connection> {
-        let mut last = None;
-        for target in resolve(addr)? {
-            match TcpStream::connect_timeout(&target, timeouts.connect) {
-                Ok(stream) => return Connection::from_stream(stream, target, timeouts),
-                Err(e) => last = Some((target, e)),
-            }
-        }
-        let (target, source) =
-            last.ok_or_else(|| Error::Other(format!("no address for {addr}")))?;
-        if source.kind() == io::ErrorKind::TimedOut || source.kind() == io::ErrorKind::WouldBlock {
-            return Err(Error::Timeout {
-                phase: Phase::Connect,
-            });
-        }
-        Err(Error::Connect {
-            addr: target.to_string(),
-            source,
-        })
-    }
-
-    fn from_stream(stream: TcpStream, peer: SocketAddr, timeouts: Timeouts) -> Result<Connection> {
-        let setup = || -> io::Result<()> {
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(timeouts.io))?;
-            stream.set_write_timeout(Some(timeouts.io))
-        };
-        setup().map_err(|e| Error::network("cannot set up the connection", e))?;
-        Ok(Connection {
-            reader: BufReader::with_capacity(8 * 1024, stream),
-            peer,
-            session: None,
-        })
-    }
-
-    /// Connect, and with a key run the handshake before anything else.
-    pub fn open_with_key(addr: &str, timeouts: Timeouts, key: Option<&Key>) -> Result<Connection> {
-        let mut conn = Connection::open(addr, timeouts)?;
-        if let Some(key) = key {
-            conn.authenticate(key)?;
-        }
-        Ok(conn)
-    }
-
-    /// The client's half of the key handshake (see `auth`). The server must
-    /// prove it holds the key before we prove that we do.
-    pub fn authenticate(&mut self, key: &Key) -> Result<()> {
-        let client_nonce = crate::secret::nonce()?;
-        self.write_line(&auth::encode_auth(&client_nonce))?;
-        let answer = match self.read_status() {
-            Err(Error::Remote {
-                code: crate::proto::ErrorCode::BadRequest,
-                ..
-            }) => {
-                return Err(Error::Other(
-                    "the server does not use a key (it did not understand AUTH); drop --key-file or give the server one".into(),
-                ))
-            }
-            other => other?,
-        };
-        let (server_nonce, proof) = auth::parse_auth_answer(&answer)?;
-        let session = Session::new(key.clone(), client_nonce, server_nonce);
-        if !session.check_proof(Side::Server, &proof) {
-            return Err(Error::Other(
-                "authentication failed: the server and this client do not hold the same key".into(),
-            ));
-        }
-        self.write_line(&auth::encode_prove(&session.proof(Side::Client)))?;
-        match self.read_status() {
-            Err(Error::Remote {
-                code: crate::proto::ErrorCode::Forbidden,
-                ..
-            }) => {
-                return Err(Error::Other(
-                    "authentication failed: the server and this client do not hold the same key"
-                        .into(),
-                ))
-            }
-            other => other?,
-        };
-        self.session = Some(session);
-        Ok(())
-    }
-
-    /// Send `PING`; the server's version text (`tcpfetch 0.1.0`).
-    pub fn ping(&mut self) -> Result<String> {
-        self.send(&Request::Ping)?;
-        self.read_status()
-    }
-
-    /// Send `LIST`; every entry, in the server's order.
-    pub fn list(&mut self) -> Result<Vec<ListEntry>> {
-        self.send(&Request::List)?;
-        let count = proto::parse_list_count(&self.read_status()?)?;
-        let mut entries = Vec::with_capacity(count.min(4096) as usize);
-        let mut budget = MAX_LIST_BYTES;
-        for _ in 0..count {
-            let line = self.read_line(Phase::ReceiveList)?;
-            budget = budget.checked_sub(line.len() + 64).ok_or_else(|| {
-                Error::protocol(format!(
-                    "the server's file list is larger than {} MiB; not read",
-                    MAX_LIST_BYTES >> 20
-                ))
-            })?;
-            entries.push(ListEntry::parse(&line)?);
-        }
-        Ok(entries)
-    }
-
-    /// Send `GET offset name` and read the header. On success exactly
-    /// `size - offset` bytes follow: read them with [`Connection::body`].
-    pub fn request_file(&mut self, name: &str, offset: u64) -> Result<FileHeader> {
-        // A name with a line feed would smuggle a second request onto the
-        // wire; one the server must refuse is better caught here.
-        proto::check_name(name).map_err(|why| {
-            Error::usage(format!(
-                "cannot request '{}': {why}",
-                proto::printable(name.as_bytes())
-            ))
-        })?;
-        self.send(&Request::Get {
-            offset,
-            name: name.to_string(),
-        })?;
-        let number = self.session.as_mut().map(Session::next_request);
-        let (header, mac) = FileHeader::parse_with_mac(&self.read_status()?)?;
-        if let (Some(session), Some(number)) = (&self.session, number) {
-            let want = session.get_mac(number, name, offset, header.size, &header.digest);
-            if !mac.is_some_and(|m| auth::same_mac(&m, &want)) {
-                return Err(Error::Integrity(
-                    "the server's answer does not carry a valid MAC for this session: the size and digest were not sent by a server holding the key".into(),
-                ));
-            }
-        }
-        if offset > header.size {
-            return Err(Error::protocol(format!(
-                "the server sent a {}-byte file for a request from offset {offset}",
-                header.size
-            )));
-        }
-        Ok(header)
-    }
-
-    /// The next `len` bytes of the stream (a file body).
-    pub fn body(&mut self, len: u64) -> io::Take<&mut BufReader<TcpStream>> {
-        self.reader.by_ref().take(len)
-    }
-
-    fn send(&mut self, request: &Request) -> Result<()> {
-        // A GET is numbered when its answer is checked; other requests here.
-        if !matches!(request, Request::Get { .. }) {
-            if let Some(session) = self.session.as_mut() {
-                session.next_request();
-            }
-        }
-        self.write_line(&request.encode())
-    }
-
-    fn write_line(&mut self, line: &[u8]) -> Result<()> {
-        self.reader
-            .get_mut()
-            .write_all(line)
-            .map_err(|e| Error::net(Phase::SendRequest, e))
-    }
-
-    fn read_status(&mut self) -> Result<String> {
-        let line = self.read_line(Phase::ReceiveHeader)?;
-        Ok(proto::parse_status(&line)?)
-    }
-
-    fn read_line(&mut self, phase: Phase) -> Result<Vec<u8>> {
-        match proto::read_line(&mut self.reader, MAX_LINE) {
-            Ok(Some(line)) => Ok(line),
-            Ok(None) | Err(proto::LineError::Truncated) => Err(Error::closed(format!("{} closed the connection while {phase}", self.peer))),
-            Err(proto::LineError::TooLong) => Err(Error::protocol(format!(
-                "the peer sent a line longer than {MAX_LINE} bytes while {phase}; it is not a tcpfetch server"
-            ))),
-            Err(proto::LineError::Io(e)) => Err(Error::net(phase, e)),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_split_into_host_and_port() {
-        let cases = [
-            ("example.org", ("example.org", 1236)),
-            ("example.org:99", ("example.org", 99)),
-            ("10.0.0.2", ("10.0.0.2", 1236)),
-            ("10.0.0.2:0", ("10.0.0.2", 0)),
-            ("[::1]:8080", ("::1", 8080)),
-            ("[::1]", ("::1", 1236)),
-            ("::1", ("::1", 1236)),
-            ("fe80::1", ("fe80::1", 1236)),
-        ];
-        for (input, (host, port)) in cases {
-            assert_eq!(
-                split_addr(input).unwrap(),
-                (host.to_string(), port),
-                "{input}"
-            );
-        }
-    }
-
-    #[test]
-    fn bad_addresses_are_usage_errors() {
-        for input in [
-            "",
-            ":80",
-            "host:",
-            "host:x",
-            "host:70000",
-            "[::1",
-            "[::1]x",
-            "fe80::1:zz:80",
-        ] {
-            let err = split_addr(input).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{input}: {err}");
-        }
-    }
-
-    #[test]
-    fn hosts_files_are_read_like_the_c_library_reads_them() {
-        let hosts = "127.0.0.1 localhost\n# 10.0.0.9 commented\n10.0.0.2  box Box.lan # trailing\n::1 ip6-localhost\nbad line\n";
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(hosts_lookup(hosts, "BOX"), vec![ip("10.0.0.2")]);
-        assert_eq!(hosts_lookup(hosts, "box.lan"), vec![ip("10.0.0.2")]);
-        assert!(hosts_lookup(hosts, "commented").is_empty());
-        assert_eq!(hosts_lookup(hosts, "localhost"), vec![ip("127.0.0.1")]);
-        assert!(hosts_lookup("", "box").is_empty());
-        assert_eq!(hosts_lookup(hosts, "ip6-localhost"), vec![ip("::1")]);
-    }
-
-    #[test]
-    fn localhost_is_loopback_without_any_lookup() {
-        let addrs = resolve("LocalHost:7").unwrap();
-        assert_eq!(addrs[0], "127.0.0.1:7".parse::<SocketAddr>().unwrap());
-        assert_eq!(addrs[1], "[::1]:7".parse::<SocketAddr>().unwrap());
-    }
-
-    #[test]
-    fn ip_addresses_resolve_without_lookup() {
-        assert_eq!(
-            resolve("127.0.0.1:5").unwrap(),
-            vec!["127.0.0.1:5".parse::<SocketAddr>().unwrap()]
-        );
     }
 }

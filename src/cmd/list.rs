@@ -2,11 +2,12 @@
 
 use lexopt::prelude::*;
 
-use crate::client::{Connection, Timeouts};
+use crate::client::source::NumberedEntry as Entry;
+use crate::client::{Listing, Peer, Protocol, Source, Timeouts};
 use crate::error::Result;
 use crate::proto::ListEntry;
 use crate::util::cli;
-use crate::util::format::json_string;
+use crate::util::format::{json_string, visible};
 use crate::util::hex;
 
 const USAGE: &str = "\
@@ -28,12 +29,10 @@ Options:
 
 #[derive(Debug)]
 pub struct Args {
-    pub addr: String,
-    pub key: Option<crate::proto::auth::Key>,
+    /// ADDR, `--key-file` and `--legacy`.
+    pub peer: Peer,
     pub json: bool,
     pub sha256sums: bool,
-    /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
-    pub legacy: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
@@ -41,7 +40,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut json = false;
     let mut sha256sums = false;
     let mut key = None;
-    let mut legacy = false; // legacy hook
+    let mut legacy = false;
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
@@ -52,7 +51,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             }
             Long("json") => json = true,
             Long("sha256sums") => sha256sums = true,
-            Long("legacy") => legacy = true, // legacy hook
+            Long("legacy") => legacy = true,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -63,30 +62,38 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         ));
     }
     Ok(Some(Args {
-        addr: cli::required(addr, "ADDR", USAGE)?,
-        key,
+        peer: Peer {
+            addr: cli::required(addr, "ADDR", USAGE)?,
+            timeouts: Timeouts::default(),
+            // The old protocol has no keys; --key-file was always ignored
+            // with --legacy.
+            protocol: match legacy {
+                true => Protocol::Legacy,
+                false => Protocol::V1 { key },
+            },
+        },
         json,
         sha256sums,
-        legacy,
     }))
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if args.legacy {
-        return crate::client::legacy::list(&args); // legacy hook
-    }
-    let mut conn = Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?;
-    let entries = conn.list()?;
-    if args.sha256sums {
-        // With a key only MACed answers count: LIST lines carry no MAC, so
-        // every digest is asked for again with GET (no bytes follow).
-        let authenticated = args.key.is_some();
-        return cli::print_bytes(&sha256sums(&mut conn, &entries, authenticated)?);
-    }
-    let text = if args.json {
-        json_lines(&entries)
-    } else {
-        table(&entries)
+    let mut source = args.peer.open()?;
+    let text = match source.list()? {
+        Listing::Files(entries) if args.sha256sums => {
+            // With a key only MACed answers count: LIST lines carry no
+            // MAC, so every digest is asked for again with GET (no bytes
+            // follow).
+            let authenticated = matches!(args.peer.protocol, Protocol::V1 { key: Some(_) });
+            return cli::print_bytes(&sha256sums(&mut *source, &entries, authenticated)?);
+        }
+        Listing::Files(entries) if args.json => json_lines(&entries),
+        Listing::Files(entries) => table(&entries),
+        Listing::Numbered { entries, .. } if args.json => numbered_json_lines(&entries),
+        Listing::Numbered { entries, raw } if entries.is_empty() => {
+            format!("{}\n", crate::proto::printable(raw.as_bytes()))
+        }
+        Listing::Numbered { entries, .. } => numbered_table(&entries),
     };
     cli::print_text(&text)
 }
@@ -95,7 +102,7 @@ pub fn run(args: Args) -> Result<()> {
 /// is asked for with `GET <size> NAME`: the answer carries it and no bytes
 /// follow, so the server hashes each file once, through its cache.
 fn sha256sums(
-    conn: &mut Connection,
+    source: &mut dyn Source,
     entries: &[ListEntry],
     authenticated: bool,
 ) -> Result<Vec<u8>> {
@@ -104,16 +111,17 @@ fn sha256sums(
         let digest = match entry.digest {
             Some(d) if !authenticated => d,
             _ => {
-                let header = conn.request_file(&entry.name, entry.size)?;
-                if header.size != entry.size {
+                let header = source.request(&entry.name, entry.size)?;
+                let digest = header.digest.filter(|_| header.size == entry.size);
+                let Some(digest) = digest else {
                     // The file changed since LIST; its digest is for another
                     // version and bytes may be on their way: stop here.
                     return Err(crate::error::Error::Other(format!(
                         "'{}' changed on the server while listing; run again",
                         entry.name
                     )));
-                }
-                header.digest
+                };
+                digest
             }
         };
         out.extend(crate::digest::manifest::format_line(
@@ -153,6 +161,32 @@ pub fn json_lines(entries: &[ListEntry]) -> String {
                 json_string(&e.name),
                 e.size
             ),
+        })
+        .collect()
+}
+
+/// The old protocol's list: numbers right-aligned, names after them.
+fn numbered_table(entries: &[Entry]) -> String {
+    let width = entries
+        .iter()
+        .map(|e| e.number.to_string().len())
+        .max()
+        .unwrap_or(1);
+    entries
+        .iter()
+        .map(|e| format!("{:>width$}  {}\n", e.number, visible(&e.name)))
+        .collect()
+}
+
+fn numbered_json_lines(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{{\"number\":{},\"name\":{}}}\n",
+                e.number,
+                json_string(&e.name)
+            )
         })
         .collect()
 }

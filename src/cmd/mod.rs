@@ -3,6 +3,7 @@
 //! uses them (`get::parse`, `serve::parse`, …); the value parsers they share
 //! live below every command, in `util::cli`.
 
+pub mod bench;
 pub mod get;
 pub mod list;
 pub mod ping;
@@ -60,7 +61,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         "get" => dispatch(crate::cmd::get::parse(&mut parser)?, crate::cmd::get::run),
         "list" => dispatch(crate::cmd::list::parse(&mut parser)?, crate::cmd::list::run),
         "ping" => dispatch(crate::cmd::ping::parse(&mut parser)?, crate::cmd::ping::run),
-        "bench" => dispatch(crate::bench::parse(&mut parser)?, crate::bench::run),
+        "bench" => dispatch(crate::cmd::bench::parse(&mut parser)?, crate::cmd::bench::run),
         "sum" => dispatch(crate::cmd::sum::parse(&mut parser)?, crate::cmd::sum::run),
         "verify" => dispatch(crate::cmd::verify::parse(&mut parser)?, crate::cmd::verify::run),
         "ui" => dispatch(crate::cmd::ui::parse(&mut parser)?, crate::cmd::ui::run),

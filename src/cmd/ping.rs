@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use lexopt::prelude::*;
 
-use crate::client::{Connection, Timeouts};
+use crate::client::{Peer, Protocol, Source, Timeouts};
 use crate::error::Result;
 use crate::util::cli;
 
@@ -23,18 +23,16 @@ Options:
 
 #[derive(Debug)]
 pub struct Args {
-    pub addr: String,
-    pub key: Option<crate::proto::auth::Key>,
+    /// ADDR, `--key-file` and `--legacy`.
+    pub peer: Peer,
     pub count: u32,
-    /// `--legacy`: speak the old Python tcp-server protocol (src/legacy).
-    pub legacy: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut count = 1;
     let mut key = None;
-    let mut legacy = false; // legacy hook
+    let mut legacy = false;
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
@@ -44,35 +42,51 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
                 key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
             }
             Short('c') | Long("count") => count = cli::number_value(parser, "--count")?,
-            Long("legacy") => legacy = true, // legacy hook
+            Long("legacy") => legacy = true,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
     }
     Ok(Some(Args {
-        addr: cli::required(addr, "ADDR", USAGE)?,
-        key,
+        peer: Peer {
+            addr: cli::required(addr, "ADDR", USAGE)?,
+            timeouts: Timeouts::default(),
+            // The old protocol has no keys; --key-file was always ignored
+            // with --legacy.
+            protocol: match legacy {
+                true => Protocol::Legacy,
+                false => Protocol::V1 { key },
+            },
+        },
         count: count.max(1),
-        legacy,
     }))
 }
 
+/// Every ping on one connection, or on one each when the server closes
+/// after answering (the old protocol).
 pub fn run(args: Args) -> Result<()> {
-    if args.legacy {
-        return crate::client::legacy::ping(&args); // legacy hook
-    }
-    let started = Instant::now();
-    let mut conn = Connection::open_with_key(&args.addr, Timeouts::default(), args.key.as_ref())?;
-    let connect_ms = ms(started);
+    let mut open: Option<(Box<dyn Source>, f64)> = None;
     for _ in 0..args.count {
+        let (source, connect_ms) = match open.take() {
+            Some(kept) => open.insert(kept),
+            None => {
+                let started = Instant::now();
+                let source = args.peer.open()?;
+                open.insert((source, ms(started)))
+            }
+        };
         let sent = Instant::now();
-        let version = conn.ping()?;
+        let pong = source.ping()?;
         cli::print_text(&format!(
-            "{} at {}: time={:.3} ms (connect {connect_ms:.3} ms)\n",
-            crate::util::format::visible(&version),
-            conn.peer,
+            "{} at {}: {}time={:.3} ms (connect {connect_ms:.3} ms)\n",
+            pong.server,
+            source.peer(),
+            pong.answer,
             ms(sent)
         ))?;
+        if !source.keeps_connection() {
+            open = None;
+        }
     }
     Ok(())
 }

@@ -6,16 +6,13 @@
 //! component, control character or backslash), and every directory on the
 //! way must be a real directory, not a symlink that could lead elsewhere.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use crate::client::Connection;
-use crate::cmd::get::{self, Args};
-use crate::digest::manifest;
 use crate::error::{Error, ExitKind, Result};
-use crate::util::hex::Digest;
+use crate::fetch::manifest::Manifest;
+use crate::fetch::{fetch_file, Place, Request};
 
 /// How the files of one `get --all` fared.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -26,27 +23,25 @@ struct Tally {
     corrupt: usize,
 }
 
-pub fn run(args: &Args) -> Result<()> {
-    let dir = PathBuf::from(args.output.as_deref().unwrap_or("."));
-    let expected = match &args.manifest {
-        Some(path) => Some(load_manifest(path)?),
+pub fn run(request: &Request, dir: &Path, allow_unlisted: bool) -> Result<()> {
+    let expected = match &request.manifest {
+        Some(path) => Some(Manifest::load(path)?),
         None => None,
     };
-    let entries =
-        Connection::open_with_key(&args.addr, args.timeouts, args.key.as_ref())?.list()?;
-    fs::create_dir_all(&dir)
+    let entries = request.peer.open()?.list()?.into_files()?;
+    fs::create_dir_all(dir)
         .map_err(|e| Error::local(format!("cannot create '{}'", dir.display()), e))?;
-    let listed: std::collections::HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let listed: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     let mut tally = Tally::default();
     for (i, entry) in entries.iter().enumerate() {
-        if !args.quiet {
+        if !request.quiet {
             eprintln!("tcpfetch: [{}/{}] {}", i + 1, entries.len(), entry.name);
         }
         let digest = match &expected {
             None => None,
             Some(m) => match m.get(entry.name.as_bytes()) {
-                Some(d) => Some(*d),
-                None if args.allow_unlisted => None,
+                Some(d) => Some(d),
+                None if allow_unlisted => None,
                 None => {
                     eprintln!(
                         "tcpfetch: {}: not in the manifest; refused (--allow-unlisted fetches it unchecked)",
@@ -58,12 +53,8 @@ pub fn run(args: &Args) -> Result<()> {
             },
         };
         let result = check_not_temporary(&entry.name, &listed)
-            .and_then(|()| local_path(&dir, &entry.name))
-            .and_then(|path| {
-                let mut one = args.clone();
-                one.sha256 = digest;
-                get::fetch_file(&one, &entry.name, &path)
-            });
+            .and_then(|()| local_path(dir, &entry.name))
+            .and_then(|path| fetch_file(request, &entry.name, &Place::Exactly(&path), digest));
         match result {
             Ok(saved) if saved.already => tally.identical += 1,
             Ok(_) => tally.fetched += 1,
@@ -78,9 +69,8 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     if let Some(m) = &expected {
-        let served: std::collections::HashSet<&[u8]> =
-            entries.iter().map(|e| e.name.as_bytes()).collect();
-        for name in m.keys().filter(|n| !served.contains(n.as_slice())) {
+        let served: HashSet<&[u8]> = entries.iter().map(|e| e.name.as_bytes()).collect();
+        for name in m.names().filter(|n| !served.contains(n)) {
             eprintln!(
                 "tcpfetch: {}: in the manifest but not on the server",
                 String::from_utf8_lossy(name)
@@ -95,7 +85,7 @@ pub fn run(args: &Args) -> Result<()> {
 /// `NAME.part.sha256`. A served file with one of those names next to NAME
 /// would be taken for that partial (and deleted when it fails to verify), so
 /// it is refused instead.
-fn check_not_temporary(name: &str, listed: &std::collections::HashSet<&str>) -> Result<()> {
+fn check_not_temporary(name: &str, listed: &HashSet<&str>) -> Result<()> {
     for suffix in [".part", ".part.sha256"] {
         if let Some(base) = name.strip_suffix(suffix) {
             if listed.contains(base) {
@@ -122,25 +112,6 @@ fn finish(tally: &Tally, listed: usize) -> Result<()> {
         return Err(Error::Reported(ExitKind::Failure));
     }
     Ok(())
-}
-
-/// The manifest as name → digest. Malformed lines are reported and skipped,
-/// as `verify -c` does.
-fn load_manifest(path: &Path) -> Result<HashMap<Vec<u8>, Digest>> {
-    let shown = path.display();
-    let file = fs::File::open(path)
-        .map_err(|e| Error::local(format!("cannot open manifest '{shown}'"), e))?;
-    let (entries, malformed) = manifest::read_all(BufReader::new(file))
-        .map_err(|e| Error::local(format!("cannot read manifest '{shown}'"), e))?;
-    if malformed > 0 {
-        eprintln!("tcpfetch: {shown}: {malformed} improperly formatted line(s) ignored");
-    }
-    if entries.is_empty() {
-        return Err(Error::Other(format!(
-            "manifest '{shown}' has no checksum lines"
-        )));
-    }
-    Ok(entries.into_iter().map(|e| (e.name, e.digest)).collect())
 }
 
 /// `DIR/NAME` for a name from the server, with the directories on the way
@@ -218,7 +189,7 @@ mod tests {
 
     #[test]
     fn served_names_that_look_like_partials_of_served_files_are_refused() {
-        let listed: std::collections::HashSet<&str> = ["a", "a.part", "b.part", "a.part.sha256"]
+        let listed: HashSet<&str> = ["a", "a.part", "b.part", "a.part.sha256"]
             .into_iter()
             .collect();
         assert!(check_not_temporary("a.part", &listed).is_err());

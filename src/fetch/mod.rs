@@ -1,3 +1,611 @@
-//! The download pipeline: from a request to a verified file in place.
+//! The download pipeline: from a [`Request`] to a verified file in place.
+//!
+//! One file per stage. `cmd/get.rs` parses the command line into a
+//! [`Request`]; this module plans it (retries, the already-here check, the
+//! resume); [`receive`] moves the bytes from the [`Source`] into the sink
+//! while hashing them; [`part`] stages them in `PATH.part` and renames them
+//! into place once the digest matched. `get --all` ([`mirror`]) runs the
+//! same plan for every listed file, and `ui` and `bench` use the same
+//! pieces.
 
+pub mod backoff;
+pub mod manifest;
 pub mod mirror;
+pub mod part;
+pub mod receive;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::client::{Header, Peer, Source, Timeouts};
+use crate::error::{Error, Result};
+use crate::proto::ErrorCode;
+use crate::util::format;
+use crate::util::hex::{self, Digest};
+use crate::util::pace::Pacer;
+use crate::util::progress::Progress;
+
+use self::backoff::Backoff;
+use self::manifest::Manifest;
+use self::part::Part;
+use self::receive::{receive, Hasher, Stdout, Watch};
+
+/// What to download, from where, to where, and what it must match.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub peer: Peer,
+    pub mode: Mode,
+    /// `--sha256`: the digest the user expects (one file only).
+    pub sha256: Option<Digest>,
+    /// `--manifest`: digests carried by hand, checked for every file.
+    pub manifest: Option<PathBuf>,
+    /// `--force`: download even when the file is already here.
+    pub force: bool,
+    /// Retries after transient failures, and the pause before each.
+    pub retries: u32,
+    pub backoff: Backoff,
+    /// `--limit-rate`, in bytes per second.
+    pub limit_rate: Option<u64>,
+    pub quiet: bool,
+}
+
+/// Where the bytes go.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// One file, to `-o PATH`, inside `-o DIR`, or named after NAME.
+    File {
+        name: String,
+        output: Option<String>,
+    },
+    /// One file to standard output (`-o -`), checked at the end.
+    Stdout { name: String },
+    /// Every served file into `dir` (`--all`).
+    All { dir: PathBuf, allow_unlisted: bool },
+}
+
+/// The longest pause between two retries of `get`, spread included.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+impl Request {
+    /// A plain download of one file by protocol v1, as `ui` starts one.
+    pub fn one_file(peer: Peer, name: &str) -> Request {
+        Request {
+            peer,
+            mode: Mode::File {
+                name: name.to_string(),
+                output: None,
+            },
+            sha256: None,
+            manifest: None,
+            force: false,
+            retries: 0,
+            backoff: Backoff {
+                first: Duration::from_secs(1),
+                cap: MAX_RETRY_WAIT,
+            },
+            limit_rate: None,
+            quiet: true,
+        }
+    }
+
+    /// The digest one NAME must have: from the manifest, else `--sha256`.
+    fn expected(&self, name: &str) -> Result<Option<Digest>> {
+        match &self.manifest {
+            Some(path) => Manifest::load(path)?
+                .digest_for(name, self.sha256)
+                .map(Some),
+            None => Ok(self.sha256),
+        }
+    }
+
+    /// The hooks around the receive loop for a download labelled `label`.
+    fn watch<'a>(&self, label: &str, size: u64, observe: Observe<'a>) -> Watch<'a> {
+        Watch {
+            pacer: self.limit_rate.map(Pacer::new),
+            progress: Some(Progress::new(label, Some(size), self.quiet)),
+            observe: Some(observe),
+        }
+    }
+}
+
+/// Who hears of each chunk, as `(done, size)`.
+type Observe<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Run a request to the end.
+pub fn run(request: &Request) -> Result<()> {
+    match &request.mode {
+        Mode::All {
+            dir,
+            allow_unlisted,
+        } => mirror::run(request, dir, *allow_unlisted),
+        Mode::Stdout { name } => {
+            let expected = request.expected(name)?;
+            with_retries(request, || to_stdout(request, name, expected))
+        }
+        Mode::File { name, output } => {
+            // A name or -o that cannot make a path is a usage error, told
+            // before any connection. (The source may still name the file
+            // better: the old protocol's numbers stand for listed names.)
+            local_path(name, output.as_deref())?;
+            let expected = request.expected(name)?;
+            let place = Place::Output(output.as_deref());
+            fetch_file(request, name, &place, expected).map(drop)
+        }
+    }
+}
+
+/// What a finished download saved.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub path: PathBuf,
+    pub size: u64,
+    pub digest: Digest,
+    /// The file was already there and identical; nothing was transferred.
+    pub already: bool,
+}
+
+/// Where one file goes.
+pub enum Place<'a> {
+    /// `-o`, as `get` takes it (see [`local_path`]).
+    Output(Option<&'a str>),
+    /// Exactly here (`get --all` has checked the path).
+    Exactly(&'a Path),
+}
+
+/// Download `name` with everything `get` promises (resume, verification,
+/// retries).
+pub fn fetch_file(
+    request: &Request,
+    name: &str,
+    place: &Place,
+    expected: Option<Digest>,
+) -> Result<Saved> {
+    with_retries(request, || {
+        let mut source = request.peer.open()?;
+        let path = match place {
+            Place::Exactly(path) => path.to_path_buf(),
+            Place::Output(output) => path_for(&source.local_names(name)?, *output)?,
+        };
+        download(request, &mut source, name, &path, expected, &mut |_, _| {})
+    })
+}
+
+/// Download `name` into the directory `dir` as `get` does (verified,
+/// atomic, resumable; only the name's last component is used), calling
+/// `observe(done, size)` as bytes arrive. For `ui`, which shows progress in
+/// a page instead of a terminal line.
+pub fn fetch_to(
+    addr: &str,
+    name: &str,
+    dir: &Path,
+    timeouts: Timeouts,
+    observe: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    if !dir.is_dir() {
+        return Err(Error::Other(format!(
+            "'{}' is not a directory",
+            dir.display()
+        )));
+    }
+    let path = dir.join(local_path(name, None)?);
+    let request = Request::one_file(Peer::v1(addr, timeouts), name);
+    let mut source = request.peer.open()?;
+    download(&request, &mut source, name, &path, None, observe)
+}
+
+/// Run `attempt` again after transient failures, with exponential backoff
+/// and jitter. A definite answer (not found, forbidden, a digest mismatch of
+/// a complete file) is never retried.
+fn with_retries<T>(request: &Request, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut retry = 0;
+    loop {
+        match attempt() {
+            Err(e) if retry < request.retries && e.is_transient() => {
+                retry += 1;
+                let pause = request.backoff.pause(retry, backoff::clock_seed());
+                if !request.quiet {
+                    eprintln!(
+                        "tcpfetch: {e}; retrying in {:.1} s ({} left)",
+                        pause.as_secs_f64(),
+                        request.retries - retry + 1
+                    );
+                }
+                std::thread::sleep(pause);
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Where a download of `name` goes: `-o PATH`, inside `-o DIR`, or the last
+/// component of `name` in the current directory. The name came from the
+/// user (or the server's list): only its last component is ever used, and
+/// one that could point elsewhere is refused.
+pub fn local_path(name: &str, output: Option<&str>) -> Result<PathBuf> {
+    let base = || -> Result<&str> {
+        let last = name.rsplit('/').next().unwrap_or("");
+        if last.is_empty() || last == "." || last == ".." || last.chars().any(char::is_control) {
+            return Err(Error::usage(format!(
+                "cannot derive a file name from '{name}'; give one with -o PATH"
+            )));
+        }
+        Ok(last)
+    };
+    match output {
+        Some(out) if Path::new(out).is_dir() => Ok(Path::new(out).join(base()?)),
+        // `-o DIR/` promises a directory; without one the `.part` would be
+        // a hidden file inside a directory that does not exist.
+        Some(out) if out.ends_with('/') => {
+            Err(Error::Other(format!("-o {out}: no such directory")))
+        }
+        Some(out) => Ok(PathBuf::from(out)),
+        None => Ok(PathBuf::from(base()?)),
+    }
+}
+
+/// The local path for the first of `names` (best first, from the source)
+/// that can name a file; the first one's error when none can.
+fn path_for(names: &[String], output: Option<&str>) -> Result<PathBuf> {
+    let mut first_error = None;
+    for name in names {
+        match local_path(name, output) {
+            Ok(path) => return Ok(path),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| Error::usage("no name to save the file under")))
+}
+
+/// One attempt: skip a file already here, else receive into `PATH.part`
+/// (resuming what is there) and commit it once verified.
+fn download(
+    request: &Request,
+    source: &mut Box<dyn Source>,
+    name: &str,
+    path: &Path,
+    expected: Option<Digest>,
+    observe: Observe,
+) -> Result<Saved> {
+    let started = Instant::now();
+    if !request.force && source.resumable() {
+        if let Some(saved) = already_here(request, source, name, path, expected)? {
+            return Ok(saved);
+        }
+    }
+    let mut part = Part::open(path)?;
+    let received = match receive_into(request, source, name, &mut part, expected, observe) {
+        Ok(received) => received,
+        Err(e) if source.resumable() => {
+            let e = kept_for_resume(e, &part);
+            part.keep_or_discard();
+            return Err(e);
+        }
+        Err(e) => {
+            part.discard();
+            return Err(e);
+        }
+    };
+    let Received {
+        header,
+        offset,
+        got,
+        vouched,
+    } = received;
+    if let Err(e) = vouched.and_then(|vouched| verify(&vouched, expected, &got)) {
+        part.discard();
+        return Err(suffix(e, "; nothing was saved"));
+    }
+    part.commit()?;
+    let saved = Saved {
+        path: path.to_path_buf(),
+        size: header.size,
+        digest: got,
+        already: false,
+    };
+    if !request.quiet {
+        summary(&saved, &header, header.size - offset, started.elapsed());
+    }
+    Ok(saved)
+}
+
+/// A body received into a `.part`, not yet verified.
+struct Received {
+    header: Header,
+    /// Where this attempt started (past what an earlier one left).
+    offset: u64,
+    /// The digest of the bytes.
+    got: Digest,
+    /// The digest the server vouches for; failing to learn it fails the
+    /// check (the bytes cannot be trusted, nor resumed from).
+    vouched: Result<Digest>,
+}
+
+/// The transfer into the locked `.part`: resume or start, check the header
+/// against the expected digest, receive, learn the server's digest.
+fn receive_into(
+    request: &Request,
+    source: &mut Box<dyn Source>,
+    name: &str,
+    part: &mut Part,
+    expected: Option<Digest>,
+    observe: Observe,
+) -> Result<Received> {
+    let (header, state, offset) = start_or_resume(request, source, name, part)?;
+    if let Some(digest) = header.digest {
+        check_expected(expected, &digest, "the server's digest")
+            .map_err(|e| suffix(e, "; nothing was saved"))?;
+        part.record(&digest)?;
+    }
+    let label = part.path().display().to_string();
+    let mut watch = request.watch(&label, header.size, observe);
+    let got = receive(
+        &mut source.body(header.size - offset),
+        header.size,
+        offset,
+        part,
+        Hasher::pipelined(state)?,
+        &mut watch,
+    )?;
+    let vouched = source.vouched_digest(&header);
+    Ok(Received {
+        header,
+        offset,
+        got,
+        vouched,
+    })
+}
+
+/// When `path` already holds the server's file, what it holds; otherwise
+/// `None`, with `source` ready for the next request.
+///
+/// Asking for `GET <local size>` costs nothing when the sizes match (no
+/// bytes follow), and only then is the local file hashed.
+fn already_here(
+    request: &Request,
+    source: &mut Box<dyn Source>,
+    name: &str,
+    path: &Path,
+    expected: Option<Digest>,
+) -> Result<Option<Saved>> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
+    if !meta.is_file() {
+        return Err(Error::Other(format!(
+            "'{}' exists and is not a regular file",
+            path.display()
+        )));
+    }
+    let header = match source.request(name, meta.len()) {
+        Ok(header) => header,
+        Err(Error::Remote {
+            code: ErrorCode::BadRequest,
+            ..
+        }) => return Ok(None), // the local file is longer than the server's
+        Err(e) => return Err(e),
+    };
+    let Some(digest) = header.digest.filter(|_| header.size == meta.len()) else {
+        // The rest of the file is on its way; a fresh connection is cheaper
+        // than reading it only to throw it away.
+        *source = request.peer.open()?;
+        return Ok(None);
+    };
+    let (local, _) = crate::digest::hash_path(path)
+        .map_err(|e| Error::local(format!("cannot read '{}'", path.display()), e))?;
+    if local != digest {
+        // Hashing a large local file can outlast the server's idle
+        // timeout, which would have closed this connection meanwhile.
+        *source = request.peer.open()?;
+        return Ok(None);
+    }
+    check_expected(expected, &local, "the existing file's digest")
+        .map_err(|e| suffix(e, "; nothing was saved"))?;
+    if !request.quiet {
+        eprintln!(
+            "tcpfetch: {} is already here and identical ({} bytes, sha256 {}); nothing to do (--force downloads anyway)",
+            path.display(),
+            header.size,
+            hex::encode(&digest)
+        );
+    }
+    Ok(Some(Saved {
+        path: path.to_path_buf(),
+        size: header.size,
+        digest,
+        already: true,
+    }))
+}
+
+/// Ask for the file: from the end of a `.part` of the same version when
+/// there is one (and the protocol can), else from the start. Returns the
+/// header, the hash state of the bytes already on disk, and the offset.
+fn start_or_resume(
+    request: &Request,
+    source: &mut Box<dyn Source>,
+    name: &str,
+    part: &mut Part,
+) -> Result<(Header, Sha256, u64)> {
+    if source.resumable() && part.len() > 0 {
+        let (state, offset) = part.prefix()?;
+        // Hashing a large .part can outlast the server's idle timeout, and
+        // the connection sat unused meanwhile: ask on a fresh one.
+        *source = request.peer.open()?;
+        let recorded = part.recorded();
+        match source.request(name, offset) {
+            Ok(header) if recorded.is_none() || recorded == header.digest => {
+                return Ok((header, state, offset))
+            }
+            Ok(_) => {
+                // The server's file changed since the .part began, and the
+                // rest of the new version is already on its way.
+                *source = request.peer.open()?;
+            }
+            // The .part is longer than the server's file: another version.
+            Err(Error::Remote {
+                code: ErrorCode::BadRequest,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+        if !request.quiet {
+            eprintln!(
+                "tcpfetch: the server's file changed since '{}.part' began; starting over",
+                part.path().display()
+            );
+        }
+    }
+    part.restart()?;
+    let header = source.request(name, 0)?;
+    Ok((header, Sha256::new(), 0))
+}
+
+/// A body cut short left its bytes in the `.part`: say so.
+fn kept_for_resume(e: Error, part: &Part) -> Error {
+    match e {
+        Error::Network { context, source }
+            if source.kind() == std::io::ErrorKind::UnexpectedEof && part.len() > 0 =>
+        {
+            Error::Network {
+                context: format!("{context} (the partial download is kept; run again to resume)"),
+                source,
+            }
+        }
+        e => e,
+    }
+}
+
+/// `-o -`: stream to stdout. Nothing can be taken back once written, so
+/// the check comes at the end and a mismatch is reported (exit 3) for the
+/// reader of the pipe to act on.
+fn to_stdout(request: &Request, name: &str, expected: Option<Digest>) -> Result<()> {
+    let started = Instant::now();
+    let mut source = request.peer.open()?;
+    let header = source.request(name, 0)?;
+    if let Some(digest) = header.digest {
+        check_expected(expected, &digest, "the server's digest")?;
+    }
+    let mut sink = Stdout::new();
+    let mut ignore = |_, _| {};
+    let mut watch = request.watch(name, header.size, &mut ignore);
+    let got = receive(
+        &mut source.body(header.size),
+        header.size,
+        0,
+        &mut sink,
+        Hasher::pipelined(Sha256::new())?,
+        &mut watch,
+    )
+    .map_err(|e| match e {
+        // What went down the pipe cannot be taken back: a retry from the
+        // start would repeat it.
+        e if sink.written > 0 && e.is_transient() => Error::Other(format!(
+            "{e}; {} bytes already went to stdout, so this is not retried",
+            sink.written
+        )),
+        e => e,
+    })?;
+    sink.flush()?;
+    source
+        .vouched_digest(&header)
+        .and_then(|vouched| verify(&vouched, expected, &got))
+        .map_err(|e| suffix(e, "; discard what was written to stdout"))?;
+    if !request.quiet {
+        let saved = Saved {
+            path: PathBuf::from(name),
+            size: header.size,
+            digest: got,
+            already: false,
+        };
+        summary(&saved, &header, header.size, started.elapsed());
+    }
+    Ok(())
+}
+
+/// The received bytes must match what the server vouched for, and what
+/// the user expects.
+pub(crate) fn verify(vouched: &Digest, expected: Option<Digest>, got: &Digest) -> Result<()> {
+    if got != vouched {
+        return Err(Error::Integrity(format!(
+            "received bytes hash to {} but the server announced {}",
+            hex::encode(got),
+            hex::encode(vouched)
+        )));
+    }
+    check_expected(expected, got, "the download's digest")
+}
+
+fn check_expected(expected: Option<Digest>, got: &Digest, what: &str) -> Result<()> {
+    match expected {
+        Some(want) if want != *got => Err(Error::Integrity(format!(
+            "{what} is {} but --sha256 expects {}",
+            hex::encode(got),
+            hex::encode(&want)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `tail` after an integrity failure's message: what became of the bytes.
+fn suffix(e: Error, tail: &str) -> Error {
+    match e {
+        Error::Integrity(msg) => Error::Integrity(format!("{msg}{tail}")),
+        other => other,
+    }
+}
+
+fn summary(saved: &Saved, header: &Header, transferred: u64, elapsed: Duration) {
+    let note = header
+        .note
+        .as_ref()
+        .map_or_else(String::new, |n| format!(" ({n})"));
+    eprintln!(
+        "{}: {} bytes ({}) in {}, {}, sha256 verified {}{note}",
+        saved.path.display(),
+        saved.size,
+        format::bytes(saved.size),
+        format::seconds(elapsed),
+        format::rate(transferred, elapsed),
+        hex::encode(&saved.digest)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_use_only_the_last_component() {
+        assert_eq!(
+            local_path("a/b/c.txt", None).unwrap(),
+            PathBuf::from("c.txt")
+        );
+        assert_eq!(
+            local_path("c.txt", Some("x/y.bin")).unwrap(),
+            PathBuf::from("x/y.bin")
+        );
+        let tmp = std::env::temp_dir();
+        assert_eq!(
+            local_path("d/c.txt", tmp.to_str()).unwrap(),
+            tmp.join("c.txt")
+        );
+        for bad in ["a/", "a/..", ".", "..", "x/\u{1b}[2J"] {
+            assert_eq!(local_path(bad, None).unwrap_err().exit_code(), 2, "{bad}");
+        }
+        let names = ["..".to_string(), "file-3".to_string()];
+        assert_eq!(path_for(&names, None).unwrap(), PathBuf::from("file-3"));
+    }
+
+    #[test]
+    fn verification_names_both_digests() {
+        let err = verify(&[1; 32], None, &[2; 32]).unwrap_err();
+        assert_eq!(err.exit_code(), 3);
+        let text = err.to_string();
+        assert!(text.contains(&hex::encode(&[1; 32])) && text.contains(&hex::encode(&[2; 32])));
+        assert!(verify(&[1; 32], Some([3; 32]), &[1; 32]).is_err());
+        assert!(verify(&[1; 32], Some([1; 32]), &[1; 32]).is_ok());
+    }
+}

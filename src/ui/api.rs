@@ -165,7 +165,7 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
         return field_error("name", &format!("cannot request this name: {why}"));
     }
     // Only the last component of the server's name is ever used locally.
-    let path = match crate::cmd::get::local_path(&name, shared.dir.to_str()) {
+    let path = match crate::fetch::local_path(&name, shared.dir.to_str()) {
         Ok(p) => p,
         Err(e) => return field_error("name", &e.to_string()),
     };
@@ -180,7 +180,7 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
     let dir = shared.dir.clone();
     jobs::spawn(job, move |job| {
         let saved =
-            crate::cmd::get::fetch_to(&server, &name, &dir, CLIENT_TIMEOUTS, &mut |done, size| {
+            crate::fetch::fetch_to(&server, &name, &dir, CLIENT_TIMEOUTS, &mut |done, size| {
                 let mut s = lock(&job.state);
                 s.done = done;
                 s.total = Some(size);
@@ -200,20 +200,20 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
 }
 
 pub fn start_bench(shared: &Shared, form: &Form) -> Response {
-    let args = match bench_args(form) {
-        Ok(args) => args,
+    let plan = match bench_plan(form) {
+        Ok(plan) => plan,
         Err(r) => return r,
     };
     if shared.jobs.running("bench", "") {
         return field_error("bench", "a load test is already running");
     }
-    let job = match shared.jobs.add("bench", args.names.join(" ")) {
+    let job = match shared.jobs.add("bench", plan.names.join(" ")) {
         Ok(job) => job,
         Err(r) => return r,
     };
-    lock(&job.state).total = Some(args.requests * args.clients as u64);
+    lock(&job.state).total = Some(plan.requests * plan.clients as u64);
     jobs::spawn(job, move |job| {
-        let measured = bench::measure(&args, Some(&Watch(job)))?;
+        let measured = bench::measure(&plan, Some(&Watch(job)))?;
         {
             let mut s = lock(&job.state);
             s.done = measured.stats.requests();
@@ -232,7 +232,7 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
             .collect();
         Ok(format!(
             "{{\"report\":{},\"bins\":[{}],\"first_error\":{}}}",
-            measured.json(&args).trim_end(),
+            measured.json(&plan).trim_end(),
             bins.join(","),
             measured
                 .first_error
@@ -243,7 +243,7 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
 }
 
 /// The load test the form asks for, within the page's bounds.
-fn bench_args(form: &Form) -> Result<bench::Args, Response> {
+fn bench_plan(form: &Form) -> Result<bench::Plan, Response> {
     let server = form.server()?;
     let names: Vec<String> = form.all("name").into_iter().map(str::to_string).collect();
     if names.is_empty() {
@@ -275,20 +275,13 @@ fn bench_args(form: &Form) -> Result<bench::Args, Response> {
             ))
         }
     };
-    Ok(bench::Args {
-        addr: server,
+    Ok(bench::Plan {
+        peer: crate::client::Peer::v1(&server, CLIENT_TIMEOUTS),
         names,
         clients,
         requests,
-        duration: None,
         keep_alive: form.get("keep_alive").is_some(),
         rate,
-        log: None,
-        json: true,
-        save: None,
-        timeouts: CLIENT_TIMEOUTS,
-        retries: 0,
-        key: None,
-        legacy: false,
+        ..bench::Plan::default()
     })
 }

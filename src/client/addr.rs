@@ -1,0 +1,254 @@
+//! Where a server is: `ADDR` split into host and port, resolved to socket
+//! addresses, and the one TCP connect (with its timeouts) that both
+//! protocols' clients use.
+
+use std::io;
+#[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
+use std::net::ToSocketAddrs;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::error::{Error, Phase, Result};
+use crate::proto::DEFAULT_PORT;
+
+/// How long to wait for a connection, and for each read or write after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub io: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            io: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Split `ADDR` into host and port: `HOST`, `HOST:PORT`, `IP`, `IP:PORT`,
+/// `[IPv6]`, `[IPv6]:PORT`, or a bare IPv6 address. The port defaults to
+/// 1236.
+pub fn split_addr(addr: &str) -> Result<(String, u16)> {
+    let bad = |why: &str| Error::usage(format!("bad address '{addr}': {why}"));
+    if let Some(rest) = addr.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+        let port = match after {
+            "" => DEFAULT_PORT,
+            p => parse_port(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("expected ':PORT' after ']'"))?,
+            )
+            .ok_or_else(|| bad("the port must be a number from 0 to 65535"))?,
+        };
+        return Ok((host.to_string(), port));
+    }
+    if addr.parse::<IpAddr>().is_ok() {
+        return Ok((addr.to_string(), DEFAULT_PORT));
+    }
+    match addr.rsplit_once(':') {
+        Some((host, _)) if host.contains(':') => {
+            Err(bad("put an IPv6 address in brackets: [::1]:1236"))
+        }
+        Some((host, port)) => {
+            let port =
+                parse_port(port).ok_or_else(|| bad("the port must be a number from 0 to 65535"))?;
+            if host.is_empty() {
+                return Err(bad("the host is missing"));
+            }
+            Ok((host.to_string(), port))
+        }
+        None if addr.is_empty() => Err(bad("the host is missing")),
+        None => Ok((addr.to_string(), DEFAULT_PORT)),
+    }
+}
+
+fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The socket addresses `ADDR` stands for. IP addresses are used as they
+/// are, so a box without DNS or NSS configuration never needs a lookup.
+pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
+    let (host, port) = split_addr(addr)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    // RFC 6761: `localhost` is loopback, with or without /etc/hosts (an
+    // empty chroot or a minimal box may have none).
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
+            SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), port),
+        ]);
+    }
+    let found = lookup(&host, port)?;
+    if found.is_empty() {
+        return Err(Error::Resolve {
+            host,
+            reason: "no addresses found".into(),
+        });
+    }
+    Ok(found)
+}
+
+/// A name lookup through the system resolver (getaddrinfo: /etc/hosts, DNS,
+/// whatever NSS is configured to do; a static musl build has its own
+/// resolver that reads /etc/hosts and /etc/resolv.conf, no NSS).
+#[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
+fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let found = (host, port).to_socket_addrs().map_err(|e| Error::Resolve {
+        host: host.to_string(),
+        reason: format!(
+            "{} (on a box without DNS, give an IP address)",
+            crate::error::describe_io(&e)
+        ),
+    })?;
+    Ok(found.collect())
+}
+
+/// The static glibc build resolves names itself, from `localhost` and
+/// `/etc/hosts` only. A statically linked glibc would otherwise `dlopen` the
+/// host's NSS libraries at run time, which break when their glibc version
+/// differs, and getaddrinfo alone costs 131 KB of the 1.5 MiB size budget.
+#[cfg(all(target_feature = "crt-static", target_env = "gnu"))]
+fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let ips = hosts_lookup(&hosts, host);
+    if ips.is_empty() {
+        return Err(Error::Resolve {
+            host: host.to_string(),
+            reason:
+                "this static build looks names up only in /etc/hosts (no DNS); give an IP address"
+                    .into(),
+        });
+    }
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
+/// The addresses `/etc/hosts` text gives `name` (case-insensitive).
+#[cfg_attr(
+    not(all(target_feature = "crt-static", target_env = "gnu")),
+    allow(dead_code)
+)]
+fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
+    hosts
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let ip = fields.next()?.parse::<IpAddr>().ok()?;
+            fields.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
+        })
+        .collect()
+}
+
+/// Connect to the first address of `addr` that accepts, with `TCP_NODELAY`
+/// and the read and write timeouts set.
+pub fn connect(addr: &str, timeouts: Timeouts) -> Result<(TcpStream, SocketAddr)> {
+    let mut last = None;
+    for target in resolve(addr)? {
+        match TcpStream::connect_timeout(&target, timeouts.connect) {
+            Ok(stream) => {
+                let setup = || -> io::Result<()> {
+                    stream.set_nodelay(true)?;
+                    stream.set_read_timeout(Some(timeouts.io))?;
+                    stream.set_write_timeout(Some(timeouts.io))
+                };
+                setup().map_err(|e| Error::network("cannot set up the connection", e))?;
+                return Ok((stream, target));
+            }
+            Err(e) => last = Some((target, e)),
+        }
+    }
+    let (target, source) = last.ok_or_else(|| Error::Other(format!("no address for {addr}")))?;
+    if matches!(
+        source.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    ) {
+        return Err(Error::Timeout {
+            phase: Phase::Connect,
+        });
+    }
+    Err(Error::Connect {
+        addr: target.to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_split_into_host_and_port() {
+        let cases = [
+            ("example.org", ("example.org", 1236)),
+            ("example.org:99", ("example.org", 99)),
+            ("10.0.0.2", ("10.0.0.2", 1236)),
+            ("10.0.0.2:0", ("10.0.0.2", 0)),
+            ("[::1]:8080", ("::1", 8080)),
+            ("[::1]", ("::1", 1236)),
+            ("::1", ("::1", 1236)),
+            ("fe80::1", ("fe80::1", 1236)),
+        ];
+        for (input, (host, port)) in cases {
+            assert_eq!(
+                split_addr(input).unwrap(),
+                (host.to_string(), port),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_addresses_are_usage_errors() {
+        for input in [
+            "",
+            ":80",
+            "host:",
+            "host:x",
+            "host:70000",
+            "[::1",
+            "[::1]x",
+            "fe80::1:zz:80",
+        ] {
+            let err = split_addr(input).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn hosts_files_are_read_like_the_c_library_reads_them() {
+        let hosts = "127.0.0.1 localhost\n# 10.0.0.9 commented\n10.0.0.2  box Box.lan # trailing\n::1 ip6-localhost\nbad line\n";
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(hosts_lookup(hosts, "BOX"), vec![ip("10.0.0.2")]);
+        assert_eq!(hosts_lookup(hosts, "box.lan"), vec![ip("10.0.0.2")]);
+        assert!(hosts_lookup(hosts, "commented").is_empty());
+        assert_eq!(hosts_lookup(hosts, "localhost"), vec![ip("127.0.0.1")]);
+        assert!(hosts_lookup("", "box").is_empty());
+        assert_eq!(hosts_lookup(hosts, "ip6-localhost"), vec![ip("::1")]);
+    }
+
+    #[test]
+    fn localhost_is_loopback_without_any_lookup() {
+        let addrs = resolve("LocalHost:7").unwrap();
+        assert_eq!(addrs[0], "127.0.0.1:7".parse::<SocketAddr>().unwrap());
+        assert_eq!(addrs[1], "[::1]:7".parse::<SocketAddr>().unwrap());
+    }
+
+    #[test]
+    fn ip_addresses_resolve_without_lookup() {
+        assert_eq!(
+            resolve("127.0.0.1:5").unwrap(),
+            vec!["127.0.0.1:5".parse::<SocketAddr>().unwrap()]
+        );
+    }
+}

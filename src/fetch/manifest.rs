@@ -1,0 +1,68 @@
+//! `--manifest FILE`: the digests a user carried by hand, loaded once for
+//! `get NAME` and `get --all` alike.
+//!
+//! Malformed lines are reported and skipped, as `verify -c` does, and a
+//! manifest without a single checksum line is refused: it would check
+//! nothing (or, for one NAME, fail as "not in the manifest" for a reason
+//! that is not the file's). Both rules used to apply to `get --all` only.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use crate::digest::manifest;
+use crate::error::{Error, Result};
+use crate::util::hex::Digest;
+
+pub struct Manifest {
+    path: PathBuf,
+    digests: HashMap<Vec<u8>, Digest>,
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let shown = path.display();
+        let file = fs::File::open(path)
+            .map_err(|e| Error::local(format!("cannot open manifest '{shown}'"), e))?;
+        let (entries, malformed) = manifest::read_all(BufReader::new(file))
+            .map_err(|e| Error::local(format!("cannot read manifest '{shown}'"), e))?;
+        if malformed > 0 {
+            eprintln!("tcpfetch: {shown}: {malformed} improperly formatted line(s) ignored");
+        }
+        if entries.is_empty() {
+            return Err(Error::Other(format!(
+                "manifest '{shown}' has no checksum lines"
+            )));
+        }
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            digests: entries.into_iter().map(|e| (e.name, e.digest)).collect(),
+        })
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<Digest> {
+        self.digests.get(name).copied()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.digests.keys().map(Vec::as_slice)
+    }
+
+    /// The digest for one NAME, which must be listed, and must agree with
+    /// `--sha256` when both are given.
+    pub fn digest_for(&self, name: &str, given: Option<Digest>) -> Result<Digest> {
+        let found = self.get(name.as_bytes()).ok_or_else(|| {
+            Error::Integrity(format!(
+                "'{name}' is not in the manifest '{}'",
+                self.path.display()
+            ))
+        })?;
+        match given {
+            Some(d) if d != found => Err(Error::usage(
+                "--sha256 and --manifest disagree about this file",
+            )),
+            _ => Ok(found),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The one receive loop: a file body from the network into a [`Sink`],
+//! hashed as it goes, paced and watched.
+//!
+//! Every download (`get` in each of its modes, `get --legacy`, `bench`,
+//! `ui`) runs this loop; what differs is the sink (a `.part`, stdout,
+//! nothing), the hasher (on a second thread for one big download, inline
+//! for `bench`, which must not spawn a thread per client) and who watches.
+
+use std::io::{self, Read, Write};
+use std::mem;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{PipelinedHasher, CHUNK};
+use crate::error::{Error, Phase, Result};
+use crate::util::hex::Digest;
+use crate::util::pace::Pacer;
+use crate::util::progress::Progress;
+
+/// Where received bytes go.
+pub trait Sink {
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+}
+
+/// Throws the bytes away (they are still hashed): for `bench`.
+pub struct Discard;
+
+impl Sink for Discard {
+    fn write(&mut self, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Standard output, and how many bytes went to it.
+pub struct Stdout {
+    out: io::Stdout,
+    pub written: u64,
+}
+
+impl Stdout {
+    pub fn new() -> Stdout {
+        Stdout {
+            out: io::stdout(),
+            written: 0,
+        }
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .map_err(|e| Error::local("cannot write to stdout", e))
+    }
+}
+
+impl Sink for Stdout {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::local("cannot write to stdout", e))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// The SHA-256 of a body, computed beside the loop or within it.
+pub enum Hasher<'a> {
+    /// On its own thread: one core receives and writes, the other hashes.
+    Pipelined(PipelinedHasher),
+    /// In the loop, with one reused buffer (a bench client's).
+    Inline { state: Sha256, buf: &'a mut Vec<u8> },
+}
+
+impl Hasher<'_> {
+    /// Hash on a second thread, continuing from `state` (a resumed prefix).
+    pub fn pipelined(state: Sha256) -> Result<Hasher<'static>> {
+        PipelinedHasher::start(state)
+            .map(Hasher::Pipelined)
+            .map_err(|e| Error::local("cannot start the hasher", e))
+    }
+
+    /// Hash in the loop, filling `buf` (grown to one chunk) each time.
+    pub fn inline(buf: &mut Vec<u8>) -> Hasher<'_> {
+        Hasher::Inline {
+            state: Sha256::new(),
+            buf,
+        }
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        match self {
+            Hasher::Pipelined(h) => h.buffer(),
+            Hasher::Inline { buf, .. } => {
+                let mut taken = mem::take(*buf);
+                taken.resize(CHUNK, 0);
+                taken
+            }
+        }
+    }
+
+    fn update(&mut self, filled: Vec<u8>) {
+        match self {
+            Hasher::Pipelined(h) => h.update(filled),
+            Hasher::Inline { state, buf } => {
+                state.update(&filled);
+                **buf = filled;
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Digest> {
+        match self {
+            Hasher::Pipelined(h) => h.finish().map_err(|e| Error::local("hashing failed", e)),
+            Hasher::Inline { state, .. } => Ok(state.finalize().into()),
+        }
+    }
+}
+
+/// What goes on beside the bytes: `--limit-rate`, the progress line, and
+/// anyone else who hears of each chunk as `(done, size)`.
+#[derive(Default)]
+pub struct Watch<'a> {
+    pub pacer: Option<Pacer>,
+    pub progress: Option<Progress>,
+    pub observe: Option<&'a mut dyn FnMut(u64, u64)>,
+}
+
+/// Receive the rest of a `size`-byte file, whose first `offset` bytes are
+/// already hashed into `hasher`: exactly `size - offset` bytes from `body`
+/// into `sink`. Returns the digest of the whole file. A body that ends
+/// early is an I/O error (transient: a retry can resume).
+pub fn receive(
+    body: &mut impl Read,
+    size: u64,
+    offset: u64,
+    sink: &mut dyn Sink,
+    mut hasher: Hasher,
+    watch: &mut Watch,
+) -> Result<Digest> {
+    let mut done = offset;
+    loop {
+        let mut buf = hasher.buffer();
+        if let Some(pacer) = &watch.pacer {
+            buf.truncate(pacer.chunk().min(buf.len() as u64) as usize);
+        }
+        let n = fill(body, &mut buf).map_err(|e| Error::net(Phase::ReceiveBody, e))?;
+        if n == 0 {
+            // Hand the buffer back: an inline hasher's is reused.
+            buf.clear();
+            hasher.update(buf);
+            break;
+        }
+        buf.truncate(n);
+        sink.write(&buf)?;
+        hasher.update(buf);
+        done += n as u64;
+        if let Some(progress) = &mut watch.progress {
+            progress.update(done, offset);
+        }
+        if let Some(observe) = &mut watch.observe {
+            observe(done, size);
+        }
+        if let Some(pacer) = &mut watch.pacer {
+            pacer.pace(n as u64);
+        }
+    }
+    if let Some(progress) = &mut watch.progress {
+        progress.finish();
+    }
+    if done < size {
+        return Err(Error::closed(format!(
+            "the server closed the connection after {done} of {size} bytes"
+        )));
+    }
+    hasher.finish()
+}
+
+/// Read until `buf` is full or the stream ends: fewer, larger writes and
+/// hand-overs than one per socket read.
+pub fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Keep what arrived; the error shows again on the next read.
+            Err(_) if filled > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_reads_until_full_or_end() {
+        let data = vec![7u8; 300];
+        let mut reader = io::BufReader::with_capacity(16, &data[..]);
+        let mut buf = vec![0u8; 256];
+        assert_eq!(fill(&mut reader, &mut buf).unwrap(), 256);
+        assert_eq!(fill(&mut reader, &mut buf).unwrap(), 44);
+        assert_eq!(fill(&mut reader, &mut buf).unwrap(), 0);
+    }
+
+    /// Collects what it is given.
+    struct Collect(Vec<u8>);
+
+    impl Sink for Collect {
+        fn write(&mut self, bytes: &[u8]) -> Result<()> {
+            self.0.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn both_hashers_give_the_digest_of_the_whole_body() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let want: Digest = Sha256::digest(&data).into();
+        let mut spare = Vec::new();
+        for hasher in [
+            Hasher::pipelined(Sha256::new()).unwrap(),
+            Hasher::inline(&mut spare),
+        ] {
+            let mut sink = Collect(Vec::new());
+            let got = receive(
+                &mut &data[..],
+                data.len() as u64,
+                0,
+                &mut sink,
+                hasher,
+                &mut Watch::default(),
+            )
+            .unwrap();
+            assert_eq!(got, want);
+            assert_eq!(sink.0, data);
+        }
+    }
+
+    #[test]
+    fn a_short_body_is_a_transient_error() {
+        let err = receive(
+            &mut &[1u8; 10][..],
+            20,
+            0,
+            &mut Discard,
+            Hasher::pipelined(Sha256::new()).unwrap(),
+            &mut Watch::default(),
+        )
+        .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.to_string().contains("after 10 of 20 bytes"), "{err}");
+    }
+}
