@@ -26,6 +26,18 @@ pub enum Protocol {
     Legacy,
 }
 
+impl Protocol {
+    /// The protocol a command line asks for: `--legacy` is the old one,
+    /// which has no keys (`--key-file` has always been ignored with it by
+    /// `list`, `ping` and `bench`).
+    pub fn from_flags(legacy: bool, key: Option<Key>) -> Protocol {
+        match legacy {
+            true => Protocol::Legacy,
+            false => Protocol::V1 { key },
+        }
+    }
+}
+
 /// A server, and how to talk to it: what a command line's `ADDR`,
 /// `--timeout`, `--key-file` and `--legacy` amount to.
 #[derive(Debug, Clone)]

@@ -97,12 +97,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     }
     let mut positional = positional.into_iter();
     args.peer.addr = cli::required(positional.next(), "ADDR", USAGE)?;
-    // The old protocol has no keys; --key-file was always ignored with
-    // --legacy.
-    args.peer.protocol = match legacy {
-        true => Protocol::Legacy,
-        false => Protocol::V1 { key },
-    };
+    args.peer.protocol = Protocol::from_flags(legacy, key);
     args.names = positional.collect();
     if args.names.is_empty() {
         return Err(Error::usage(format!(

@@ -51,12 +51,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         peer: Peer {
             addr: cli::required(addr, "ADDR", USAGE)?,
             timeouts: Timeouts::default(),
-            // The old protocol has no keys; --key-file was always ignored
-            // with --legacy.
-            protocol: match legacy {
-                true => Protocol::Legacy,
-                false => Protocol::V1 { key },
-            },
+            protocol: Protocol::from_flags(legacy, key),
         },
         count: count.max(1),
     }))
