@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod manifest;
 pub mod mirror;
 pub mod part;
+pub mod path;
 pub mod receive;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ use crate::util::progress::Progress;
 use self::backoff::Backoff;
 use self::manifest::Manifest;
 use self::part::Part;
+pub use self::path::local_path;
+use self::path::path_for;
 use self::receive::{receive, Hasher, Stdout, Watch};
 
 /// What to download, from where, to where, and what it must match.
@@ -217,47 +220,6 @@ fn with_retries<T>(request: &Request, mut attempt: impl FnMut() -> Result<T>) ->
             result => return result,
         }
     }
-}
-
-/// Where a download of `name` goes: `-o PATH`, inside `-o DIR`, or the last
-/// component of `name` in the current directory. The name came from the
-/// user (or the server's list): only its last component is ever used, and
-/// one that could point elsewhere is refused.
-pub fn local_path(name: &str, output: Option<&str>) -> Result<PathBuf> {
-    let base = || -> Result<&str> {
-        let last = name.rsplit('/').next().unwrap_or("");
-        if last.is_empty() || last == "." || last == ".." || last.chars().any(char::is_control) {
-            return Err(Error::usage(format!(
-                "cannot derive a file name from '{name}'; give one with -o PATH"
-            )));
-        }
-        Ok(last)
-    };
-    match output {
-        Some(out) if Path::new(out).is_dir() => Ok(Path::new(out).join(base()?)),
-        // `-o DIR/` promises a directory; without one the `.part` would be
-        // a hidden file inside a directory that does not exist.
-        Some(out) if out.ends_with('/') => {
-            Err(Error::Other(format!("-o {out}: no such directory")))
-        }
-        Some(out) => Ok(PathBuf::from(out)),
-        None => Ok(PathBuf::from(base()?)),
-    }
-}
-
-/// The local path for the first of `names` (best first, from the source)
-/// that can name a file; the first one's error when none can.
-fn path_for(names: &[String], output: Option<&str>) -> Result<PathBuf> {
-    let mut first_error = None;
-    for name in names {
-        match local_path(name, output) {
-            Ok(path) => return Ok(path),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    Err(first_error.unwrap_or_else(|| Error::usage("no name to save the file under")))
 }
 
 /// One attempt: skip a file already here, else receive into `PATH.part`
@@ -576,28 +538,6 @@ fn summary(saved: &Saved, header: &Header, transferred: u64, elapsed: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn local_paths_use_only_the_last_component() {
-        assert_eq!(
-            local_path("a/b/c.txt", None).unwrap(),
-            PathBuf::from("c.txt")
-        );
-        assert_eq!(
-            local_path("c.txt", Some("x/y.bin")).unwrap(),
-            PathBuf::from("x/y.bin")
-        );
-        let tmp = std::env::temp_dir();
-        assert_eq!(
-            local_path("d/c.txt", tmp.to_str()).unwrap(),
-            tmp.join("c.txt")
-        );
-        for bad in ["a/", "a/..", ".", "..", "x/\u{1b}[2J"] {
-            assert_eq!(local_path(bad, None).unwrap_err().exit_code(), 2, "{bad}");
-        }
-        let names = ["..".to_string(), "file-3".to_string()];
-        assert_eq!(path_for(&names, None).unwrap(), PathBuf::from("file-3"));
-    }
 
     #[test]
     fn verification_names_both_digests() {
