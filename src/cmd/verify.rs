@@ -12,7 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use lexopt::prelude::*;
 
-use crate::cmd::sum;
+use crate::digest;
+use crate::digest::coreutils::{quote, report_file_error, strerror};
 use crate::digest::manifest::{self, Line};
 use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
@@ -118,11 +119,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Check::Manifest(path) => {
             let file = File::open(path).map_err(|e| {
-                Error::Other(format!(
-                    "{}: {}",
-                    sum::quote(path.as_bytes()),
-                    sum::strerror(&e)
-                ))
+                Error::Other(format!("{}: {}", quote(path.as_bytes()), strerror(&e)))
             })?;
             checker.entries(manifest::Reader::new(BufReader::new(file)), false)
         }
@@ -244,9 +241,9 @@ impl<W: Write> Checker<W> {
 
     /// Hash `name`, compare, and print its verdict line.
     fn check(&mut self, name: &[u8], want: &Digest) -> io::Result<()> {
-        let verdict = match sum::hash_named(name) {
+        let verdict = match digest::hash_named(name) {
             Err(e) => {
-                sum::report_file_error(name, &e);
+                report_file_error(name, &e);
                 self.tally.unreadable += 1;
                 "FAILED open or read"
             }
@@ -279,9 +276,9 @@ impl<W: Write> Checker<W> {
 /// The manifest as diagnostics name it.
 fn manifest_name(path: &[u8]) -> String {
     if path == b"-" {
-        sum::quote(b"standard input")
+        quote(b"standard input")
     } else {
-        sum::quote(path)
+        quote(path)
     }
 }
 

@@ -1,11 +1,14 @@
-//! SHA-256 of files and streams: the plain loop, a hasher on its own thread
-//! for downloads, and the server's per-file digest cache.
+//! SHA-256 of files and streams: the plain loop, a file named as on a
+//! command line (`-` is stdin), a hasher on its own thread for downloads,
+//! and the server's per-file digest cache.
 
+pub mod coreutils;
 pub mod manifest;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -26,6 +29,16 @@ pub fn hash_reader(reader: impl Read) -> io::Result<(Digest, u64)> {
     let mut hasher = Sha256::new();
     let total = feed(&mut hasher, reader)?;
     Ok((hasher.finalize().into(), total))
+}
+
+/// SHA-256 of the file `name`, or of standard input when it is `-`.
+pub fn hash_named(name: &[u8]) -> io::Result<Digest> {
+    let result = if name == b"-" {
+        hash_reader(io::stdin().lock())
+    } else {
+        hash_reader(File::open(std::ffi::OsStr::from_bytes(name))?)
+    };
+    result.map(|(digest, _)| digest)
 }
 
 /// Feed everything `reader` yields into `hasher`; the byte count.
