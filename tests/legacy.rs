@@ -556,3 +556,18 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
     assert!(status.success(), "{status:?}");
     assert_eq!(std::fs::read(t.join("big.bin")).unwrap(), data);
 }
+
+#[test]
+fn every_legacy_session_ends_as_the_old_clients_do() {
+    // The original server fails on a connection closed mid-conversation:
+    // a session ends with DIGEST<n> after a file, and with TEST otherwise.
+    let t = Scratch::new("legacy-endings");
+    t.write("srv/a.txt", b"hello\n");
+    let (server, legacy) = serve_legacy(&t.join("srv"));
+    tcpfetch(&t.path, &["list", "--legacy", &legacy]).expect_code(0);
+    let log = server.wait_for_log("\"TEST\"");
+    assert!(log.contains("\"PREPARED\""), "{log}");
+    tcpfetch(&t.path, &["get", "--legacy", &legacy, "1", "-q"]).expect_code(0);
+    let log = server.wait_for_log("\"DIGEST1\"");
+    assert_eq!(log.matches("\"TEST\"").count(), 1, "{log}");
+}
