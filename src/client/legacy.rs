@@ -91,13 +91,26 @@ impl LegacySession {
     }
 
     fn send(&mut self, text: &str, phase: Phase) -> Result<()> {
-        wire::write_message(self.reader.get_mut(), text, phase)
+        let sent = wire::write_message(self.reader.get_mut(), text, phase);
+        self.broken_if(sent)
     }
 
     fn receive(&mut self, phase: Phase) -> Result<String> {
-        wire::read_message(&mut self.reader, MAX_REPLY, phase)?.ok_or_else(|| {
-            Error::closed(format!("{} closed the connection while {phase}", self.peer))
-        })
+        let received = wire::read_message(&mut self.reader, MAX_REPLY, phase).and_then(|m| {
+            m.ok_or_else(|| {
+                Error::closed(format!("{} closed the connection while {phase}", self.peer))
+            })
+        });
+        self.broken_if(received)
+    }
+
+    /// A failed send or receive leaves the conversation mid-message (or
+    /// the peer gone, or silent): there is nothing clean left to say.
+    fn broken_if<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.stage = Stage::Ended;
+        }
+        result
     }
 
     /// `HELLO` → `HELLO BACK`, `PREPARED` → the list (once per session).

@@ -2,16 +2,15 @@
 //! resumable, optionally checked against a manifest carried by hand.
 //!
 //! The server's names decide the layout under DIR, so each one is checked
-//! again here: every component must be a plain name (no `.`, `..`, empty
-//! component, control character or backslash), and every directory on the
-//! way must be a real directory, not a symlink that could lead elsewhere.
+//! again before it becomes a path ([`under`]).
 
 use std::collections::HashSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, ExitKind, Result};
 use crate::fetch::manifest::Manifest;
+use crate::fetch::path::under;
 use crate::fetch::{fetch_file, Place, Request};
 
 /// How the files of one `get --all` fared.
@@ -53,7 +52,7 @@ pub fn run(request: &Request, dir: &Path, allow_unlisted: bool) -> Result<()> {
             },
         };
         let result = check_not_temporary(&entry.name, &listed)
-            .and_then(|()| local_path(dir, &entry.name))
+            .and_then(|()| under(dir, &entry.name))
             .and_then(|path| fetch_file(request, &entry.name, &Place::Exactly(&path), digest));
         match result {
             Ok(saved) if saved.already => tally.identical += 1,
@@ -114,78 +113,9 @@ fn finish(tally: &Tally, listed: usize) -> Result<()> {
     Ok(())
 }
 
-/// `DIR/NAME` for a name from the server, with the directories on the way
-/// created. Refuses names that could escape DIR and directories that are
-/// symlinks.
-fn local_path(dir: &Path, name: &str) -> Result<PathBuf> {
-    let parts: Vec<&str> = name.split('/').collect();
-    let bad = parts.iter().any(|p| {
-        p.is_empty()
-            || *p == "."
-            || *p == ".."
-            || p.contains('\\')
-            || p.chars().any(char::is_control)
-    });
-    if bad || name.starts_with('/') {
-        return Err(Error::protocol(format!(
-            "the server listed an unsafe name '{}'; not saved",
-            crate::proto::printable(name.as_bytes())
-        )));
-    }
-    let mut path = dir.to_path_buf();
-    for (i, part) in parts.iter().enumerate() {
-        if i + 1 < parts.len() {
-            path.push(part);
-            ensure_real_dir(&path)?;
-        } else {
-            path.push(part);
-        }
-    }
-    Ok(path)
-}
-
-fn ensure_real_dir(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::Other(format!(
-            "'{}' is in the way: not a directory (or a symlink, which is not followed)",
-            path.display()
-        ))),
-        Err(_) => fs::create_dir(path)
-            .map_err(|e| Error::local(format!("cannot create '{}'", path.display()), e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_names_cannot_escape_the_directory() {
-        let base = std::env::temp_dir().join(format!("tcpfetch-mirror-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&base);
-        fs::create_dir_all(&base).unwrap();
-        assert_eq!(
-            local_path(&base, "a/b c/d.txt").unwrap(),
-            base.join("a/b c/d.txt")
-        );
-        assert!(base.join("a/b c").is_dir());
-        for bad in [
-            "../x",
-            "a/../../x",
-            "/etc/passwd",
-            "a//b",
-            "./a",
-            "a/.",
-            "a\\b",
-            "a/\u{1b}x",
-        ] {
-            assert!(local_path(&base, bad).is_err(), "{bad}");
-        }
-        std::os::unix::fs::symlink("/tmp", base.join("link")).unwrap();
-        assert!(local_path(&base, "link/x").is_err());
-        fs::remove_dir_all(&base).unwrap();
-    }
 
     #[test]
     fn served_names_that_look_like_partials_of_served_files_are_refused() {

@@ -2,7 +2,7 @@
 //!
 //! One file per stage. `cmd/get.rs` parses the command line into a
 //! [`Request`]; this module plans it (retries, the already-here check, the
-//! resume); [`receive`] moves the bytes from the [`Source`] into the sink
+//! resume); [`receive()`] moves the bytes from the [`Source`] into the sink
 //! while hashing them; [`part`] stages them in `PATH.part` and renames them
 //! into place once the digest matched. `get --all` ([`mirror`]) runs the
 //! same plan for every listed file, and `ui` and `bench` use the same

@@ -3,6 +3,7 @@
 //! their last component is ever used, and one that could point elsewhere is
 //! refused.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -48,6 +49,50 @@ pub fn path_for(names: &[String], output: Option<&str>) -> Result<PathBuf> {
     Err(first_error.unwrap_or_else(|| Error::usage("no name to save the file under")))
 }
 
+/// `DIR/NAME` for a name from the server (`get --all`), with the
+/// directories on the way created. The server's names decide the layout
+/// under DIR, so every component must be a plain name (no `.`, `..`, empty
+/// component, control character or backslash), and every directory on the
+/// way must be a real directory, not a symlink that could lead elsewhere.
+pub fn under(dir: &Path, name: &str) -> Result<PathBuf> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let bad = parts.iter().any(|p| {
+        p.is_empty()
+            || *p == "."
+            || *p == ".."
+            || p.contains('\\')
+            || p.chars().any(char::is_control)
+    });
+    if bad || name.starts_with('/') {
+        return Err(Error::protocol(format!(
+            "the server listed an unsafe name '{}'; not saved",
+            crate::proto::printable(name.as_bytes())
+        )));
+    }
+    let mut path = dir.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 < parts.len() {
+            path.push(part);
+            ensure_real_dir(&path)?;
+        } else {
+            path.push(part);
+        }
+    }
+    Ok(path)
+}
+
+fn ensure_real_dir(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Other(format!(
+            "'{}' is in the way: not a directory (or a symlink, which is not followed)",
+            path.display()
+        ))),
+        Err(_) => fs::create_dir(path)
+            .map_err(|e| Error::local(format!("cannot create '{}'", path.display()), e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +117,32 @@ mod tests {
         }
         let names = ["..".to_string(), "file-3".to_string()];
         assert_eq!(path_for(&names, None).unwrap(), PathBuf::from("file-3"));
+    }
+
+    #[test]
+    fn server_names_cannot_escape_the_directory() {
+        let base = std::env::temp_dir().join(format!("tcpfetch-mirror-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        assert_eq!(
+            under(&base, "a/b c/d.txt").unwrap(),
+            base.join("a/b c/d.txt")
+        );
+        assert!(base.join("a/b c").is_dir());
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\\b",
+            "a/\u{1b}x",
+        ] {
+            assert!(under(&base, bad).is_err(), "{bad}");
+        }
+        std::os::unix::fs::symlink("/tmp", base.join("link")).unwrap();
+        assert!(under(&base, "link/x").is_err());
+        fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -32,10 +32,12 @@
 //!   refused when its header says more than [`wire::MAX_REQUEST`] (server)
 //!   or [`wire::MAX_REPLY`] (client, which receives the file list) bytes,
 //!   and a file's size is checked against the bytes that actually arrive.
-//! - [`client`]: `get --legacy ADDR N` runs the whole session and keeps the
-//!   file only when the digest matches (the old client's `Correcto`);
-//!   `list --legacy` stops after the list; `ping --legacy` is `TEST`.
-//!   [`client::fetch`] is one download as a function, for `bench`.
+//! - [`crate::client::legacy`]: a session is a `Source` like a v1
+//!   connection, so `get --legacy ADDR N`, `list --legacy`, `ping --legacy`
+//!   (`TEST`) and `bench --legacy` run the same code as v1; a download is
+//!   kept only when the digest asked for after the body matches (the old
+//!   client's `Correcto`). A session that did not end with `DIGEST<n>` ends
+//!   with `TEST`, as the old client's do.
 //! - [`server`]: `serve DIR --legacy-listen ADDR` answers the old protocol on
 //!   a second address. Files are numbered 1..N in `LIST` order. With one
 //!   file the list reads exactly `ARCHIVOS: 1. <name>`; more files follow on
