@@ -3,6 +3,8 @@
 //! `main` parses the command line, runs one command, and is the only place
 //! that turns an [`error::Error`] into a message and an exit status.
 
+#![deny(unsafe_code)]
+
 mod bench;
 mod client;
 mod cmd;
@@ -12,6 +14,7 @@ mod fetch;
 mod proto;
 mod secret;
 mod serve;
+mod sys;
 mod ui;
 mod util;
 
@@ -19,6 +22,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A write past `ulimit -f` then fails with a message instead of killing
+    // us silently; should the call fail, the default is all we lose.
+    let _ = sys::ignore_file_size_signal();
     match cmd::run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
         // `Reported` has nothing left to say (see `sum` and `verify`).

@@ -818,3 +818,19 @@ fn retries_wait_out_a_busy_server() {
     assert!(run.stderr().contains("busy"), "{run}");
     assert_eq!(fs::read(t.join("dl/x.bin")).unwrap(), data);
 }
+
+#[test]
+fn a_file_size_limit_fails_cleanly_instead_of_killing_get() {
+    // `ulimit -f` (RLIMIT_FSIZE) would kill a process that writes past it
+    // with SIGXFSZ and no message; tcpfetch ignores the signal, so the
+    // write fails with EFBIG and is reported like a full disk.
+    let data = random_bytes(300 << 10, 47);
+    let (t, server) = serve("fsize", &[("x.bin", &data)], &[]);
+    let script = format!("ulimit -f 100; exec \"$0\" get {} x.bin", server.addr);
+    let run = run_program("bash", &t.path, &["-c", &script, BIN], b"");
+    run.expect_code(1);
+    assert!(run.stderr().contains("file too large"), "{run}");
+    assert!(!t.join("x.bin").exists());
+    let kept = fs::read(t.join("x.bin.part")).unwrap();
+    assert!(kept.len() <= 100 << 10 && kept == data[..kept.len()]);
+}
