@@ -5,23 +5,29 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
+use std::num::NonZeroUsize;
 use std::os::unix::ffi::OsStrExt;
 
 use lexopt::prelude::*;
 
+use crate::digest::parallel::{self, Job};
 use crate::digest::{self, coreutils, manifest};
 use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
 
 const USAGE: &str = "\
-Usage: tcpfetch sum [FILE...]
+Usage: tcpfetch sum [FILE...] [--jobs N]
 
 Print the SHA-256 of each FILE in the format of coreutils 'sha256sum', so the
 output is a SHA256SUMS manifest ('tcpfetch verify -c' and 'sha256sum -c'
 read it). With no FILE, or when FILE is -, read standard input. Names with a
 backslash, newline or carriage return are escaped as sha256sum escapes them.
+Several FILEs are hashed N at a time, printed in the order given; a single
+FILE is read on one thread while another hashes it.
 
 Options:
+  --jobs N      hash N files at once (default: the number of cores; 1 reads
+                and hashes one file after the other on one thread)
   -h, --help    show this help
 
 Exit status: 0 success, 1 some FILE could not be read (the others are still
@@ -31,15 +37,19 @@ printed), 2 usage error.
 #[derive(Debug)]
 pub struct Args {
     pub files: Vec<OsString>,
+    /// `None`: one per core.
+    pub jobs: Option<NonZeroUsize>,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut files = Vec::new();
+    let mut jobs = None;
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
         }
         match arg {
+            Long("jobs") => jobs = Some(cli::count_value(parser, "--jobs", parallel::MAX_JOBS)?),
             Value(v) => files.push(v),
             _ => return Err(arg.unexpected().into()),
         }
@@ -47,27 +57,30 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     if files.is_empty() {
         files.push(OsString::from("-"));
     }
-    Ok(Some(Args { files }))
+    Ok(Some(Args { files, jobs }))
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let jobs = args.jobs.unwrap_or_else(parallel::default_jobs);
+    let reading = parallel::reading(jobs, args.files.len());
+    let hash = |name: &[u8]| (name.to_vec(), digest::hash_named(name, reading));
+    // Standard input is read where the list is walked, so several `-`
+    // take its bytes in the order given (the first gets them all).
+    let items = args.files.iter().map(|file| match file.as_bytes() {
+        b"-" => Job::Ready(hash(b"-")),
+        name => Job::Run(name),
+    });
     let mut out = io::stdout().lock();
     let mut failed = false;
-    for file in &args.files {
-        let name = file.as_bytes();
-        match digest::hash_named(name) {
-            Ok(digest) => {
-                if let Err(e) = out.write_all(&manifest::format_line(&digest, name, false)) {
-                    return stdout_error(e);
-                }
-            }
-            Err(e) => {
-                failed = true;
-                coreutils::report_file_error(name, &e);
-            }
+    let printed = parallel::ordered(jobs, items, hash, |(name, result)| match result {
+        Ok(digest) => out.write_all(&manifest::format_line(&digest, &name, false)),
+        Err(e) => {
+            failed = true;
+            coreutils::report_file_error(&name, &e);
+            Ok(())
         }
-    }
-    if let Err(e) = out.flush() {
+    });
+    if let Err(e) = printed.and_then(|()| out.flush()) {
         return stdout_error(e);
     }
     if failed {

@@ -7,14 +7,16 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Write};
+use std::num::NonZeroUsize;
 use std::os::unix::ffi::OsStrExt;
 
 use lexopt::prelude::*;
 
-use crate::digest;
 use crate::digest::coreutils::{quote, report_file_error, strerror};
 use crate::digest::manifest::{self, Line};
+use crate::digest::parallel::{self, Job};
+use crate::digest::{self, Reading};
 use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
 use crate::util::hex::{self, Digest};
@@ -35,6 +37,8 @@ Options:
   --sha256 HEX      the digest FILE must have
   --quiet           don't print OK for each file that matched
   --status          print nothing on stdout; the exit status tells
+  --jobs N          hash N files at once (default: the number of cores);
+                    the output is the same, in manifest order
   -h, --help        show this help
 
 Exit status: 0 every file matched, 1 the manifest could not be read or has
@@ -46,6 +50,8 @@ pub struct Args {
     pub check: Check,
     pub quiet: bool,
     pub status: bool,
+    /// `None`: one per core.
+    pub jobs: Option<NonZeroUsize>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -61,6 +67,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut digest = None;
     let mut file = None;
     let (mut quiet, mut status) = (false, false);
+    let mut jobs = None;
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
@@ -76,6 +83,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             }
             Long("quiet") => quiet = true,
             Long("status") => status = true,
+            Long("jobs") => jobs = Some(cli::count_value(parser, "--jobs", parallel::MAX_JOBS)?),
             Value(v) if file.is_none() => file = Some(v),
             _ => return Err(arg.unexpected().into()),
         }
@@ -103,10 +111,12 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         check,
         quiet,
         status,
+        jobs,
     }))
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let jobs = args.jobs.unwrap_or_else(parallel::default_jobs);
     let mut checker = Checker {
         out: io::stdout().lock(),
         quiet: args.quiet,
@@ -114,16 +124,22 @@ pub fn run(args: Args) -> Result<()> {
         tally: Tally::default(),
     };
     let result = match &args.check {
-        Check::Manifest(path) if path == "-" => {
-            checker.entries(manifest::Reader::new(io::stdin().lock()), true)
-        }
         Check::Manifest(path) => {
-            let file = File::open(path).map_err(|e| {
-                Error::Other(format!("{}: {}", quote(path.as_bytes()), strerror(&e)))
-            })?;
-            checker.entries(manifest::Reader::new(BufReader::new(file)), false)
+            let from_stdin = path == "-";
+            let input: Box<dyn BufRead> = if from_stdin {
+                Box::new(io::stdin().lock())
+            } else {
+                let file = File::open(path).map_err(|e| {
+                    Error::Other(format!("{}: {}", quote(path.as_bytes()), strerror(&e)))
+                })?;
+                Box::new(BufReader::new(file))
+            };
+            checker.entries(manifest::Reader::new(input), from_stdin, jobs)
         }
-        Check::One { file, digest } => checker.check(file.as_bytes(), digest),
+        Check::One { file, digest } => {
+            let reading = parallel::reading(jobs, 1);
+            checker.report(check(file.as_bytes().to_vec(), *digest, reading))
+        }
     };
     // A reader that went away (`| head`) cut the report short: never
     // report success for checks nobody saw finish.
@@ -202,6 +218,19 @@ impl Tally {
     }
 }
 
+/// One file checked: its name, the digest it should have and what
+/// hashing it gave.
+struct Outcome {
+    name: Vec<u8>,
+    want: Digest,
+    got: io::Result<Digest>,
+}
+
+fn check(name: Vec<u8>, want: Digest, reading: Reading) -> Outcome {
+    let got = digest::hash_named(&name, reading);
+    Outcome { name, want, got }
+}
+
 struct Checker<W> {
     out: W,
     quiet: bool,
@@ -210,44 +239,49 @@ struct Checker<W> {
 }
 
 impl<W: Write> Checker<W> {
-    /// Check every entry of a manifest. Errors are stdout's; the
-    /// manifest's own go into the tally.
-    fn entries<R: io::BufRead>(
+    /// Check every entry of a manifest, `jobs` files at a time, reporting
+    /// in manifest order. Errors are stdout's; the manifest's own go into
+    /// the tally.
+    fn entries<R: BufRead>(
         &mut self,
-        mut reader: manifest::Reader<R>,
+        reader: manifest::Reader<R>,
         from_stdin: bool,
+        jobs: NonZeroUsize,
     ) -> io::Result<()> {
-        loop {
-            let line = match reader.next_line() {
-                Ok(Some((_, line))) => line,
-                Ok(None) => return Ok(()),
-                Err(_) => {
-                    self.tally.read_error = true;
-                    return Ok(());
-                }
-            };
-            match line {
-                Line::Blank => {}
-                // The manifest is stdin already; `-` cannot be checked too.
-                Line::Entry(e) if from_stdin && e.name == b"-" => self.tally.malformed += 1,
-                Line::Entry(e) => {
-                    self.tally.entries += 1;
-                    self.check(&e.name, &e.digest)?;
-                }
-                Line::Malformed => self.tally.malformed += 1,
+        let mut lines = Entries {
+            reader,
+            from_stdin,
+            tally: Tally::default(),
+        };
+        let items = (&mut lines).map(|e| {
+            let name = e.name;
+            // A `-` entry reads standard input: done here, where the
+            // manifest is walked, so several take its bytes in order.
+            if name == b"-" {
+                Job::Ready(check(name, e.digest, Reading::Plain))
+            } else {
+                Job::Run((name, e.digest))
             }
-        }
+        });
+        let work = |(name, want)| check(name, want, Reading::Plain);
+        let result = parallel::ordered(jobs, items, work, |outcome| self.report(outcome));
+        let seen = lines.tally;
+        self.tally.entries = seen.entries;
+        self.tally.malformed = seen.malformed;
+        self.tally.read_error = seen.read_error;
+        result
     }
 
-    /// Hash `name`, compare, and print its verdict line.
-    fn check(&mut self, name: &[u8], want: &Digest) -> io::Result<()> {
-        let verdict = match digest::hash_named(name) {
+    /// Print the verdict line of one checked file.
+    fn report(&mut self, outcome: Outcome) -> io::Result<()> {
+        let Outcome { name, want, got } = outcome;
+        let verdict = match got {
             Err(e) => {
-                report_file_error(name, &e);
+                report_file_error(&name, &e);
                 self.tally.unreadable += 1;
                 "FAILED open or read"
             }
-            Ok(got) if got == *want => {
+            Ok(got) if got == want => {
                 if self.quiet {
                     return Ok(());
                 }
@@ -265,11 +299,46 @@ impl<W: Write> Checker<W> {
         // then is the name escaped (and the line marked with `\`).
         if name.contains(&b'\n') {
             self.out.write_all(b"\\")?;
-            self.out.write_all(&manifest::escape(name))?;
+            self.out.write_all(&manifest::escape(&name))?;
         } else {
-            self.out.write_all(name)?;
+            self.out.write_all(&name)?;
         }
         writeln!(self.out, ": {verdict}")
+    }
+}
+
+/// The entries of a manifest to check, counting on the way the lines that
+/// are not (`entries`, `malformed` and `read_error` of its tally).
+struct Entries<R> {
+    reader: manifest::Reader<R>,
+    from_stdin: bool,
+    tally: Tally,
+}
+
+impl<R: BufRead> Iterator for Entries<R> {
+    type Item = manifest::Entry;
+
+    fn next(&mut self) -> Option<manifest::Entry> {
+        loop {
+            let line = match self.reader.next_line() {
+                Ok(Some((_, line))) => line,
+                Ok(None) => return None,
+                Err(_) => {
+                    self.tally.read_error = true;
+                    return None;
+                }
+            };
+            match line {
+                Line::Blank => {}
+                // The manifest is stdin already; `-` cannot be checked too.
+                Line::Entry(e) if self.from_stdin && e.name == b"-" => self.tally.malformed += 1,
+                Line::Entry(e) => {
+                    self.tally.entries += 1;
+                    return Some(e);
+                }
+                Line::Malformed => self.tally.malformed += 1,
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! `--version` inside a command, flag values as strings, numbers and
 //! seconds, and printing on a stdout that may be closed (`| head`).
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use lexopt::prelude::*;
@@ -47,6 +48,17 @@ pub fn number_value<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &st
     let text = string_value(parser)?;
     text.parse()
         .map_err(|_| Error::usage(format!("{flag} needs a number, not '{text}'")))
+}
+
+/// A flag's value as a count from 1 to `max` (`--jobs`).
+pub fn count_value(parser: &mut lexopt::Parser, flag: &str, max: usize) -> Result<NonZeroUsize> {
+    let n: usize = number_value(parser, flag)?;
+    match NonZeroUsize::new(n) {
+        Some(count) if n <= max => Ok(count),
+        _ => Err(Error::usage(format!(
+            "{flag} needs a number from 1 to {max}, not '{n}'"
+        ))),
+    }
 }
 
 /// A flag's value as a positive number of (possibly fractional) seconds.
