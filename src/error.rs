@@ -11,6 +11,7 @@
 use std::fmt;
 use std::io;
 
+use crate::proto::legacy::wire::WireError;
 use crate::proto::{ErrorCode, ProtoError};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -174,6 +175,17 @@ impl Error {
         match source.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout { phase },
             _ => Error::network(format!("connection failed while {phase}"), source),
+        }
+    }
+
+    /// An old-protocol frame failed during `phase`.
+    pub fn wire(phase: Phase, e: WireError) -> Error {
+        match e {
+            WireError::Io(source) => Error::net(phase, source),
+            WireError::Closed => {
+                Error::closed(format!("the peer closed the connection while {phase}"))
+            }
+            WireError::Malformed(why) => Error::Protocol(why),
         }
     }
 

@@ -91,16 +91,19 @@ impl LegacySession {
     }
 
     fn send(&mut self, text: &str, phase: Phase) -> Result<()> {
-        let sent = wire::write_message(self.reader.get_mut(), text, phase);
+        let sent =
+            wire::write_message(self.reader.get_mut(), text).map_err(|e| Error::wire(phase, e));
         self.broken_if(sent)
     }
 
     fn receive(&mut self, phase: Phase) -> Result<String> {
-        let received = wire::read_message(&mut self.reader, MAX_REPLY, phase).and_then(|m| {
-            m.ok_or_else(|| {
-                Error::closed(format!("{} closed the connection while {phase}", self.peer))
-            })
-        });
+        let received = wire::read_message(&mut self.reader, MAX_REPLY)
+            .map_err(|e| Error::wire(phase, e))
+            .and_then(|m| {
+                m.ok_or_else(|| {
+                    Error::closed(format!("{} closed the connection while {phase}", self.peer))
+                })
+            });
         self.broken_if(received)
     }
 
@@ -242,7 +245,7 @@ impl Source for LegacySession {
         let (number, _) = self.resolve(name)?;
         self.send(&number.to_string(), Phase::Legacy(LegacyStep::AskFile))?;
         self.stage = Stage::Sending(number);
-        let size = wire::read_header(&mut self.reader, Phase::Legacy(LegacyStep::AwaitSize))?
+        let size = wire::read_header(&mut self.reader).map_err(|e| Error::wire(Phase::Legacy(LegacyStep::AwaitSize), e))?
             .ok_or_else(|| {
                 Error::closed(format!(
                     "{} closed the connection instead of sending file {number} (does it have that many files?)",
@@ -271,7 +274,8 @@ impl Source for LegacySession {
             &format!("DIGEST{number}"),
             Phase::Legacy(LegacyStep::AskDigest),
         )?;
-        wire::read_digest(&mut self.reader, Phase::Legacy(LegacyStep::AwaitDigest))
+        wire::read_digest(&mut self.reader)
+            .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::AwaitDigest), e))
     }
 }
 

@@ -62,11 +62,9 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
     };
     for count in 0..MAX_MESSAGES {
         let mut reader = DeadlineReader::new(stream, idle);
-        let text = match wire::read_message(
-            &mut reader,
-            MAX_REQUEST,
-            Phase::Legacy(LegacyStep::AwaitMessage),
-        ) {
+        let message = wire::read_message(&mut reader, MAX_REQUEST)
+            .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::AwaitMessage), e));
+        let text = match message {
             Ok(Some(text)) => text,
             Ok(None) if count == 0 => {
                 shared.log.peer(peer, "- left without a message");
@@ -116,24 +114,19 @@ fn answer(
     let word = text.trim().to_uppercase();
     match word.as_str() {
         "TEST" => {
-            wire::write_message(&mut out, "OK", Phase::Legacy(LegacyStep::AnswerTest))?;
+            wire::write_message(&mut out, "OK")
+                .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::AnswerTest), e))?;
             Ok((Next::Close, 0))
         }
         "HELLO" => {
-            wire::write_message(
-                &mut out,
-                "HELLO BACK",
-                Phase::Legacy(LegacyStep::AnswerHello),
-            )?;
+            wire::write_message(&mut out, "HELLO BACK")
+                .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::AnswerHello), e))?;
             Ok((Next::Continue, 0))
         }
         "PREPARED" => {
             let names = numbered(shared);
-            wire::write_message(
-                &mut out,
-                &listing(&names),
-                Phase::Legacy(LegacyStep::SendList),
-            )?;
+            wire::write_message(&mut out, &listing(&names))
+                .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendList), e))?;
             session.names = Some(names);
             Ok((Next::Continue, 0))
         }
@@ -149,7 +142,8 @@ fn answer(
                     Some((sent, digest)) if sent == n => digest,
                     _ => open(shared, session, n)?.1,
                 };
-                wire::write_header(&mut out, 32, Phase::Legacy(LegacyStep::SendDigest))?;
+                wire::write_header(&mut out, 32)
+                    .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendDigest), e))?;
                 out.write_all(&digest)
                     .map_err(|e| Error::net(Phase::Legacy(LegacyStep::SendDigest), e))?;
                 return Ok((Next::Close, 0));
@@ -225,7 +219,8 @@ fn send_file(
         )));
     }
     let mut out = stream;
-    wire::write_header(&mut out, size, Phase::Legacy(LegacyStep::SendSize))?;
+    wire::write_header(&mut out, size)
+        .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendSize), e))?;
     open.file
         .seek(SeekFrom::Start(0))
         .map_err(|e| Error::local("cannot read the file", e))?;

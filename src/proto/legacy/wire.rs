@@ -2,11 +2,42 @@
 //! pickled message or raw bytes. Pure: bytes in, values out, on `Read` and
 //! `Write`; every length from the peer is bounded before anything is read.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 
-use crate::error::{Error, Phase, Result};
-
 use crate::proto::legacy::pickle::{self, Value};
+
+/// What can go wrong with a frame. The caller knows which step of the
+/// conversation it was in and turns this into the program's error.
+#[derive(Debug)]
+pub enum WireError {
+    /// Reading or writing the connection failed.
+    Io(io::Error),
+    /// The peer closed the connection in the middle of a frame.
+    Closed,
+    /// The bytes break the framing or the message format.
+    Malformed(String),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Io(e) => write!(f, "{e}"),
+            WireError::Closed => write!(f, "the peer closed the connection mid-message"),
+            WireError::Malformed(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+pub type Result<T, E = WireError> = std::result::Result<T, E>;
+
+/// An early end of the stream is the peer leaving; anything else is I/O.
+fn read_error(e: io::Error) -> WireError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => WireError::Closed,
+        _ => WireError::Io(e),
+    }
+}
 
 /// Every header is this long: the length in ASCII decimal, left-justified
 /// and padded with spaces (Python `f"{n:<10}"`).
@@ -34,7 +65,7 @@ pub fn encode_header(n: u64) -> Option<[u8; HEADER_LEN]> {
 
 /// Parse a header. Python's `int()` reads it on the old side, so spaces
 /// around the digits are fine; anything else is not.
-pub fn parse_header(header: &[u8; HEADER_LEN]) -> std::result::Result<u64, String> {
+pub fn parse_header(header: &[u8; HEADER_LEN]) -> Result<u64, String> {
     let digits = header.trim_ascii();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(format!(
@@ -60,90 +91,82 @@ pub fn encode_message(text: &str) -> Vec<u8> {
 }
 
 /// Send one control message.
-pub fn write_message(w: &mut impl Write, text: &str, phase: Phase) -> Result<()> {
+pub fn write_message(w: &mut impl Write, text: &str) -> Result<()> {
     w.write_all(&encode_message(text))
         .and_then(|()| w.flush())
-        .map_err(|e| Error::net(phase, e))
+        .map_err(WireError::Io)
 }
 
 /// Send a bare header (a file size, or the digest's length).
-pub fn write_header(w: &mut impl Write, n: u64, phase: Phase) -> Result<()> {
+pub fn write_header(w: &mut impl Write, n: u64) -> Result<()> {
     let header = encode_header(n).ok_or_else(|| {
-        Error::protocol(format!(
+        WireError::Malformed(format!(
             "{n} does not fit in the old protocol's 10-digit length header"
         ))
     })?;
-    w.write_all(&header).map_err(|e| Error::net(phase, e))
+    w.write_all(&header).map_err(WireError::Io)
 }
 
 /// Read a header. `Ok(None)` when the peer closed the connection before
 /// sending a single byte; a header cut short is an error.
-pub fn read_header(r: &mut impl Read, phase: Phase) -> Result<Option<u64>> {
+pub fn read_header(r: &mut impl Read) -> Result<Option<u64>> {
     let mut header = [0u8; HEADER_LEN];
     let mut filled = 0;
     while filled < HEADER_LEN {
         match r.read(&mut header[filled..]) {
             Ok(0) if filled == 0 => return Ok(None),
-            Ok(0) => return Err(closed(phase)),
+            Ok(0) => return Err(WireError::Closed),
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::net(phase, e)),
+            Err(e) => return Err(WireError::Io(e)),
         }
     }
-    parse_header(&header).map(Some).map_err(Error::protocol)
+    parse_header(&header)
+        .map(Some)
+        .map_err(WireError::Malformed)
 }
 
 /// Read one control message of at most `max` bytes and return its text.
 /// `Ok(None)` when the peer closed the connection instead of sending one.
-pub fn read_message(r: &mut impl Read, max: usize, phase: Phase) -> Result<Option<String>> {
-    let Some(len) = read_header(r, phase)? else {
+pub fn read_message(r: &mut impl Read, max: usize) -> Result<Option<String>> {
+    let Some(len) = read_header(r)? else {
         return Ok(None);
     };
     if len > max as u64 {
-        return Err(Error::protocol(format!(
+        return Err(WireError::Malformed(format!(
             "a control message of {len} bytes (at most {max} accepted)"
         )));
     }
     let mut body = vec![0u8; len as usize];
-    r.read_exact(&mut body).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => closed(phase),
-        _ => Error::net(phase, e),
-    })?;
+    r.read_exact(&mut body).map_err(read_error)?;
     decode_message(&body).map(Some)
 }
 
 /// The `message` string of a pickled control message.
 pub fn decode_message(body: &[u8]) -> Result<String> {
-    let dict = pickle::decode(body).map_err(|e| Error::protocol(e.to_string()))?;
+    let dict = pickle::decode(body).map_err(|e| WireError::Malformed(e.to_string()))?;
     dict.into_iter()
         .find_map(|(k, v)| match (k.as_str(), v) {
             ("message", Value::Str(s)) => Some(s),
             _ => None,
         })
-        .ok_or_else(|| Error::protocol("the message dict has no 'message' string"))
+        .ok_or_else(|| WireError::Malformed("the message dict has no 'message' string".into()))
 }
 
 /// Read exactly 32 bytes after a header that must say 32: a SHA-256.
-pub fn read_digest(r: &mut impl Read, phase: Phase) -> Result<crate::util::hex::Digest> {
-    match read_header(r, phase)? {
+pub fn read_digest(r: &mut impl Read) -> Result<[u8; 32]> {
+    match read_header(r)? {
         Some(32) => {}
         Some(n) => {
-            return Err(Error::protocol(format!(
+            return Err(WireError::Malformed(format!(
                 "the digest header says {n} bytes, not 32"
             )))
         }
-        None => return Err(closed(phase)),
+        None => return Err(WireError::Closed),
     }
     let mut digest = [0u8; 32];
-    r.read_exact(&mut digest).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => closed(phase),
-        _ => Error::net(phase, e),
-    })?;
+    r.read_exact(&mut digest).map_err(read_error)?;
     Ok(digest)
-}
-
-fn closed(phase: Phase) -> Error {
-    Error::closed(format!("the peer closed the connection while {phase}"))
 }
 
 #[cfg(test)]
@@ -180,21 +203,13 @@ mod tests {
     fn messages_round_trip() {
         let wire = encode_message("HELLO BACK");
         assert_eq!(&wire[..10], format!("{:<10}", wire.len() - 10).as_bytes());
-        let got = read_message(
-            &mut &wire[..],
-            MAX_REQUEST,
-            Phase::Legacy(crate::error::LegacyStep::AwaitMessage),
-        )
-        .unwrap();
+        let got = read_message(&mut &wire[..], MAX_REQUEST).unwrap();
         assert_eq!(got.as_deref(), Some("HELLO BACK"));
     }
 
     #[test]
     fn a_peer_that_leaves_before_a_message_is_not_an_error() {
-        assert_eq!(
-            read_message(&mut &b""[..], 10, Phase::ReceiveBody).unwrap(),
-            None
-        );
+        assert_eq!(read_message(&mut &b""[..], 10).unwrap(), None);
     }
 
     #[test]
@@ -212,7 +227,7 @@ mod tests {
             ),
         ];
         for (bytes, want) in rows {
-            let err = read_message(&mut &bytes[..], MAX_REQUEST, Phase::ReceiveBody).unwrap_err();
+            let err = read_message(&mut &bytes[..], MAX_REQUEST).unwrap_err();
             assert!(err.to_string().contains(want), "{bytes:?}: {err}");
         }
     }
@@ -221,15 +236,12 @@ mod tests {
     fn digests_need_a_header_of_32() {
         let mut good = b"32        ".to_vec();
         good.extend_from_slice(&[7u8; 32]);
-        assert_eq!(
-            read_digest(&mut &good[..], Phase::ReceiveBody).unwrap(),
-            [7u8; 32]
-        );
+        assert_eq!(read_digest(&mut &good[..]).unwrap(), [7u8; 32]);
         let mut bad = b"31        ".to_vec();
         bad.extend_from_slice(&[7u8; 31]);
-        assert!(read_digest(&mut &bad[..], Phase::ReceiveBody).is_err());
-        assert!(read_digest(&mut &good[..20], Phase::ReceiveBody).is_err());
-        assert!(read_digest(&mut &b""[..], Phase::ReceiveBody).is_err());
+        assert!(read_digest(&mut &bad[..]).is_err());
+        assert!(read_digest(&mut &good[..20]).is_err());
+        assert!(read_digest(&mut &b""[..]).is_err());
     }
 
     /// A header in front of arbitrary bytes.
