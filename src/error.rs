@@ -219,6 +219,10 @@ impl Error {
                 code: ErrorCode::Busy,
                 ..
             } => "busy",
+            Error::Remote {
+                code: ErrorCode::NotFound,
+                ..
+            } => "not-found",
             Error::Timeout { .. } => "timeout",
             Error::Protocol(_) | Error::Remote { .. } => "protocol",
             Error::Integrity(_) => "corrupt",

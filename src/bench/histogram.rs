@@ -13,13 +13,13 @@
 use std::time::Duration;
 
 /// log2 of the buckets per power of two.
-const SUB_BITS: u32 = 6;
+pub const SUB_BITS: u32 = 6;
 /// Buckets per power of two above the exact range.
 const SUB: u64 = 1 << SUB_BITS;
 /// Values below this are counted exactly, one bucket each.
 const EXACT: u64 = 2 * SUB;
 /// log2 of the largest value with its own bucket range (2^32 µs ≈ 71 min).
-const TOP_BITS: u32 = 32;
+pub const TOP_BITS: u32 = 32;
 /// The largest value counted without clamping.
 pub const MAX_TRACKED: u64 = (1 << TOP_BITS) - 1;
 /// How many counters every histogram has, whatever it records.
@@ -67,13 +67,15 @@ impl Histogram {
 
     /// Add everything `other` counted.
     pub fn merge(&mut self, other: &Histogram) {
+        // Saturating: counts read back from files could be made to
+        // overflow, and a merge must not panic on them.
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *mine += theirs;
+            *mine = mine.saturating_add(*theirs);
         }
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
-        self.sum += other.sum;
+        self.sum = self.sum.saturating_add(other.sum);
     }
 
     pub fn count(&self) -> u64 {
@@ -129,6 +131,62 @@ impl Histogram {
                 let (low, width) = bucket(i);
                 ((low + (width - 1) / 2).clamp(self.min, self.max), c)
             })
+    }
+
+    /// The total of every value recorded, for an exact mean after a merge.
+    pub fn sum(&self) -> u128 {
+        self.sum
+    }
+
+    /// Every non-empty counter as (its index, its count), in index order:
+    /// with [`Histogram::min`], [`Histogram::max`] and [`Histogram::sum`],
+    /// all that [`Histogram::from_parts`] needs to rebuild it exactly.
+    pub fn buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c > 0)
+            .map(|(i, &c)| (i, c))
+    }
+
+    /// The histogram `buckets` (in increasing index order), `min`, `max`
+    /// and `sum` describe, checked for consistency so that a damaged or
+    /// hand-edited file cannot put a percentile outside `min..=max`.
+    pub fn from_parts(
+        buckets: &[(usize, u64)],
+        min: u64,
+        max: u64,
+        sum: u128,
+    ) -> Result<Histogram, String> {
+        let mut h = Histogram::new();
+        let mut last = None;
+        for &(i, c) in buckets {
+            if i >= BUCKETS {
+                return Err(format!("bucket {i} is past the last one ({})", BUCKETS - 1));
+            }
+            if last.is_some_and(|l| l >= i) || c == 0 {
+                return Err(format!("bucket {i} is out of order, repeated or empty"));
+            }
+            last = Some(i);
+            h.counts[i] = c;
+            h.count = h.count.checked_add(c).ok_or("the counts overflow")?;
+        }
+        let (Some(&(first, _)), Some(last)) = (buckets.first(), last) else {
+            return Ok(h);
+        };
+        if min > max || index(min) != first || index(max) != last {
+            return Err(format!(
+                "min {min} and max {max} do not fall in the first and last buckets"
+            ));
+        }
+        let count = u128::from(h.count);
+        if sum < count * u128::from(min) || sum > count * u128::from(max) {
+            return Err(format!(
+                "sum {sum} cannot come from {count} values from {min} to {max}"
+            ));
+        }
+        (h.min, h.max, h.sum) = (min, max, sum);
+        Ok(h)
     }
 
     /// The counters' memory: the same from the first value to the last.
@@ -279,6 +337,46 @@ mod tests {
         }
         merged.merge(&Histogram::new());
         assert_eq!(merged.min(), whole.min());
+    }
+
+    #[test]
+    fn parts_rebuild_the_same_histogram() {
+        let mut h = Histogram::new();
+        for v in [0, 5, 5, 300, 70_000, 123_456_789, u64::MAX] {
+            h.record_micros(v);
+        }
+        let parts: Vec<(usize, u64)> = h.buckets().collect();
+        let back = Histogram::from_parts(&parts, 0, u64::MAX, h.sum()).unwrap();
+        assert_eq!(back.counts, h.counts);
+        assert_eq!(
+            (back.count(), back.min(), back.max()),
+            (7, Some(0), Some(u64::MAX))
+        );
+        for p in [10.0, 50.0, 99.0] {
+            assert_eq!(back.percentile(p), h.percentile(p));
+        }
+        assert_eq!(Histogram::from_parts(&[], 0, 0, 0).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn inconsistent_parts_are_refused() {
+        type Parts<'a> = (&'a [(usize, u64)], u64, u64, u128);
+        let cases: &[Parts] = &[
+            (&[(BUCKETS, 1)], 0, 0, 0),
+            (&[(5, 1), (5, 1)], 5, 5, 10),
+            (&[(6, 1), (5, 1)], 5, 6, 11),
+            (&[(5, 0)], 5, 5, 0),
+            (&[(5, 1)], 4, 5, 5),
+            (&[(5, 1)], 5, 5, 6),
+            (&[(5, 1), (7, 1)], 7, 5, 12),
+            (&[(5, u64::MAX), (7, 1)], 5, 7, 12),
+        ];
+        for &(buckets, min, max, sum) in cases {
+            assert!(
+                Histogram::from_parts(buckets, min, max, sum).is_err(),
+                "{buckets:?} {min} {max} {sum}"
+            );
+        }
     }
 
     #[test]

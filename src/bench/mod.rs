@@ -2,16 +2,22 @@
 //! transfer verified, latencies in fixed-memory histograms.
 //!
 //! Each client is a thread in a `std::thread::scope`; all of them wait at a
-//! start gate and are released together. A client keeps its own counters
-//! and histograms (no shared lock on the hot path, no vector of samples);
-//! the main thread draws the live line and merges everything at the end.
+//! start gate and are released together (after their `--warmup` requests,
+//! at a second gate). A finished request is counted into the run's
+//! [`Results`] under one short lock (the one the `--log` line takes too):
+//! totals, its second of the timeline and its file, in fixed-memory
+//! histograms, never a vector of samples. The main thread draws the live
+//! line meanwhile.
 
 pub mod histogram;
+pub mod html;
+pub mod json;
+pub mod load;
+pub mod stats;
 
 mod report;
 mod worker;
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,8 +26,10 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::bench::histogram::Histogram;
-use crate::client::{Peer, Timeouts};
+pub use report::text;
+use stats::{Results, Shape};
+
+use crate::client::{Peer, Protocol, Timeouts};
 use crate::error::{Error, Result};
 use crate::util::format;
 
@@ -52,6 +60,14 @@ pub struct Plan {
     pub save: Option<PathBuf>,
     /// Transient failures retried within the request.
     pub retries: u32,
+    /// `--total`: this many requests shared by all clients, instead of
+    /// `requests` each.
+    pub total: Option<u64>,
+    /// Requests each client makes before the measured run, not counted.
+    pub warmup: u64,
+    /// The run's id (`--test-id`), so runs on several hosts share one;
+    /// made up from the clock when not given.
+    pub test_id: Option<String>,
 }
 
 impl Default for Plan {
@@ -67,6 +83,50 @@ impl Default for Plan {
             log: None,
             save: None,
             retries: 0,
+            total: None,
+            warmup: 0,
+            test_id: None,
+        }
+    }
+}
+
+impl Plan {
+    /// An empty [`Results`] for this plan, to count the requests into.
+    fn results(&self, test_id: String) -> Results {
+        let mut names: Vec<String> = Vec::new();
+        for name in &self.names {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        Results {
+            test_id,
+            addr: self.peer.addr.clone(),
+            files: names
+                .iter()
+                .map(|n| (n.clone(), Default::default()))
+                .collect(),
+            names: self.names.clone(),
+            protocol: match self.peer.protocol {
+                Protocol::V1 { .. } => "tcpfetch/1",
+                Protocol::Legacy => "legacy",
+            }
+            .to_string(),
+            clients: self.clients as u64,
+            shape: Some(Shape {
+                requests_each: (self.total.is_none() && self.duration.is_none())
+                    .then_some(self.requests),
+                total: self.total.filter(|_| self.duration.is_none()),
+                duration: self.duration,
+                keep_alive: self.keep_alive,
+                rate: self.rate,
+                warmup: self.warmup,
+            }),
+            runs: 1,
+            stats: Default::default(),
+            spans: Vec::new(),
+            timeline: Default::default(),
+            first_error: None,
         }
     }
 }
@@ -88,56 +148,6 @@ pub struct Outcome<'a> {
     pub bytes: u64,
     pub attempts: u32,
     pub result: Result<()>,
-}
-
-/// One client's tally, and after the run the merged tally of all of them.
-#[derive(Default)]
-pub struct Stats {
-    pub ok: u64,
-    pub corrupt: u64,
-    pub bytes: u64,
-    /// Failures by [`Error::kind`] (corrupt transfers are counted apart).
-    pub errors: BTreeMap<&'static str, u64>,
-    /// Total latency of every completed transfer (ok or corrupt).
-    pub latency: Histogram,
-    /// Time to the status line of every completed transfer.
-    pub ttfb: Histogram,
-}
-
-impl Stats {
-    fn add(&mut self, outcome: &Outcome) {
-        self.bytes += outcome.bytes;
-        match &outcome.result {
-            Ok(()) => self.ok += 1,
-            Err(Error::Integrity(_)) => self.corrupt += 1,
-            Err(e) => *self.errors.entry(e.kind()).or_default() += 1,
-        }
-        if matches!(outcome.result, Ok(()) | Err(Error::Integrity(_))) {
-            self.latency.record(outcome.total);
-            if let Some(ttfb) = outcome.ttfb {
-                self.ttfb.record(ttfb);
-            }
-        }
-    }
-
-    fn merge(&mut self, other: &Stats) {
-        self.ok += other.ok;
-        self.corrupt += other.corrupt;
-        self.bytes += other.bytes;
-        for (kind, n) in &other.errors {
-            *self.errors.entry(kind).or_default() += n;
-        }
-        self.latency.merge(&other.latency);
-        self.ttfb.merge(&other.ttfb);
-    }
-
-    pub fn failed(&self) -> u64 {
-        self.errors.values().sum()
-    }
-
-    pub fn requests(&self) -> u64 {
-        self.ok + self.corrupt + self.failed()
-    }
 }
 
 /// The start line all clients wait at. Not a `std::sync::Barrier`: when a
@@ -200,15 +210,19 @@ struct Log {
 struct Run<'a> {
     plan: &'a Plan,
     test_id: String,
+    /// Where clients wait to start (their warm-up, when there is one).
     gate: Gate,
+    /// Where warmed-up clients wait to start the measured run.
+    measured: Gate,
+    warmed: AtomicUsize,
     log: Option<Mutex<Log>>,
-    /// The next `--rate` schedule slot.
+    /// The next `--rate` schedule slot, or `--total` request.
     next_slot: AtomicU64,
     done: AtomicU64,
     failed: AtomicU64,
     finished: AtomicUsize,
-    /// The first failure's message, for the final error line.
-    first_error: Mutex<Option<String>>,
+    /// What the run measured so far.
+    results: Mutex<Results>,
     /// Who else hears of progress and requests (`ui`), instead of the
     /// terminal's live line.
     observer: Option<&'a dyn Observer>,
@@ -225,39 +239,21 @@ pub trait Observer: Sync {
 
 /// A finished run, before anything is printed.
 pub struct Measured {
-    pub test_id: String,
-    pub stats: Stats,
-    pub wall: Duration,
-    /// The first failure's message, when some request failed.
-    pub first_error: Option<String>,
+    pub results: Results,
     /// The first failure to write the `--log` file.
     pub log_error: Option<io::Error>,
 }
 
 impl Measured {
     /// The `--json` report.
-    pub fn json(&self, plan: &Plan) -> String {
-        self.summary(plan).json()
-    }
-
-    /// The readable report.
-    pub fn text(&self, plan: &Plan) -> String {
-        self.summary(plan).text()
+    pub fn json(&self) -> String {
+        json::json(&self.results)
     }
 
     /// The latency histogram in `rows` equal slices from min to max, as
     /// (low, high, count) in microseconds.
     pub fn latency_bins(&self, rows: u64) -> Vec<(u64, u64, u64)> {
-        report::bins(&self.stats.latency, rows)
-    }
-
-    fn summary<'a>(&'a self, plan: &'a Plan) -> report::Summary<'a> {
-        report::Summary {
-            plan,
-            test_id: &self.test_id,
-            stats: &self.stats,
-            wall: self.wall,
-        }
+        report::bins(&self.results.stats.latency, rows)
     }
 }
 
@@ -266,19 +262,27 @@ impl Run<'_> {
     fn total(&self) -> Option<u64> {
         match self.plan.duration {
             Some(_) => None,
-            None => Some(self.plan.requests.saturating_mul(self.plan.clients as u64)),
+            None => Some(
+                self.plan
+                    .total
+                    .unwrap_or_else(|| self.plan.requests.saturating_mul(self.plan.clients as u64)),
+            ),
         }
     }
 
     /// When this client's next request starts, or `None` when it is done.
     /// Under `--rate` request k of the whole run is due at start + k/R;
     /// the client sleeps until then and the latency counts from then.
+    /// Under `--total` the clients take the requests from one counter.
     fn next_start(&self, start: Instant, own: u64) -> Option<Instant> {
         let now = Instant::now();
         let Some(rate) = self.plan.rate else {
-            return match self.plan.duration {
-                Some(d) => (now < start + d).then_some(now),
-                None => (own < self.plan.requests).then_some(now),
+            return match (self.plan.duration, self.plan.total) {
+                (Some(d), _) => (now < start + d).then_some(now),
+                (None, Some(total)) => {
+                    (self.next_slot.fetch_add(1, Ordering::Relaxed) < total).then_some(now)
+                }
+                (None, None) => (own < self.plan.requests).then_some(now),
             };
         };
         let k = self.next_slot.fetch_add(1, Ordering::Relaxed);
@@ -298,17 +302,21 @@ impl Run<'_> {
 
     fn record(&self, outcome: &Outcome, start: (Instant, SystemTime)) {
         self.done.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = &outcome.result {
-            if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                lock(&self.first_error).get_or_insert_with(|| e.to_string());
+        let since = outcome.started.saturating_duration_since(start.0);
+        let started_at = start.1 + since;
+        let second = micros(started_at + outcome.total) / 1_000_000;
+        {
+            let mut results = lock(&self.results);
+            results.add(outcome, second);
+            if let Err(e) = &outcome.result {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                results.first_error.get_or_insert_with(|| e.to_string());
             }
         }
-        let started_at = || start.1 + outcome.started.saturating_duration_since(start.0);
         if let Some(observer) = self.observer {
-            observer.request(&report::log_line(&self.test_id, outcome, started_at()));
+            observer.request(&report::log_line(&self.test_id, outcome, started_at));
         }
         if let Some(log) = &self.log {
-            let started_at = start.1 + outcome.started.saturating_duration_since(start.0);
             let line = report::log_line(&self.test_id, outcome, started_at);
             let mut log = lock(log);
             if log.error.is_none() {
@@ -318,6 +326,11 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// Microseconds since the Unix epoch.
+fn micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, micros_of)
 }
 
 /// Marks a client finished when it returns (or panics), for the main
@@ -349,19 +362,22 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
         fs::create_dir_all(dir)
             .map_err(|e| Error::local(format!("cannot create '{}'", dir.display()), e))?;
     }
+    let test_id = plan.test_id.clone().unwrap_or_else(test_id);
     let run = Run {
         plan,
-        test_id: test_id(),
+        results: Mutex::new(plan.results(test_id.clone())),
+        test_id,
         gate: Gate::new(),
+        measured: Gate::new(),
+        warmed: AtomicUsize::new(0),
         log,
         next_slot: AtomicU64::new(0),
         done: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         finished: AtomicUsize::new(0),
-        first_error: Mutex::new(None),
         observer,
     };
-    let (stats, wall) = thread::scope(|scope| -> Result<(Stats, Duration)> {
+    let span = thread::scope(|scope| -> Result<(u64, u64)> {
         let mut clients = Vec::with_capacity(plan.clients);
         for id in 1..=plan.clients {
             let run = &run;
@@ -373,21 +389,20 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
                 Ok(handle) => clients.push(handle),
                 Err(e) => {
                     run.gate.set(GateState::Cancelled);
+                    run.measured.set(GateState::Cancelled);
                     return Err(Error::local(format!("cannot start client {id}"), e));
                 }
             }
         }
-        let start = Instant::now();
-        run.gate.set(GateState::Open(start, SystemTime::now()));
+        let (start, wall) = start(&run);
         watch(&run, start);
-        let mut stats = Stats::default();
         for handle in clients {
-            let client_stats = handle
+            handle
                 .join()
                 .map_err(|_| Error::Other("a client thread panicked".into()))?;
-            stats.merge(&client_stats);
         }
-        Ok((stats, start.elapsed()))
+        let begun = micros(wall);
+        Ok((begun, begun.saturating_add(micros_of(start.elapsed()))))
     })?;
     let log_error = match run.log {
         Some(log) => {
@@ -397,16 +412,29 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
         }
         None => None,
     };
-    Ok(Measured {
-        test_id: run.test_id,
-        stats,
-        wall,
-        first_error: run
-            .first_error
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner()),
-        log_error,
-    })
+    let mut results = run.results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.spans.push(span);
+    Ok(Measured { results, log_error })
+}
+
+/// Release the clients: into their warm-up and, once every one is done
+/// with it, into the measured run; the measured run's start.
+fn start(run: &Run) -> (Instant, SystemTime) {
+    run.gate
+        .set(GateState::Open(Instant::now(), SystemTime::now()));
+    if run.plan.warmup > 0 {
+        let clients = run.plan.clients;
+        while run.warmed.load(Ordering::Acquire) + run.finished.load(Ordering::Acquire) < clients {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let start = (Instant::now(), SystemTime::now());
+    run.measured.set(GateState::Open(start.0, start.1));
+    start
+}
+
+fn micros_of(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// One id per run, from the clock and the process id, as hex.
@@ -471,46 +499,4 @@ pub fn millis(d: Duration) -> String {
 /// A human byte count with the exact figure, for the report.
 pub fn bytes_text(n: u64) -> String {
     format!("{n} ({})", format::bytes(n))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stats_count_ok_corrupt_and_failures_apart() {
-        let outcome = |result| Outcome {
-            client: 1,
-            request: 1,
-            name: "f",
-            started: Instant::now(),
-            connect: None,
-            ttfb: Some(Duration::from_millis(1)),
-            total: Duration::from_millis(2),
-            bytes: 10,
-            attempts: 1,
-            result,
-        };
-        let mut a = Stats::default();
-        a.add(&outcome(Ok(())));
-        a.add(&outcome(Err(Error::Integrity("x".into()))));
-        let mut b = Stats::default();
-        b.add(&outcome(Err(Error::Timeout {
-            phase: crate::error::Phase::Connect,
-        })));
-        b.add(&outcome(Err(Error::Remote {
-            code: crate::proto::ErrorCode::Busy,
-            message: String::new(),
-        })));
-        a.merge(&b);
-        assert_eq!((a.ok, a.corrupt, a.failed(), a.requests()), (1, 1, 2, 4));
-        assert_eq!(a.errors.get("busy"), Some(&1));
-        assert_eq!(a.errors.get("timeout"), Some(&1));
-        assert_eq!(a.bytes, 40);
-        assert_eq!(
-            a.latency.count(),
-            2,
-            "only completed transfers have a latency"
-        );
-    }
 }

@@ -1,15 +1,16 @@
-//! What `bench` prints: the readable report, the `--json` object, the
-//! `--log` lines and the live line. Pure formatting, tested on its own.
+//! What `bench` prints: the readable report, the `--log` lines and the
+//! live line. Pure formatting, tested on its own.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use super::{bytes_text, millis, Outcome, Plan, Stats, KINDS};
+use super::stats::{Results, Stats};
+use super::{bytes_text, millis, Outcome, KINDS};
 use crate::bench::histogram::Histogram;
 use crate::util::format;
 
 /// The percentiles every report shows, with their JSON keys and labels.
-const POINTS: [(&str, &str, f64); 6] = [
+pub const POINTS: [(&str, &str, f64); 6] = [
     ("min", "min", 0.0),
     ("p50", "p50", 50.0),
     ("p90", "p90", 90.0),
@@ -22,154 +23,153 @@ const POINTS: [(&str, &str, f64); 6] = [
 const ROWS: u64 = 10;
 const BAR: u64 = 40;
 
-pub struct Summary<'a> {
-    pub plan: &'a Plan,
-    pub test_id: &'a str,
-    pub stats: &'a Stats,
-    pub wall: Duration,
+/// The run's requests and megabytes per second, over [`Results::seconds`].
+pub fn rates(r: &Results) -> (f64, f64) {
+    let wall = r.seconds();
+    (
+        per_second(r.stats.requests() as f64, wall),
+        per_second(r.stats.bytes as f64 / 1e6, wall),
+    )
 }
 
-impl Summary<'_> {
-    fn requests_per_s(&self) -> f64 {
-        per_second(self.stats.requests() as f64, self.wall)
-    }
-
-    fn mb_per_s(&self) -> f64 {
-        per_second(self.stats.bytes as f64 / 1e6, self.wall)
-    }
-
-    /// How the run was shaped, in words.
-    fn plan(&self) -> String {
-        let a = self.plan;
-        let mut plan = match a.duration {
-            Some(d) => format!("{}, for {}", a.clients, format::seconds(d)),
-            None => format!(
-                "{}, {} request{} each",
-                a.clients,
-                a.requests,
-                if a.requests == 1 { "" } else { "s" }
-            ),
-        };
-        plan.push_str(if a.keep_alive {
-            ", one connection per client"
-        } else {
-            ", a new connection per request"
-        });
-        if let Some(rate) = a.rate {
-            let _ = write!(plan, ", open loop at {rate} requests/s");
+/// How the run was shaped, in words.
+pub fn plan_text(r: &Results) -> String {
+    let Some(a) = &r.shape else {
+        return format!("{}, {} runs with different plans", r.clients, r.runs);
+    };
+    let s = |n: u64| if n == 1 { "" } else { "s" };
+    let mut plan = match (a.duration, a.total) {
+        (Some(d), _) => format!("{}, for {}", r.clients, format::seconds(d)),
+        (None, Some(total)) => {
+            let total = total.saturating_mul(r.runs);
+            format!("{}, {total} request{} in all", r.clients, s(total))
         }
-        plan
+        (None, None) => {
+            let each = a.requests_each.unwrap_or(1);
+            format!("{}, {each} request{} each", r.clients, s(each))
+        }
+    };
+    plan.push_str(if a.keep_alive {
+        ", one connection per client"
+    } else {
+        ", a new connection per request"
+    });
+    if let Some(rate) = a.rate {
+        let _ = write!(plan, ", open loop at {rate} requests/s");
     }
+    if a.warmup > 0 {
+        let _ = write!(
+            plan,
+            ", after {} warm-up request{} each",
+            a.warmup,
+            s(a.warmup)
+        );
+    }
+    if r.runs > 1 {
+        let _ = write!(plan, "; {} runs merged", r.runs);
+    }
+    plan
+}
 
-    pub fn text(&self) -> String {
-        let s = self.stats;
-        let mut out = String::new();
-        let row = |out: &mut String, label: &str, value: String| {
-            let _ = writeln!(out, "  {label:<12} {value}");
-        };
-        let _ = writeln!(
-            out,
-            "bench {} {} (test {})",
-            self.plan.peer.addr,
-            self.plan.names.join(" "),
-            self.test_id
-        );
-        row(&mut out, "clients", self.plan());
-        row(&mut out, "requests", s.requests().to_string());
-        row(&mut out, "ok", s.ok.to_string());
-        let by_kind: Vec<String> = kinds(s)
-            .into_iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        row(
-            &mut out,
-            "failed",
-            format!("{}  ({})", s.failed(), by_kind.join(", ")),
-        );
-        row(&mut out, "corrupt", s.corrupt.to_string());
-        row(&mut out, "bytes", bytes_text(s.bytes));
-        row(&mut out, "wall time", format::seconds(self.wall));
-        row(
-            &mut out,
-            "throughput",
-            format!(
-                "{:.1} MB/s, {:.1} requests/s",
-                self.mb_per_s(),
-                self.requests_per_s()
-            ),
-        );
-        let _ = write!(out, "\n  {:<10}", "(ms)");
-        for (_, label, _) in POINTS {
-            let _ = write!(out, " {label:>9}");
+/// The readable report.
+pub fn text(r: &Results) -> String {
+    let s = &r.stats;
+    let mut out = String::new();
+    let row = |out: &mut String, label: &str, value: String| {
+        let _ = writeln!(out, "  {label:<12} {value}");
+    };
+    let _ = writeln!(
+        out,
+        "bench {} {} (test {})",
+        r.addr,
+        r.names.join(" "),
+        r.test_id
+    );
+    row(&mut out, "clients", plan_text(r));
+    row(&mut out, "requests", s.requests().to_string());
+    row(&mut out, "ok", s.ok.to_string());
+    let by_kind: Vec<String> = kinds(s)
+        .into_iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    row(
+        &mut out,
+        "failed",
+        format!("{}  ({})", s.failed(), by_kind.join(", ")),
+    );
+    row(&mut out, "corrupt", s.corrupt.to_string());
+    row(&mut out, "bytes", bytes_text(s.bytes));
+    row(&mut out, "wall time", format::seconds(r.seconds()));
+    let (requests_per_s, mb_per_s) = rates(r);
+    row(
+        &mut out,
+        "throughput",
+        format!("{mb_per_s:.1} MB/s, {requests_per_s:.1} requests/s"),
+    );
+    let _ = write!(out, "\n  {:<10}", "(ms)");
+    for (_, label, _) in POINTS {
+        let _ = write!(out, " {label:>9}");
+    }
+    out.push('\n');
+    for (label, h) in [("latency", &s.latency), ("ttfb", &s.ttfb)] {
+        let _ = write!(out, "  {label:<10}");
+        for (_, _, p) in POINTS {
+            let _ = write!(out, " {:>9}", point(h, p).unwrap_or_else(|| "-".into()));
         }
         out.push('\n');
-        for (label, h) in [("latency", &s.latency), ("ttfb", &s.ttfb)] {
-            let _ = write!(out, "  {label:<10}");
-            for (_, _, p) in POINTS {
-                let _ = write!(out, " {:>9}", point(h, p).unwrap_or_else(|| "-".into()));
-            }
-            out.push('\n');
-        }
+    }
+    let _ = writeln!(
+        out,
+        "\n  latency histogram (ms, {} completed transfers)",
+        s.latency.count()
+    );
+    for line in bars(&s.latency) {
+        let _ = writeln!(out, "  {line}");
+    }
+    if r.names.len() > 1 {
+        per_file_text(&mut out, r);
+    }
+    out
+}
+
+/// The per-file table, for a run of several files.
+fn per_file_text(out: &mut String, r: &Results) {
+    let width = r
+        .files
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "\n  {:<width$} {:>9} {:>9} {:>7} {:>7} {:>14} {:>9} {:>9}",
+        "file", "requests", "ok", "failed", "corrupt", "bytes", "p50 ms", "p99 ms"
+    );
+    for (name, s) in &r.files {
         let _ = writeln!(
             out,
-            "\n  latency histogram (ms, {} completed transfers)",
-            s.latency.count()
-        );
-        for line in bars(&s.latency) {
-            let _ = writeln!(out, "  {line}");
-        }
-        out
-    }
-
-    pub fn json(&self) -> String {
-        let s = self.stats;
-        let a = self.plan;
-        let names: Vec<String> = a.names.iter().map(|n| format::json_string(n)).collect();
-        let errors: Vec<String> = kinds(s)
-            .into_iter()
-            .map(|(k, n)| format!("{}:{n}", format::json_string(k)))
-            .collect();
-        let mut out = format!(
-            "{{\"test_id\":{},\"addr\":{},\"files\":[{}],\"clients\":{},\"requests\":{},\"ok\":{},\"failed\":{},\"corrupt\":{},\"bytes\":{},\"seconds\":{:.6},\"throughput_mb_s\":{:.3},\"requests_per_s\":{:.3},\"errors\":{{{}}}",
-            format::json_string(self.test_id),
-            format::json_string(&a.peer.addr),
-            names.join(","),
-            a.clients,
+            "  {:<width$} {:>9} {:>9} {:>7} {:>7} {:>14} {:>9} {:>9}",
+            format::visible(name),
             s.requests(),
             s.ok,
             s.failed(),
             s.corrupt,
             s.bytes,
-            self.wall.as_secs_f64(),
-            self.mb_per_s(),
-            self.requests_per_s(),
-            errors.join(","),
+            point(&s.latency, 50.0).unwrap_or_else(|| "-".into()),
+            point(&s.latency, 99.0).unwrap_or_else(|| "-".into()),
         );
-        for (key, h) in [("latency_ms", &s.latency), ("ttfb_ms", &s.ttfb)] {
-            let mut fields: Vec<String> = POINTS
-                .iter()
-                .map(|&(k, _, p)| {
-                    format!("\"{k}\":{}", point(h, p).unwrap_or_else(|| "null".into()))
-                })
-                .collect();
-            let mean = h.mean().map(|us| format!("{:.3}", us / 1000.0));
-            fields.push(format!("\"mean\":{}", mean.as_deref().unwrap_or("null")));
-            let _ = write!(out, ",\"{key}\":{{{}}}", fields.join(","));
-        }
-        let rate = a.rate.map_or_else(|| "null".to_string(), |r| r.to_string());
-        let _ = writeln!(out, ",\"keep_alive\":{},\"rate\":{rate}}}", a.keep_alive);
-        out
     }
 }
 
 /// The five standard failure kinds (even at zero), then any other seen.
-fn kinds(s: &Stats) -> Vec<(&'static str, u64)> {
-    let mut out: Vec<(&'static str, u64)> = KINDS
+pub fn kinds(s: &Stats) -> Vec<(&str, u64)> {
+    let mut out: Vec<(&str, u64)> = KINDS
         .iter()
         .map(|&k| (k, s.errors.get(k).copied().unwrap_or(0)))
         .collect();
-    for (&k, &n) in &s.errors {
-        if !KINDS.contains(&k) {
+    for (k, &n) in &s.errors {
+        if !KINDS.contains(&k.as_str()) {
             out.push((k, n));
         }
     }
@@ -186,7 +186,7 @@ fn per_second(amount: f64, wall: Duration) -> f64 {
 }
 
 /// Percentile `p` in milliseconds; 0 and 100 are the exact min and max.
-fn point(h: &Histogram, p: f64) -> Option<String> {
+pub fn point(h: &Histogram, p: f64) -> Option<String> {
     let us = if p <= 0.0 {
         h.min()
     } else if p >= 100.0 {
@@ -304,16 +304,31 @@ pub fn live_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::stats::Shape;
     use crate::error::{Error, Phase};
     use std::time::{Instant, UNIX_EPOCH};
 
-    fn args() -> Plan {
-        Plan {
-            peer: crate::client::Peer::v1("127.0.0.1:9", Default::default()),
+    fn results(stats: Stats, wall: Duration) -> Results {
+        Results {
+            test_id: "abc".into(),
+            addr: "127.0.0.1:9".into(),
             names: vec!["a.bin".into()],
+            protocol: "tcpfetch/1".into(),
             clients: 2,
-            requests: 3,
-            ..Plan::default()
+            shape: Some(Shape {
+                requests_each: Some(3),
+                total: None,
+                duration: None,
+                keep_alive: false,
+                rate: None,
+                warmup: 0,
+            }),
+            runs: 1,
+            stats,
+            spans: vec![(1_000_000, 1_000_000 + wall.as_micros() as u64)],
+            timeline: Default::default(),
+            files: Vec::new(),
+            first_error: None,
         }
     }
 
@@ -323,7 +338,7 @@ mod tests {
             bytes: 5_000_000,
             ..Stats::default()
         };
-        s.errors.insert("busy", 1);
+        s.errors.insert("busy".into(), 1);
         for us in [1000, 2000, 3000, 4000, 50_000] {
             s.latency.record_micros(us);
             s.ttfb.record_micros(us / 10);
@@ -333,14 +348,7 @@ mod tests {
 
     #[test]
     fn the_report_shows_counts_kinds_percentiles_and_a_histogram() {
-        let (a, s) = (args(), stats());
-        let text = Summary {
-            plan: &a,
-            test_id: "abc",
-            stats: &s,
-            wall: Duration::from_secs(2),
-        }
-        .text();
+        let text = text(&results(stats(), Duration::from_secs(2)));
         for want in [
             "  requests     6\n",
             "  ok           5\n",
@@ -357,19 +365,62 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want:?} missing from\n{text}");
         }
+        assert!(!text.contains("p50 ms"), "no per-file table for one file");
+    }
+
+    #[test]
+    fn plans_read_as_asked() {
+        let mut r = results(stats(), Duration::from_secs(1));
+        let shape = r.shape.as_mut().unwrap();
+        (
+            shape.requests_each,
+            shape.total,
+            shape.warmup,
+            shape.keep_alive,
+        ) = (None, Some(1), 2, true);
+        assert_eq!(
+            plan_text(&r),
+            "2, 1 request in all, one connection per client, after 2 warm-up requests each"
+        );
+        r.runs = 3;
+        assert!(plan_text(&r).ends_with("3 requests in all, one connection per client, after 2 warm-up requests each; 3 runs merged"));
+        r.shape = None;
+        assert_eq!(plan_text(&r), "2, 3 runs with different plans");
+    }
+
+    #[test]
+    fn several_files_get_a_table_of_their_own() {
+        let mut r = results(stats(), Duration::from_secs(1));
+        r.names.push("b.bin".into());
+        r.files = vec![
+            ("a.bin".into(), stats()),
+            ("b.bin".into(), Stats::default()),
+        ];
+        let text = text(&r);
+        assert!(
+            text.contains(
+                "  file   requests        ok  failed corrupt          bytes    p50 ms    p99 ms\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  a.bin         6         5       1       0        5000000     2.991    49.919\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  b.bin         0         0       0       0              0         -         -\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn json_has_every_key_and_nulls_for_empty_histograms() {
-        let a = args();
         let mut s = stats();
-        let json = Summary {
-            plan: &a,
-            test_id: "abc",
-            stats: &s,
-            wall: Duration::from_secs(2),
-        }
-        .json();
+        let json = crate::bench::json::json(&results(s.clone(), Duration::from_secs(2)));
         for key in [
             "\"clients\":2,",
             "\"requests\":6,",
@@ -384,18 +435,14 @@ mod tests {
             "\"latency_ms\":{\"min\":1.000,\"p50\":2.991,",
             "\"p999\":49.919,\"max\":50.000,\"mean\":12.000}",
             "\"ttfb_ms\":{\"min\":0.100,",
+            "\"keep_alive\":false,\"rate\":null,\"bench_format\":1,",
+            "\"started_at\":\"1970-01-01T00:00:01.000Z\",\"ended_at\":\"1970-01-01T00:00:03.000Z\",\"spans\":[[1000000,3000000]]",
         ] {
             assert!(json.contains(key), "{key} missing from {json}");
         }
         assert!(json.starts_with('{') && json.ends_with("}\n"));
         s.latency = Histogram::new();
-        let json = Summary {
-            plan: &a,
-            test_id: "abc",
-            stats: &s,
-            wall: Duration::ZERO,
-        }
-        .json();
+        let json = crate::bench::json::json(&results(s, Duration::ZERO));
         assert!(json.contains("\"latency_ms\":{\"min\":null,\"p50\":null,"));
         assert!(json.contains("\"requests_per_s\":0.000"));
     }

@@ -1,15 +1,16 @@
-//! One bench client: wait at the gate, then request, receive, hash and
-//! verify until the plan says stop, tallying into its own [`Stats`].
+//! One bench client: wait at the gate, warm up, then request, receive, hash
+//! and verify until the plan says stop, each request counted by the run.
 //!
 //! A request is the download pipeline's pieces run by hand: the source
 //! (either protocol), the receive loop with an inline hasher (no thread per
 //! client), and under `--save` a [`Part`] committed once verified.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Finished, Outcome, Plan, Run, Stats};
+use super::{Finished, Outcome, Plan, Run};
 use crate::client::Source;
 use crate::digest::CHUNK;
 use crate::error::{Error, Result};
@@ -24,58 +25,106 @@ const RETRY: Backoff = Backoff {
     cap: Duration::from_secs(2),
 };
 
-/// One client: wait for the start, then request until the plan says stop.
-pub(super) fn client(run: &Run, id: usize) -> Stats {
+/// One client: wait for the start, warm up, then request until the plan
+/// says stop, each finished request counted by the run.
+pub(super) fn client(run: &Run, id: usize) {
     let _finished = Finished(&run.finished);
-    let mut stats = Stats::default();
-    let Some(start) = run.gate.wait() else {
-        return stats;
-    };
+    if run.gate.wait().is_none() {
+        return;
+    }
     let plan = run.plan;
     let mut buf = vec![0u8; CHUNK];
     let mut source = None;
+    for n in 0..plan.warmup {
+        let name = pick(plan, id, n + 1);
+        request(
+            plan,
+            id,
+            n + 1,
+            name,
+            Instant::now(),
+            &mut source,
+            &mut buf,
+            None,
+        );
+    }
+    run.warmed.fetch_add(1, Ordering::Release);
+    let Some(start) = run.measured.wait() else {
+        return;
+    };
     let mut own = 0u64;
     while let Some(started) = run.next_start(start.0, own) {
         own += 1;
-        let name = &plan.names[(id - 1 + own as usize - 1) % plan.names.len()];
+        let name = pick(plan, id, own);
         let save = plan
             .save
             .as_ref()
             .and_then(|dir| save_path(dir, id, own, name));
-        let mut outcome = Outcome {
-            client: id,
-            request: own,
+        let outcome = request(
+            plan,
+            id,
+            own,
             name,
             started,
-            connect: None,
-            ttfb: None,
-            total: Duration::ZERO,
-            bytes: 0,
-            attempts: 0,
-            result: Ok(()),
-        };
-        loop {
-            outcome.attempts += 1;
-            outcome.connect = None;
-            outcome.ttfb = None;
-            outcome.result = fetch(&mut source, plan, &mut outcome, &mut buf, save.as_deref());
-            let reusable = source.as_ref().is_some_and(|s| s.keeps_connection());
-            if outcome.result.is_err() || !plan.keep_alive || !reusable {
-                source = None;
-            }
-            match &outcome.result {
-                Err(e) if e.is_transient() && outcome.attempts <= plan.retries => {
-                    let seed = (id as u64) << 32 ^ own << 8 ^ u64::from(outcome.attempts);
-                    thread::sleep(RETRY.pause(outcome.attempts, seed));
-                }
-                _ => break,
-            }
-        }
-        outcome.total = started.elapsed();
-        stats.add(&outcome);
+            &mut source,
+            &mut buf,
+            save.as_deref(),
+        );
         run.record(&outcome, start);
     }
-    stats
+}
+
+/// The file of a client's `nth` request: each client cycles through the
+/// names, starting at its own place.
+fn pick(plan: &Plan, id: usize, nth: u64) -> &str {
+    let turn = (id as u64 - 1).wrapping_add(nth - 1) % plan.names.len() as u64;
+    &plan.names[turn as usize]
+}
+
+/// One request with its retries, on the client's connection (`source`,
+/// opened or reopened as needed).
+#[allow(clippy::too_many_arguments)]
+fn request<'a>(
+    plan: &Plan,
+    id: usize,
+    own: u64,
+    name: &'a str,
+    started: Instant,
+    source: &mut Option<Box<dyn Source>>,
+    buf: &mut Vec<u8>,
+    save: Option<&Path>,
+) -> Outcome<'a> {
+    let mut outcome = Outcome {
+        client: id,
+        request: own,
+        name,
+        started,
+        connect: None,
+        ttfb: None,
+        total: Duration::ZERO,
+        bytes: 0,
+        attempts: 0,
+        result: Ok(()),
+    };
+    loop {
+        outcome.attempts += 1;
+        outcome.connect = None;
+        outcome.ttfb = None;
+        outcome.result = fetch(source, plan, &mut outcome, buf, save);
+        let reusable = source.as_ref().is_some_and(|s| s.keeps_connection());
+        if outcome.result.is_err() || !plan.keep_alive || !reusable {
+            *source = None;
+        }
+        match &outcome.result {
+            Err(e) if e.is_transient() && outcome.attempts <= plan.retries => {
+                let seed = (id as u64) << 32 ^ own << 8 ^ u64::from(outcome.attempts);
+                thread::sleep(RETRY.pause(outcome.attempts, seed));
+            }
+            _ => break,
+        }
+    }
+    outcome.total = started.elapsed();
+    outcome
 }
 
 /// One attempt at one request: connect if needed, ask for the file,

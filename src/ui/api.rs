@@ -216,8 +216,8 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
         let measured = bench::measure(&plan, Some(&Watch(job)))?;
         {
             let mut s = lock(&job.state);
-            s.done = measured.stats.requests();
-            s.failed = measured.stats.failed() + measured.stats.corrupt;
+            s.done = measured.results.stats.requests();
+            s.failed = measured.results.stats.failed() + measured.results.stats.corrupt;
         }
         let bins: Vec<String> = measured
             .latency_bins(BINS)
@@ -232,9 +232,10 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
             .collect();
         Ok(format!(
             "{{\"report\":{},\"bins\":[{}],\"first_error\":{}}}",
-            measured.json(&plan).trim_end(),
+            measured.json().trim_end(),
             bins.join(","),
             measured
+                .results
                 .first_error
                 .as_deref()
                 .map_or_else(|| "null".to_string(), json_string)

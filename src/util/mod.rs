@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod format;
 pub mod hex;
+pub mod json;
 pub mod pace;
 pub mod progress;

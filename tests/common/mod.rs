@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod bench;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tcpfetch");
 
 /// A scratch directory under `target/`, unique per test, removed on drop.

@@ -1,0 +1,308 @@
+//! Black-box tests of `bench --json` runs merged by `bench --merge`, of the
+//! run's timeline and per-file breakdown, of `--warmup`, `--total` and
+//! `--test-id`, and of the HTML `--report`.
+mod common;
+
+use common::bench::three_runs_merge_exactly;
+use common::*;
+
+fn bench(t: &Scratch, args: &[&str]) -> Run {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    tcpfetch(&t.path, &all)
+}
+
+#[test]
+fn three_concurrent_runs_merge_to_their_sums_and_their_requests_percentiles() {
+    let (t, server) = serve(
+        "merge-three",
+        &[
+            ("a.bin", &random_bytes(40_000, 1)),
+            ("b.bin", &random_bytes(9_000, 2)),
+        ],
+        &["-q"],
+    );
+    let json = three_runs_merge_exactly(&t, &server.addr, &["a.bin", "b.bin"], 10, 6);
+    // Each client cycles through both names: half the requests each.
+    assert!(
+        json.contains("\"per_file\":[{\"file\":\"a.bin\",\"requests\":90,\"ok\":90,"),
+        "{json}"
+    );
+    let text = bench(&t, &["--merge", "run1.json", "run2.json", "run3.json"]);
+    text.expect_code(0);
+    let report = text.stdout();
+    assert!(
+        report.contains(
+            "  clients      30, 6 requests each, a new connection per request; 3 runs merged\n"
+        ),
+        "{text}"
+    );
+    assert!(report.contains("  requests     180\n"), "{text}");
+    assert!(
+        report.contains("\n  b.bin        90        90       0       0         810000 "),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_json_run_carries_its_histogram_span_and_timeline() {
+    let (t, server) = serve(
+        "merge-json",
+        &[("f.bin", &random_bytes(20_000, 3))],
+        &["-q"],
+    );
+    let run = bench(&t, &[&server.addr, "f.bin", "-c", "3", "-n", "4", "--json"]);
+    run.expect_code(0);
+    let json = run.stdout();
+    assert_eq!(json.lines().count(), 1);
+    for key in [
+        "\"bench_format\":1,",
+        "\"protocol\":\"tcpfetch/1\",",
+        "\"runs\":1,",
+        "\"requests_each\":4,",
+        "\"warmup\":0,",
+        "\"histogram\":{\"unit\":\"us\",\"sub_bits\":6,\"top_bits\":32,\"buckets\":1728}",
+        "\"latency\":{\"count\":12,",
+        "\"timeline\":[{\"t\":",
+    ] {
+        assert!(json.contains(key), "{key} missing from {json}");
+    }
+    assert!(
+        !json.contains("\"per_file\""),
+        "one file, no breakdown: {json}"
+    );
+    // The timeline's seconds add up to the run.
+    let timeline = &json[json.find("\"timeline\":").unwrap()..];
+    let seconds: Vec<&str> = timeline.split("{\"t\":").skip(1).collect();
+    let requests: f64 = seconds.iter().map(|s| json_number(s, "requests")).sum();
+    assert_eq!(requests, 12.0, "{timeline}");
+    for s in &seconds {
+        assert!(
+            json_value(s, "p99_ms") != "null" && json_number(s, "throughput_mb_s") > 0.0,
+            "{s}"
+        );
+    }
+    // One run merged alone is the same run.
+    t.write("one.json", json.as_bytes());
+    let again = bench(&t, &["--merge", "one.json", "--json"]);
+    again.expect_code(0);
+    assert_eq!(again.stdout(), json);
+}
+
+#[test]
+fn a_missing_file_is_counted_not_found_and_per_file() {
+    let (t, server) = serve(
+        "merge-not-found",
+        &[("f.bin", &random_bytes(1000, 4))],
+        &["-q"],
+    );
+    let run = bench(
+        &t,
+        &[
+            &server.addr,
+            "f.bin",
+            "gone.bin",
+            "-c",
+            "2",
+            "-n",
+            "2",
+            "--json",
+        ],
+    );
+    run.expect_code(1);
+    let json = run.stdout();
+    let errors = json_value(&json, "errors");
+    assert_eq!(json_number(errors, "not-found"), 2.0, "{run}");
+    assert_eq!(json_number(errors, "protocol"), 0.0, "{run}");
+    assert!(json.contains("{\"file\":\"gone.bin\",\"requests\":2,\"ok\":0,\"failed\":2,\"corrupt\":0,\"bytes\":0,\"errors\":{\"not-found\":2}"), "{json}");
+    assert!(
+        json.contains("{\"file\":\"f.bin\",\"requests\":2,\"ok\":2,"),
+        "{json}"
+    );
+    let text = bench(&t, &[&server.addr, "gone.bin", "-c", "1"]);
+    text.expect_code(1);
+    assert!(text.stdout().contains("io 0, not-found 1)"), "{text}");
+}
+
+#[test]
+fn warmup_requests_reach_the_server_but_are_not_counted() {
+    let (t, server) = serve("merge-warmup", &[("f.bin", &random_bytes(5000, 5))], &[]);
+    let run = bench(
+        &t,
+        &[
+            &server.addr,
+            "f.bin",
+            "-c",
+            "3",
+            "-n",
+            "2",
+            "--warmup",
+            "4",
+            "--json",
+            "--log",
+            "log.jsonl",
+        ],
+    );
+    run.expect_code(0);
+    let json = run.stdout();
+    assert_eq!(json_number(&json, "requests"), 6.0, "{run}");
+    assert_eq!(json_number(&json, "warmup"), 4.0, "{run}");
+    assert_eq!(
+        std::fs::read_to_string(t.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        6
+    );
+    let gets = |log: &str| log.lines().filter(|l| l.contains("\"GET ")).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gets(&server.log()) < 18 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(gets(&server.log()), 3 * 4 + 6, "{}", server.log());
+}
+
+#[test]
+fn total_shares_its_requests_among_the_clients() {
+    let (t, server) = serve("merge-total", &[("f.bin", &random_bytes(3000, 6))], &["-q"]);
+    let run = bench(
+        &t,
+        &[
+            &server.addr,
+            "f.bin",
+            "-c",
+            "4",
+            "--total",
+            "11",
+            "--json",
+            "--log",
+            "log.jsonl",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(json_number(&run.stdout(), "requests"), 11.0, "{run}");
+    assert_eq!(json_number(&run.stdout(), "total_requests"), 11.0, "{run}");
+    assert_eq!(
+        std::fs::read_to_string(t.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        11
+    );
+    let text = bench(&t, &[&server.addr, "f.bin", "-c", "4", "--total", "1"]);
+    text.expect_code(0);
+    assert!(
+        text.stdout()
+            .contains("  clients      4, 1 request in all, "),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_run_flags_are_usage_errors() {
+    let t = Scratch::new("merge-usage");
+    let cases: &[&[&str]] = &[
+        &["127.0.0.1:1", "f", "-c", "1", "--total", "0"],
+        &["127.0.0.1:1", "f", "-c", "1", "--total", "3", "-n", "2"],
+        &["127.0.0.1:1", "f", "-c", "1", "--total", "3", "-d", "2"],
+        &["127.0.0.1:1", "f", "-c", "1", "--warmup", "-1"],
+        &["127.0.0.1:1", "f", "-c", "1", "--test-id", ""],
+        &["127.0.0.1:1", "f", "-c", "1", "--test-id", "a b"],
+        &["127.0.0.1:1", "f", "-c", "1", "--test-id", &"x".repeat(65)],
+        &["--merge"],
+        &["--merge", "a.json", "-c", "3"],
+        &["--merge", "a.json", "--log", "x"],
+    ];
+    for args in cases {
+        let run = bench(&t, args);
+        run.expect_code(2);
+        assert!(run.stdout().is_empty(), "{run}");
+    }
+}
+
+#[test]
+fn runs_that_cannot_be_merged_are_refused_with_exit_2_and_the_file_named() {
+    let (t, server) = serve(
+        "merge-refuse",
+        &[("f.bin", &random_bytes(2000, 7))],
+        &["-q"],
+    );
+    let run = bench(&t, &[&server.addr, "f.bin", "-c", "2", "--json"]);
+    run.expect_code(0);
+    let good = run.stdout();
+    t.write("good.json", good.as_bytes());
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "empty.json",
+            String::new(),
+            "not JSON: line 1, column 1: unexpected end",
+        ),
+        ("half.json", good[..good.len() / 2].to_string(), "not JSON"),
+        ("text.json", "hello\n".into(), "not JSON"),
+        ("binary.json", "\u{0}\u{1}{".into(), "not JSON"),
+        ("array.json", "[1,2]".into(), "not a bench --json object"),
+        (
+            "old.json",
+            good.replacen("\"bench_format\":1,", "", 1),
+            "written by an older tcpfetch",
+        ),
+        (
+            "hist.json",
+            good.replacen("\"sub_bits\":6", "\"sub_bits\":7", 1),
+            "runs with different histograms cannot be merged exactly",
+        ),
+        (
+            "legacy.json",
+            good.replacen("\"protocol\":\"tcpfetch/1\"", "\"protocol\":\"legacy\"", 1),
+            "a legacy run cannot be merged with a tcpfetch/1 run",
+        ),
+        (
+            "counts.json",
+            good.replacen("\"ok\":2,", "\"ok\":3,", 1),
+            "do not add up",
+        ),
+        ("deep.json", "[".repeat(10_000), "nested deeper than"),
+    ];
+    for (name, text, want) in cases {
+        t.write(name, text.as_bytes());
+        let run = bench(&t, &["--merge", "good.json", name]);
+        run.expect_code(2);
+        assert!(run.stdout().is_empty(), "{run}");
+        assert!(
+            run.stderr().contains(name) && run.stderr().contains(want),
+            "{name}: {run}"
+        );
+    }
+    let run = bench(&t, &["--merge", "good.json", "missing.json"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("'missing.json' cannot be read: no such file or directory"),
+        "{run}"
+    );
+    // A damaged file is not believed even alone.
+    let run = bench(&t, &["--merge", "counts.json"]);
+    run.expect_code(2);
+}
+
+#[test]
+fn merged_failures_end_as_the_run_would() {
+    let (t, server) = serve(
+        "merge-failed",
+        &[("f.bin", &random_bytes(2000, 8))],
+        &["-q"],
+    );
+    let ok = bench(&t, &[&server.addr, "f.bin", "-c", "2", "--json"]);
+    let bad = bench(&t, &[&server.addr, "gone.bin", "-c", "1", "--json"]);
+    bad.expect_code(1);
+    t.write("ok.json", ok.stdout().as_bytes());
+    t.write("bad.json", bad.stdout().as_bytes());
+    let run = bench(&t, &["--merge", "ok.json", "bad.json"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("1 of 3 requests failed; the first: "),
+        "{run}"
+    );
+    assert!(run.stdout().contains("bench 127.0.0.1:"), "{run}");
+    assert!(run.stdout().contains(" f.bin gone.bin (test "), "{run}");
+}
