@@ -368,6 +368,11 @@ fn a_keyed_download_resumes_on_an_authenticated_connection() {
     let data = random_bytes(300_000, 11);
     t.write("srv/f.bin", &data);
     t.write("f.bin.part", &data[..100_000]);
+    // The version record a real interrupted download leaves beside it.
+    t.write(
+        "f.bin.part.sha256",
+        format!("{}\n", sha256_hex(&data)).as_bytes(),
+    );
     let key = key_file(&t, "key", 1);
     let server = Server::start(&t.join("srv"), &["--key-file", &key]);
     tcpfetch(&t.path, &["get", &server.addr, "f.bin", "--key-file", &key]).expect_code(0);

@@ -228,6 +228,11 @@ fn resume_asks_only_for_the_rest_of_a_truncated_part() {
     let (t, server) = serve("resume", &[("x.bin", &data)], &[]);
     let half = data.len() / 2;
     t.write("dl/x.bin.part", &data[..half]);
+    // The version record a real interrupted download leaves beside it.
+    t.write(
+        "dl/x.bin.part.sha256",
+        format!("{}\n", sha256_hex(&data)).as_bytes(),
+    );
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]);
     run.expect_code(0);
     server.wait_for_log(&format!("\"GET {half} x.bin\" ok {}", data.len() - half));
@@ -244,6 +249,11 @@ fn a_corrupt_part_fails_once_and_is_deleted() {
     let mut prefix = data[..1000].to_vec();
     prefix[500] ^= 0xff;
     t.write("dl/x.bin.part", &prefix);
+    // The version record a real interrupted download leaves beside it.
+    t.write(
+        "dl/x.bin.part.sha256",
+        format!("{}\n", sha256_hex(&data)).as_bytes(),
+    );
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]);
     run.expect_code(3);
     assert!(!t.join("dl/x.bin").exists(), "{run}");
@@ -597,6 +607,11 @@ fn a_complete_part_is_verified_and_renamed_without_a_transfer() {
     let data = random_bytes(100_000, 23);
     let (t, server) = serve("complete-part", &[("x.bin", &data)], &[]);
     t.write("dl/x.bin.part", &data);
+    // The version record a real interrupted download leaves beside it.
+    t.write(
+        "dl/x.bin.part.sha256",
+        format!("{}\n", sha256_hex(&data)).as_bytes(),
+    );
     tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]).expect_code(0);
     server.wait_for_log("\"GET 100000 x.bin\" ok 0");
     assert!(!server.log().contains("\"GET 0 x.bin\""));
@@ -733,6 +748,11 @@ fn resuming_a_part_that_is_slow_to_hash_still_works() {
     let (t, server) = serve("slow-part", &[("x.bin", &data)], &["--idle-timeout", "0.5"]);
     let cut = 32 << 20;
     t.write("dl/x.bin.part", &data[..cut]);
+    // The version record a real interrupted download leaves beside it.
+    t.write(
+        "dl/x.bin.part.sha256",
+        format!("{}\n", sha256_hex(&data)).as_bytes(),
+    );
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin", "-q"]);
     run.expect_code(0);
     server.wait_for_log(&format!("\"GET {cut} x.bin\" ok {}", data.len() - cut));

@@ -336,6 +336,12 @@ fn fifty_seeded_cuts_each_fail_keep_the_part_and_resume_only_the_rest() {
         let start = if i % 3 == 2 { rng.below_u64(size) } else { 0 };
         if start > 0 {
             fs::write(&part, &data[..start as usize]).unwrap();
+            // With the version record such an attempt leaves beside it.
+            fs::write(
+                dl.join("x.bin.part.sha256"),
+                format!("{}\n", sha256_hex(&data)),
+            )
+            .unwrap();
         }
         let header = format!("TCPFETCH/1 OK {size} {}\n", sha256_hex(&data)).len() as u64;
         let stream = header + size - start;

@@ -71,6 +71,11 @@ fn get_all_resumes_a_partial_file() {
     tree(&t);
     let full = std::fs::read(t.join("srv/sub/b c.bin")).unwrap();
     t.write("mirror/sub/b c.bin.part", &full[..100_000]);
+    // The version record a real interrupted download leaves beside it.
+    t.write(
+        "mirror/sub/b c.bin.part.sha256",
+        format!("{}\n", sha256_hex(&full)).as_bytes(),
+    );
     let server = Server::start(&t.join("srv"), &[]);
     tcpfetch(&t.path, &["get", &server.addr, "--all", "-o", "mirror"]).expect_code(0);
     assert_eq!(std::fs::read(t.join("mirror/sub/b c.bin")).unwrap(), full);

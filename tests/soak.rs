@@ -317,6 +317,19 @@ fn a_file_past_4_gib_resumes_at_a_64_bit_offset_and_verifies() {
     let offset = GIB4 + 10;
     sparse(&t.join("dl/big.bin.part"), offset);
     let server = Server::start(&t.join("srv"), &[]);
+    let mut raw = server.connect();
+    raw.write_all(format!("GET {size} big.bin\n").as_bytes())
+        .unwrap();
+    let mut answer = vec![0u8; 200];
+    let n = raw.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    let digest = answer
+        .trim_end()
+        .strip_prefix(&format!("TCPFETCH/1 OK {size} "))
+        .unwrap_or_else(|| panic!("{answer:?}"))
+        .to_string();
+    // The version record a real interrupted download leaves beside it.
+    fs::write(t.join("dl/big.bin.part.sha256"), format!("{digest}\n")).unwrap();
     let started = Instant::now();
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "big.bin"]);
     let took = started.elapsed();
@@ -336,16 +349,6 @@ fn a_file_past_4_gib_resumes_at_a_64_bit_offset_and_verifies() {
     // The header's size and digest, as the server announces them, are the
     // ones the client verified (two independent 64-bit paths agree: the
     // server's positional reads, the client's .part plus received bytes).
-    let mut raw = server.connect();
-    raw.write_all(format!("GET {size} big.bin\n").as_bytes())
-        .unwrap();
-    let mut answer = vec![0u8; 200];
-    let n = raw.read(&mut answer).unwrap();
-    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
-    let digest = answer
-        .trim_end()
-        .strip_prefix(&format!("TCPFETCH/1 OK {size} "))
-        .unwrap_or_else(|| panic!("{answer:?}"));
     assert!(
         run.stderr().contains(&format!("sha256 verified {digest}")),
         "{run}"

@@ -153,7 +153,7 @@ fn fetch(
     let header = answer?;
     let mut part = match save {
         Some(path) => {
-            let mut part = Part::open(path)?;
+            let mut part = Part::open(path, true)?;
             part.restart()?;
             Some(part)
         }

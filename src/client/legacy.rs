@@ -225,13 +225,17 @@ impl Source for LegacySession {
     }
 
     /// The name asked for, or the one listed for the number asked for;
-    /// `file-N` when neither can name a local file.
+    /// `file-N` when neither can name a local file. The server's name is
+    /// never taken when it has a dot component (`.bashrc`): the server
+    /// does not choose which of the user's dotfiles to write.
     fn local_names(&mut self, name: &str) -> Result<Vec<String>> {
         let (number, listed) = self.resolve(name)?;
         let fallback = format!("file-{number}");
         let first = match Wanted::parse(name) {
             Wanted::Name(asked) => asked,
-            Wanted::Number(_) => listed.unwrap_or_else(|| fallback.clone()),
+            Wanted::Number(_) => listed
+                .filter(|listed| !crate::proto::has_dot_component(listed))
+                .unwrap_or_else(|| fallback.clone()),
         };
         Ok(vec![first, fallback])
     }

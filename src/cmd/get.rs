@@ -48,6 +48,11 @@ Options:
                         server); with --all, files it does not name are
                         refused unless --allow-unlisted
   --allow-unlisted      with --all --manifest: fetch unlisted files too
+  --hidden              with --all: save names with a component starting
+                        with '.' too (.bashrc, .ssh/...); refused by default
+  --no-fsync            do not flush each file to disk before it is renamed
+                        into place: faster, but a power cut can leave PATH
+                        empty or torn
   -q, --quiet           no progress line and no summary
   --legacy              speak the old Python tcp-server protocol; NAME is
                         the file's number there (1, 2, ...) or its name
@@ -74,6 +79,10 @@ pub struct Args {
     /// `--manifest FILE`: digests carried by hand, checked for every file.
     pub manifest: Option<PathBuf>,
     pub allow_unlisted: bool,
+    /// `--hidden`: with `--all`, save dot names too.
+    pub hidden: bool,
+    /// `--no-fsync`: skip the flushes that make each file durable.
+    pub no_fsync: bool,
 }
 
 /// The flags as they come, before they are checked against each other.
@@ -93,6 +102,8 @@ struct Flags {
     all: bool,
     manifest: Option<PathBuf>,
     allow_unlisted: bool,
+    hidden: bool,
+    no_fsync: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
@@ -120,6 +131,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("all") => f.all = true,
             Long("manifest") => f.manifest = Some(PathBuf::from(parser.value()?)),
             Long("allow-unlisted") => f.allow_unlisted = true,
+            Long("hidden") => f.hidden = true,
+            Long("no-fsync") => f.no_fsync = true,
             Value(v) if f.positional.len() < 2 => f.positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -144,6 +157,9 @@ fn check(f: Flags) -> Result<Args> {
         return Err(Error::usage(
             "--allow-unlisted only makes sense with --manifest",
         ));
+    }
+    if f.hidden && !f.all {
+        return Err(Error::usage("--hidden only makes sense with --all"));
     }
     let mut timeouts = Timeouts::default();
     if let Some(io) = f.timeout {
@@ -172,6 +188,8 @@ fn check(f: Flags) -> Result<Args> {
         all: f.all,
         manifest: f.manifest,
         allow_unlisted: f.allow_unlisted,
+        hidden: f.hidden,
+        no_fsync: f.no_fsync,
     })
 }
 
@@ -214,6 +232,7 @@ impl Args {
             (true, _, output) => Mode::All {
                 dir: PathBuf::from(output.unwrap_or_else(|| ".".into())),
                 allow_unlisted: self.allow_unlisted,
+                hidden: self.hidden,
             },
             (false, name, Some(dash)) if dash == "-" => Mode::Stdout {
                 name: name.unwrap_or_default(),
@@ -236,6 +255,7 @@ impl Args {
             },
             limit_rate: self.limit_rate,
             quiet: self.quiet,
+            durable: !self.no_fsync,
         }
     }
 }
@@ -267,7 +287,7 @@ fn pick(peer: &Peer) -> Result<String> {
             "{:>width$}) {:>10}  {}",
             i + 1,
             format::bytes(e.size),
-            e.name
+            format::visible(&e.name)
         );
     }
     let _ = write!(
@@ -349,6 +369,7 @@ mod tests {
             &["h", "1", "--legacy", "--retries", "1"],
             &["h", "1", "--legacy", "--limit-rate", "1k"],
             &["h", "n", "--all"],
+            &["h", "n", "--hidden"],
         ] {
             assert_eq!(parse_args(bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }

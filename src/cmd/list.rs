@@ -137,7 +137,7 @@ pub fn table(entries: &[ListEntry]) -> String {
         .unwrap_or(0);
     entries
         .iter()
-        .map(|e| format!("{:>width$}  {}\n", e.size, e.name))
+        .map(|e| format!("{:>width$}  {}\n", e.size, visible(&e.name)))
         .collect()
 }
 

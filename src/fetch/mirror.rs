@@ -12,6 +12,7 @@ use crate::error::{Error, ExitKind, Result};
 use crate::fetch::manifest::Manifest;
 use crate::fetch::path::under;
 use crate::fetch::{fetch_file, Place, Request};
+use crate::util::format::visible;
 
 /// How the files of one `get --all` fared.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,7 +23,7 @@ struct Tally {
     corrupt: usize,
 }
 
-pub fn run(request: &Request, dir: &Path, allow_unlisted: bool) -> Result<()> {
+pub fn run(request: &Request, dir: &Path, allow_unlisted: bool, hidden: bool) -> Result<()> {
     let expected = match &request.manifest {
         Some(path) => Some(Manifest::load(path)?),
         None => None,
@@ -33,8 +34,9 @@ pub fn run(request: &Request, dir: &Path, allow_unlisted: bool) -> Result<()> {
     let listed: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     let mut tally = Tally::default();
     for (i, entry) in entries.iter().enumerate() {
+        let shown = visible(&entry.name);
         if !request.quiet {
-            eprintln!("tcpfetch: [{}/{}] {}", i + 1, entries.len(), entry.name);
+            eprintln!("tcpfetch: [{}/{}] {}", i + 1, entries.len(), shown);
         }
         let digest = match &expected {
             None => None,
@@ -43,8 +45,7 @@ pub fn run(request: &Request, dir: &Path, allow_unlisted: bool) -> Result<()> {
                 None if allow_unlisted => None,
                 None => {
                     eprintln!(
-                        "tcpfetch: {}: not in the manifest; refused (--allow-unlisted fetches it unchecked)",
-                        entry.name
+                        "tcpfetch: {shown}: not in the manifest; refused (--allow-unlisted fetches it unchecked)"
                     );
                     tally.corrupt += 1;
                     continue;
@@ -52,13 +53,13 @@ pub fn run(request: &Request, dir: &Path, allow_unlisted: bool) -> Result<()> {
             },
         };
         let result = check_not_temporary(&entry.name, &listed)
-            .and_then(|()| under(dir, &entry.name))
+            .and_then(|()| under(dir, &entry.name, hidden, request.durable))
             .and_then(|path| fetch_file(request, &entry.name, &Place::Exactly(&path), digest));
         match result {
             Ok(saved) if saved.already => tally.identical += 1,
             Ok(_) => tally.fetched += 1,
             Err(e) => {
-                eprintln!("tcpfetch: {}: {e}", entry.name);
+                eprintln!("tcpfetch: {shown}: {e}");
                 if e.exit_kind() == ExitKind::Integrity {
                     tally.corrupt += 1;
                 } else {
@@ -72,7 +73,7 @@ pub fn run(request: &Request, dir: &Path, allow_unlisted: bool) -> Result<()> {
         for name in m.names().filter(|n| !served.contains(n)) {
             eprintln!(
                 "tcpfetch: {}: in the manifest but not on the server",
-                String::from_utf8_lossy(name)
+                visible(&String::from_utf8_lossy(name))
             );
             tally.failed += 1;
         }
@@ -81,11 +82,11 @@ pub fn run(request: &Request, dir: &Path, allow_unlisted: bool) -> Result<()> {
 }
 
 /// `get` keeps a partial download of NAME in `NAME.part` and its version in
-/// `NAME.part.sha256`. A served file with one of those names next to NAME
+/// `NAME.part.sha256` (written through `NAME.part.sha256.tmp`). A served file with one of those names next to NAME
 /// would be taken for that partial (and deleted when it fails to verify), so
 /// it is refused instead.
 fn check_not_temporary(name: &str, listed: &HashSet<&str>) -> Result<()> {
-    for suffix in [".part", ".part.sha256"] {
+    for suffix in [".part", ".part.sha256", ".part.sha256.tmp"] {
         if let Some(base) = name.strip_suffix(suffix) {
             if listed.contains(base) {
                 return Err(Error::Other(format!(

@@ -52,6 +52,9 @@ pub struct Request {
     /// `--limit-rate`, in bytes per second.
     pub limit_rate: Option<u64>,
     pub quiet: bool,
+    /// Flush each file to disk before it is renamed into place (not with
+    /// `--no-fsync`).
+    pub durable: bool,
 }
 
 /// Where the bytes go.
@@ -65,7 +68,12 @@ pub enum Mode {
     /// One file to standard output (`-o -`), checked at the end.
     Stdout { name: String },
     /// Every served file into `dir` (`--all`).
-    All { dir: PathBuf, allow_unlisted: bool },
+    All {
+        dir: PathBuf,
+        allow_unlisted: bool,
+        /// `--hidden`: save names with a dot component too.
+        hidden: bool,
+    },
 }
 
 /// The longest pause between two retries of `get`, spread included.
@@ -90,6 +98,7 @@ impl Request {
             },
             limit_rate: None,
             quiet: true,
+            durable: true,
         }
     }
 
@@ -122,7 +131,8 @@ pub fn run(request: &Request) -> Result<()> {
         Mode::All {
             dir,
             allow_unlisted,
-        } => mirror::run(request, dir, *allow_unlisted),
+            hidden,
+        } => mirror::run(request, dir, *allow_unlisted, *hidden),
         Mode::Stdout { name } => {
             let expected = request.expected(name)?;
             with_retries(request, || to_stdout(request, name, expected))
@@ -238,7 +248,7 @@ fn download(
             return Ok(saved);
         }
     }
-    let mut part = Part::open(path)?;
+    let mut part = Part::open(path, request.durable)?;
     let received = match receive_into(request, source, name, &mut part, expected, observe) {
         Ok(received) => received,
         Err(e) if source.resumable() => {
@@ -392,30 +402,37 @@ fn start_or_resume(
     part: &mut Part,
 ) -> Result<(Header, Sha256, u64)> {
     if source.resumable() && part.len() > 0 {
-        let (state, offset) = part.prefix()?;
-        // Hashing a large .part can outlast the server's idle timeout, and
-        // the connection sat unused meanwhile: ask on a fresh one.
-        *source = request.peer.open()?;
-        let recorded = part.recorded();
-        match source.request(name, offset) {
-            Ok(header) if recorded.is_none() || recorded == header.digest => {
-                return Ok((header, state, offset))
-            }
-            Ok(_) => {
-                // The server's file changed since the .part began, and the
-                // rest of the new version is already on its way.
+        // Without a record nobody knows which version the bytes are of
+        // (an empty one is what a power cut can leave): start over.
+        let why = match part.recorded() {
+            None => "has no record of the version it belongs to",
+            Some(recorded) => {
+                let (state, offset) = part.prefix()?;
+                // Hashing a large .part can outlast the server's idle
+                // timeout, and the connection sat unused meanwhile: ask on
+                // a fresh one.
                 *source = request.peer.open()?;
+                match source.request(name, offset) {
+                    Ok(header) if header.digest == Some(recorded) => {
+                        return Ok((header, state, offset))
+                    }
+                    // The server's file changed since the .part began, and
+                    // the rest of the new version is already on its way.
+                    Ok(_) => *source = request.peer.open()?,
+                    // The .part is longer than the server's file: another
+                    // version.
+                    Err(Error::Remote {
+                        code: ErrorCode::BadRequest,
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e),
+                }
+                "is of a version the server no longer has"
             }
-            // The .part is longer than the server's file: another version.
-            Err(Error::Remote {
-                code: ErrorCode::BadRequest,
-                ..
-            }) => {}
-            Err(e) => return Err(e),
-        }
+        };
         if !request.quiet {
             eprintln!(
-                "tcpfetch: the server's file changed since '{}.part' began; starting over",
+                "tcpfetch: '{}.part' {why}; starting over",
                 part.path().display()
             );
         }

@@ -5,19 +5,40 @@
 //! command line, `get` and `get --legacy`) cannot interleave their bytes:
 //! the second is refused. Next to it a one-line `PATH.part.sha256` records
 //! which version of the server's file the bytes belong to, so a resume never
-//! splices two versions. [`Part::commit`] renames the verified bytes into
-//! place; [`Part::discard`] removes both files. The lock lives as long as
-//! the `Part` and goes with the file when it is renamed.
+//! splices two versions; no record (or an empty one) means start over.
+//! [`Part::commit`] renames the verified bytes into place; [`Part::discard`]
+//! removes both files. The lock lives as long as the `Part` and goes with
+//! the file when it is renamed.
+//!
+//! The staging files sit in directories other users may write to, so
+//! neither is ever opened through a symlink, and a `.part` that is not a
+//! regular file of ours with one link is refused, never written.
+//!
+//! A durable `Part` (the default; `get --no-fsync` turns it off) starts
+//! writeback every few MiB while the bytes arrive, flushes the `.part`
+//! before the rename and the directory after it, so what is at PATH after a
+//! power cut is the verified file or the old one, never a torn one.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::Sha256;
 
 use crate::error::{Error, Result};
 use crate::fetch::receive::Sink;
+use crate::sys;
 use crate::util::hex::{self, Digest};
+
+/// How many written bytes a durable `Part` lets pile up before it starts
+/// their writeback: large enough for few system calls, small next to the
+/// gigabytes the kernel would otherwise hold back for the final flush.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// How often [`Part::open`] tries again when the `.part` it locked was
+/// renamed away meanwhile (another download to PATH finished).
+const OPEN_ATTEMPTS: usize = 3;
 
 pub struct Part {
     /// Where the file goes once verified.
@@ -25,35 +46,49 @@ pub struct Part {
     /// `PATH.part`.
     part: PathBuf,
     file: File,
+    /// Flush before the rename, and start writeback as bytes arrive.
+    durable: bool,
+    /// The length of the `.part`: where the next byte goes.
+    end: u64,
+    /// Writeback was started for the bytes before this offset.
+    kicked: u64,
 }
 
 impl Part {
-    /// Open (or create) `PATH.part` for appending and lock it.
-    pub fn open(path: &Path) -> Result<Part> {
+    /// Open (or create) `PATH.part` for appending and lock it; `durable`
+    /// as in the module doc.
+    pub fn open(path: &Path, durable: bool) -> Result<Part> {
         if path.is_dir() {
             return Err(Error::Other(format!("'{}' is a directory", path.display())));
         }
         let part = suffixed(path, ".part");
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&part)
-            .map_err(|e| Error::local(format!("cannot write '{}'", part.display()), e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Part {
-                path: path.to_path_buf(),
-                part,
-                file,
-            }),
-            Err(fs::TryLockError::WouldBlock) => Err(Error::Other(format!(
-                "another download to '{}' is in progress (its '{}' is locked)",
-                path.display(),
-                part.display()
-            ))),
-            Err(fs::TryLockError::Error(e)) => {
-                Err(Error::local(format!("cannot lock '{}'", part.display()), e))
+        if let Some(e) = not_a_plain_file(&suffixed(path, ".part.sha256")) {
+            return Err(e);
+        }
+        for _ in 0..OPEN_ATTEMPTS {
+            let file = open_staging(&part)?;
+            lock(&file, path, &part)?;
+            // Between our open and our lock another download may have
+            // renamed this very file to PATH and let go of it: the file
+            // locked is then PATH, and appending would add a second copy.
+            if still_at(&file, &part)? {
+                check_ours(&file, &part)?;
+                let end = file.metadata().map_or(0, |m| m.len());
+                return Ok(Part {
+                    path: path.to_path_buf(),
+                    part,
+                    file,
+                    durable,
+                    end,
+                    kicked: end,
+                });
             }
         }
+        Err(Error::Other(format!(
+            "'{}' keeps being replaced while it is opened: another download to '{}' is running",
+            part.display(),
+            path.display()
+        )))
     }
 
     /// Where the file goes once verified.
@@ -63,7 +98,7 @@ impl Part {
 
     /// How many bytes the `.part` holds.
     pub fn len(&self) -> u64 {
-        self.file.metadata().map_or(0, |m| m.len())
+        self.end
     }
 
     /// The hash state of the bytes already there, and their count.
@@ -73,32 +108,65 @@ impl Part {
     }
 
     /// The server's digest of the version these bytes belong to, when one
-    /// was recorded.
+    /// was recorded. A missing, empty or unreadable record is `None`: the
+    /// bytes' version is unknown.
     pub fn recorded(&self) -> Option<Digest> {
-        fs::read_to_string(self.record_path())
-            .ok()
-            .and_then(|t| hex::decode_digest(t.trim()))
+        let mut text = String::new();
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(sys::O_NOFOLLOW | sys::O_NONBLOCK)
+            .open(self.record_path())
+            .ok()?
+            .take(128)
+            .read_to_string(&mut text)
+            .ok()?;
+        hex::decode_digest(text.trim())
     }
 
-    /// Remember that these bytes belong to the version with `digest`.
+    /// Remember that these bytes belong to the version with `digest`:
+    /// written beside the record and renamed over it, so the record is the
+    /// old one or the new one, never half of one (and a symlink planted in
+    /// its place is replaced, not written through).
     pub fn record(&self, digest: &Digest) -> Result<()> {
         let record = self.record_path();
-        fs::write(&record, format!("{}\n", hex::encode(digest)))
-            .map_err(|e| Error::local(format!("cannot write '{}'", record.display()), e))
+        let temp = suffixed(&self.path, ".part.sha256.tmp");
+        let failed = |e| Error::local(format!("cannot write '{}'", record.display()), e);
+        // Ours from an interrupted run: we hold the .part's lock.
+        let _ = fs::remove_file(&temp);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(sys::O_NOFOLLOW)
+            .open(&temp)
+            .map_err(failed)?;
+        file.write_all(format!("{}\n", hex::encode(digest)).as_bytes())
+            .map_err(failed)?;
+        if self.durable {
+            file.sync_data().map_err(failed)?;
+        }
+        fs::rename(&temp, &record).map_err(failed)
     }
 
     /// Start over from byte 0 (another version, or a protocol that cannot
-    /// resume).
+    /// resume). The record goes first: bytes without one are never resumed.
     pub fn restart(&mut self) -> Result<()> {
+        let _ = fs::remove_file(self.record_path());
         self.file
             .set_len(0)
             .map_err(|e| Error::local(format!("cannot truncate '{}'", self.part.display()), e))?;
-        let _ = fs::remove_file(self.record_path());
+        self.end = 0;
+        self.kicked = 0;
         Ok(())
     }
 
-    /// The bytes are verified: rename them into place.
+    /// The bytes are verified: rename them into place. Durable, the bytes
+    /// reach the disk before the rename, and the rename after it.
     pub fn commit(self) -> Result<()> {
+        if self.durable {
+            self.file.sync_data().map_err(|e| {
+                Error::local(format!("cannot flush '{}' to disk", self.part.display()), e)
+            })?;
+        }
         fs::rename(&self.part, &self.path).map_err(|e| {
             Error::local(
                 format!(
@@ -109,6 +177,9 @@ impl Part {
                 e,
             )
         })?;
+        if self.durable {
+            sync_dir(parent(&self.path))?;
+        }
         let _ = fs::remove_file(self.record_path());
         Ok(())
     }
@@ -142,8 +213,108 @@ impl Sink for Part {
                 ),
                 e,
             )
-        })
+        })?;
+        self.end += bytes.len() as u64;
+        if self.durable && self.end - self.kicked >= WRITEBACK_EVERY {
+            // A hint only: the flush in commit() is what guarantees.
+            let _ = sys::start_writeback(&self.file, self.kicked, self.end - self.kicked);
+            self.kicked = self.end;
+        }
+        Ok(())
     }
+}
+
+/// Flush a directory's entries (a rename into it, a directory made in it)
+/// to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::local(format!("cannot flush directory '{}'", dir.display()), e))
+}
+
+/// The directory `path` is in (`.` for a bare name).
+pub fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `PATH.part` for appending, created if missing, never through a symlink
+/// and never blocking on a FIFO.
+fn open_staging(part: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(sys::O_NOFOLLOW | sys::O_NONBLOCK)
+        .open(part)
+        .map_err(|e| {
+            not_a_plain_file(part)
+                .unwrap_or_else(|| Error::local(format!("cannot write '{}'", part.display()), e))
+        })
+}
+
+fn lock(file: &File, path: &Path, part: &Path) -> Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Other(format!(
+            "another download to '{}' is in progress (its '{}' is locked)",
+            path.display(),
+            part.display()
+        ))),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(Error::local(format!("cannot lock '{}'", part.display()), e))
+        }
+    }
+}
+
+/// Whether `file` is still the one at `part` (same device and inode).
+fn still_at(file: &File, part: &Path) -> Result<bool> {
+    let ours = file
+        .metadata()
+        .map_err(|e| Error::local(format!("cannot inspect '{}'", part.display()), e))?;
+    Ok(fs::symlink_metadata(part)
+        .is_ok_and(|there| there.dev() == ours.dev() && there.ino() == ours.ino()))
+}
+
+/// The `.part` must be a regular file of ours with no other name: a hard
+/// link would write the download into another file, and someone else's
+/// file could be changed by them once it is renamed to PATH.
+fn check_ours(file: &File, part: &Path) -> Result<()> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::local(format!("cannot inspect '{}'", part.display()), e))?;
+    let why = if !meta.is_file() {
+        "it is not a regular file"
+    } else if meta.nlink() != 1 {
+        "it has other hard links"
+    } else if meta.uid() != sys::effective_uid() {
+        "it belongs to another user"
+    } else {
+        return Ok(());
+    };
+    Err(refusal(part, why))
+}
+
+/// Why a staging path cannot be used, when something other than a regular
+/// file (or nothing) is there.
+fn not_a_plain_file(path: &Path) -> Option<Error> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    let why = if meta.file_type().is_symlink() {
+        "it is a symlink, which is never followed"
+    } else if !meta.is_file() {
+        "it is not a regular file"
+    } else {
+        return None;
+    };
+    Some(refusal(path, why))
+}
+
+fn refusal(path: &Path, why: &str) -> Error {
+    Error::Other(format!(
+        "refusing to use '{}': {why}; remove it and run again",
+        path.display()
+    ))
 }
 
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
@@ -167,11 +338,11 @@ mod tests {
     fn a_locked_part_refuses_a_second_download() {
         let dir = scratch("lock");
         let path = dir.join("f");
-        let first = Part::open(&path).unwrap();
-        let err = Part::open(&path).err().unwrap();
+        let first = Part::open(&path, true).unwrap();
+        let err = Part::open(&path, true).err().unwrap();
         assert!(err.to_string().contains("in progress"), "{err}");
         drop(first);
-        Part::open(&path).unwrap().discard();
+        Part::open(&path, true).unwrap().discard();
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -179,7 +350,7 @@ mod tests {
     fn commit_renames_and_forgets_the_record() {
         let dir = scratch("commit");
         let path = dir.join("f");
-        let mut part = Part::open(&path).unwrap();
+        let mut part = Part::open(&path, true).unwrap();
         part.write(b"abc").unwrap();
         part.record(&[7; 32]).unwrap();
         assert_eq!(part.recorded(), Some([7; 32]));
@@ -187,12 +358,61 @@ mod tests {
         part.commit().unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"abc");
         assert!(!dir.join("f.part").exists() && !dir.join("f.part.sha256").exists());
-        let mut again = Part::open(&path).unwrap();
+        let mut again = Part::open(&path, true).unwrap();
         again.write(b"x").unwrap();
         again.restart().unwrap();
         assert_eq!(again.len(), 0);
         again.keep_or_discard();
         assert!(!dir.join("f.part").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_part_renamed_away_before_the_lock_is_not_used() {
+        // The race of two downloads to one PATH: the second opened the
+        // .part just before the first renamed it to PATH.
+        let dir = scratch("race");
+        let (path, part) = (dir.join("f"), dir.join("f.part"));
+        let early = open_staging(&part).unwrap();
+        assert!(still_at(&early, &part).unwrap());
+        fs::rename(&part, &path).unwrap();
+        assert!(!still_at(&early, &part).unwrap());
+        // A fresh .part in its place is another file still.
+        let fresh = open_staging(&part).unwrap();
+        assert!(!still_at(&early, &part).unwrap());
+        assert!(still_at(&fresh, &part).unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_or_unreadable_record_is_no_record() {
+        let dir = scratch("record");
+        let path = dir.join("f");
+        let part = Part::open(&path, false).unwrap();
+        assert_eq!(part.recorded(), None);
+        fs::write(dir.join("f.part.sha256"), b"").unwrap();
+        assert_eq!(part.recorded(), None);
+        fs::write(dir.join("f.part.sha256"), b"zz\n").unwrap();
+        assert_eq!(part.recorded(), None);
+        part.record(&[9; 32]).unwrap();
+        assert_eq!(part.recorded(), Some([9; 32]));
+        assert!(!dir.join("f.part.sha256.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn staging_paths_that_are_not_plain_files_are_refused() {
+        let dir = scratch("plain");
+        fs::write(dir.join("victim"), b"keep").unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("a.part")).unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("b.part.sha256")).unwrap();
+        fs::hard_link(dir.join("victim"), dir.join("c.part")).unwrap();
+        fs::create_dir(dir.join("d.part")).unwrap();
+        for name in ["a", "b", "c", "d"] {
+            let err = Part::open(&dir.join(name), true).err().unwrap();
+            assert!(err.to_string().contains("refusing"), "{name}: {err}");
+        }
+        assert_eq!(fs::read(dir.join("victim")).unwrap(), b"keep");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fetch::part::{parent, sync_dir};
+use crate::proto;
 
 /// Where a download of `name` goes: `-o PATH`, inside `-o DIR`, or the last
 /// component of `name` in the current directory. The name came from the
@@ -50,11 +52,13 @@ pub fn path_for(names: &[String], output: Option<&str>) -> Result<PathBuf> {
 }
 
 /// `DIR/NAME` for a name from the server (`get --all`), with the
-/// directories on the way created. The server's names decide the layout
-/// under DIR, so every component must be a plain name (no `.`, `..`, empty
-/// component, control character or backslash), and every directory on the
-/// way must be a real directory, not a symlink that could lead elsewhere.
-pub fn under(dir: &Path, name: &str) -> Result<PathBuf> {
+/// directories on the way created (and, `durable`, flushed into their
+/// parents). The server's names decide the layout under DIR, so every
+/// component must be a plain name (no `.`, `..`, empty component, control
+/// character or backslash; no leading `.` unless `hidden`), and every
+/// directory on the way must be a real directory, not a symlink that could
+/// lead elsewhere.
+pub fn under(dir: &Path, name: &str, hidden: bool, durable: bool) -> Result<PathBuf> {
     let parts: Vec<&str> = name.split('/').collect();
     let bad = parts.iter().any(|p| {
         p.is_empty()
@@ -66,14 +70,19 @@ pub fn under(dir: &Path, name: &str) -> Result<PathBuf> {
     if bad || name.starts_with('/') {
         return Err(Error::protocol(format!(
             "the server listed an unsafe name '{}'; not saved",
-            crate::proto::printable(name.as_bytes())
+            proto::printable(name.as_bytes())
         )));
+    }
+    if !hidden && proto::has_dot_component(name) {
+        return Err(Error::Other(
+            "not saved: a component of the name starts with '.' (--hidden saves it)".into(),
+        ));
     }
     let mut path = dir.to_path_buf();
     for (i, part) in parts.iter().enumerate() {
         if i + 1 < parts.len() {
             path.push(part);
-            ensure_real_dir(&path)?;
+            ensure_real_dir(&path, durable)?;
         } else {
             path.push(part);
         }
@@ -81,15 +90,21 @@ pub fn under(dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn ensure_real_dir(path: &Path) -> Result<()> {
+fn ensure_real_dir(path: &Path, durable: bool) -> Result<()> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(Error::Other(format!(
             "'{}' is in the way: not a directory (or a symlink, which is not followed)",
             path.display()
         ))),
-        Err(_) => fs::create_dir(path)
-            .map_err(|e| Error::local(format!("cannot create '{}'", path.display()), e)),
+        Err(_) => {
+            fs::create_dir(path)
+                .map_err(|e| Error::local(format!("cannot create '{}'", path.display()), e))?;
+            if durable {
+                sync_dir(parent(path))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -125,7 +140,7 @@ mod tests {
         let _ = fs::remove_dir_all(&base);
         fs::create_dir_all(&base).unwrap();
         assert_eq!(
-            under(&base, "a/b c/d.txt").unwrap(),
+            under(&base, "a/b c/d.txt", false, true).unwrap(),
             base.join("a/b c/d.txt")
         );
         assert!(base.join("a/b c").is_dir());
@@ -139,10 +154,19 @@ mod tests {
             "a\\b",
             "a/\u{1b}x",
         ] {
-            assert!(under(&base, bad).is_err(), "{bad}");
+            assert!(under(&base, bad, true, false).is_err(), "{bad}");
         }
+        for dotted in [".bashrc", ".ssh/authorized_keys", "a/.b/c", "a/.x"] {
+            assert!(proto::has_dot_component(dotted), "{dotted}");
+            assert!(under(&base, dotted, false, false).is_err(), "{dotted}");
+        }
+        assert_eq!(
+            under(&base, ".ssh/keys", true, false).unwrap(),
+            base.join(".ssh/keys")
+        );
+        assert!(!proto::has_dot_component("a.b/c.d"));
         std::os::unix::fs::symlink("/tmp", base.join("link")).unwrap();
-        assert!(under(&base, "link/x").is_err());
+        assert!(under(&base, "link/x", true, false).is_err());
         fs::remove_dir_all(&base).unwrap();
     }
 }

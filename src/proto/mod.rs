@@ -154,6 +154,14 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether a `/`-separated name has a component starting with `.`: a
+/// dotfile or a directory like `.ssh`. Such files configure programs
+/// (`.bashrc`, `.ssh/authorized_keys`), so a client never takes one of a
+/// server's names as a local name unless the user said so.
+pub fn has_dot_component(name: &str) -> bool {
+    name.split('/').any(|part| part.starts_with('.'))
+}
+
 /// A decimal `u64`: ASCII digits only, no sign, no overflow.
 pub fn parse_decimal(text: &[u8]) -> Option<u64> {
     if text.is_empty() || text.len() > 20 {

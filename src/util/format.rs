@@ -24,18 +24,48 @@ pub fn json_string(text: &str) -> String {
     out
 }
 
-/// `text` with every control character escaped (`\u{1b}`, `\n`), for
-/// showing names that came from a peer on a terminal.
+/// `text` with every control character escaped (`\u{1b}`, `\n`), and
+/// every character that changes how the rest of a line shows while
+/// showing nothing itself: bidirectional controls (U+202E turns `exe.txt`
+/// into what reads as `txt.exe`), line and paragraph separators, and
+/// invisible ones (zero-width spaces and joiners, U+FEFF). For showing
+/// names that came from a peer on a terminal, where one name must never
+/// pass for another.
 pub fn visible(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
-            if c.is_control() {
+            if c.is_control() || is_invisible(c) {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]
             }
         })
         .collect()
+}
+
+/// Unicode's format characters (category Cf) that a terminal shows as
+/// nothing or obeys as layout, the line and paragraph separators, and the
+/// fillers that render blank. Variation selectors are left alone: emoji
+/// need them and they cannot reorder a line.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{34f}'
+            | '\u{61c}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e007f}'
+    )
 }
 
 /// A time as RFC 3339 in UTC with milliseconds: `2026-11-25T09:36:30.123Z`.
@@ -127,6 +157,16 @@ mod tests {
     fn control_characters_are_made_visible() {
         assert_eq!(visible("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
         assert_eq!(visible("plain ü"), "plain ü");
+        assert_eq!(
+            visible("a\u{202e}txt.exe\u{2028}\u{feff}\u{200b}"),
+            "a\\u{202e}txt.exe\\u{2028}\\u{feff}\\u{200b}"
+        );
+        assert_eq!(
+            visible("\u{2066}x\u{2069}\u{e0041}"),
+            "\\u{2066}x\\u{2069}\\u{e0041}"
+        );
+        // Emoji keep their variation selector and joiner-free sequences.
+        assert_eq!(visible("\u{2764}\u{fe0f} ok"), "\u{2764}\u{fe0f} ok");
     }
 
     #[test]
