@@ -119,6 +119,12 @@ impl LegacyStep {
 pub enum Error {
     /// The command line was wrong; the message says how.
     Usage(String),
+    /// The command line of one command was wrong: the hint points at that
+    /// command's help rather than the top-level one.
+    CommandUsage {
+        command: &'static str,
+        message: String,
+    },
     /// A host name could not be turned into an address.
     Resolve { host: String, reason: String },
     /// The TCP connection could not be established.
@@ -197,7 +203,7 @@ impl Error {
     /// How the process ends for this error.
     pub fn exit_kind(&self) -> ExitKind {
         match self {
-            Error::Usage(_) => ExitKind::Usage,
+            Error::Usage(_) | Error::CommandUsage { .. } => ExitKind::Usage,
             Error::Integrity(_) => ExitKind::Integrity,
             Error::Reported(kind) => *kind,
             _ => ExitKind::Failure,
@@ -226,7 +232,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Protocol(_) | Error::Remote { .. } => "protocol",
             Error::Integrity(_) => "corrupt",
-            Error::Usage(_) => "usage",
+            Error::Usage(_) | Error::CommandUsage { .. } => "usage",
             // `bench` reports a local failure (its --save disk) with the
             // network's under one word, as it always has.
             _ => "io",
@@ -245,29 +251,31 @@ impl Error {
     }
 
     /// A short hint on what to do next, printed after the message.
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
-            Error::Usage(_) => Some("see 'tcpfetch --help'"),
-            Error::Connect { .. } => {
-                Some("is 'tcpfetch serve' running there, and is the port right?")
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            Error::Usage(_) => "see 'tcpfetch --help'",
+            Error::CommandUsage { command, .. } => {
+                return Some(format!("see 'tcpfetch {command} --help'"))
             }
+            Error::Connect { .. } => "is 'tcpfetch serve' running there, and is the port right?",
             Error::Remote {
                 code: ErrorCode::Busy,
                 ..
-            } => Some("the server is at its client limit; try again shortly"),
+            } => "the server is at its client limit; try again shortly",
             Error::Remote {
                 code: ErrorCode::NotFound,
                 ..
-            } => Some("run 'tcpfetch list ADDR' to see what the server offers"),
-            _ => None,
-        }
+            } => "run 'tcpfetch list ADDR' to see what the server offers",
+            _ => return None,
+        };
+        Some(hint.to_string())
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(msg) => write!(f, "{msg}"),
+            Error::Usage(msg) | Error::CommandUsage { message: msg, .. } => write!(f, "{msg}"),
             Error::Resolve { host, reason } => write!(f, "cannot resolve '{host}': {reason}"),
             Error::Connect { addr, source } => {
                 write!(f, "cannot connect to {addr}: {}", describe_io(source))

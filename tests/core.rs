@@ -400,10 +400,14 @@ fn a_server_that_says_nothing_and_closes_is_a_failure() {
 fn server_errors_become_exit_1_with_their_message() {
     let (t, server) = serve("remote-errors", &[("a.txt", b"a")], &[]);
     std::fs::create_dir_all(t.join("srv/dir")).unwrap();
-    for (name, code) in [("missing.txt", "not-found"), ("dir", "forbidden")] {
-        let run = tcpfetch(&t.join("dl"), &["get", &server.addr, name]);
+    let addr = &server.addr;
+    for (name, says) in [
+        ("missing.txt", format!("tcpfetch: no file 'missing.txt' on {addr}; see 'tcpfetch list {addr}'\n")),
+        ("dir", format!("tcpfetch: 'dir' is a directory on {addr}; fetch the files under it with 'tcpfetch get {addr} dir/ --all'\n")),
+    ] {
+        let run = tcpfetch(&t.join("dl"), &["get", addr, name]);
         run.expect_code(1);
-        assert!(run.stderr().contains(code), "{run}");
+        assert_eq!(run.stderr(), says, "{run}");
     }
     assert_eq!(std::fs::read_dir(t.join("dl")).unwrap().count(), 0);
 }
@@ -521,7 +525,6 @@ fn usage_errors_exit_2() {
         &["get", "127.0.0.1:1", "x", "--bogus"],
         &["get", "127.0.0.1:1", "x", "--sha256", "abc"],
         &["get", "127.0.0.1:1", "x", "-o"],
-        &["get", "127.0.0.1:1", "x", "y"],
         &["get", "127.0.0.1:1", "dir/"],
         &["get", "bad:address:1", "x"],
         &["list"],

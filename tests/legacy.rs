@@ -268,11 +268,36 @@ fn ping_legacy_gets_ok_from_the_old_server() {
 fn ping_legacy_refuses_a_tcpfetch_v1_server() {
     let t = Scratch::new("lg-ping-v1");
     std::fs::create_dir_all(t.join("srv")).unwrap();
-    // A v1 server waits for a line that never comes, then drops the client.
-    let server = Server::start(&t.join("srv"), &["--idle-timeout", "0.5"]);
+    // A v1 server answers the old client's first message at once (its
+    // idle timeout is the default 30 s: waiting for it would not say this).
+    let server = Server::start(&t.join("srv"), &[]);
     let run = tcpfetch(&t.path, &["ping", "--legacy", &server.addr]);
     run.expect_code(1);
-    assert!(run.stderr().contains("closed the connection"), "{run}");
+    let want = format!(
+        "tcpfetch: {} is a tcpfetch server (it answered TCPFETCH/1); drop --legacy",
+        server.addr
+    );
+    assert!(run.stderr().contains(&want), "{run}");
+}
+
+#[test]
+fn ping_without_legacy_recognises_the_old_server_at_once() {
+    let t = Scratch::new("lg-ping-old");
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    let (server, legacy) = serve_legacy(&t.join("srv"));
+    for cmd in [
+        &["ping", &legacy][..],
+        &["list", &legacy],
+        &["get", &legacy, "1"],
+    ] {
+        let run = tcpfetch(&t.path, cmd);
+        run.expect_code(1);
+        let want = format!("tcpfetch: {legacy} looks like the old Python tcp-server (it answered with a length header); add --legacy");
+        assert!(run.stderr().contains(&want), "{run}");
+    }
+    // The listener still serves the old protocol afterwards.
+    tcpfetch(&t.path, &["ping", "--legacy", &legacy]).expect_code(0);
+    drop(server);
 }
 
 #[test]

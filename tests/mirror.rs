@@ -54,13 +54,13 @@ fn get_all_fetches_every_file_verified_and_skips_identical_ones() {
         );
     }
     assert!(
-        run.stderr().contains("4 fetched, 0 already identical"),
+        run.stderr().contains("4 files: 0 identical, 4 fetched"),
         "{run}"
     );
     let again = tcpfetch(&t.path, &["get", &server.addr, "--all", "-o", "mirror"]);
     again.expect_code(0);
     assert!(
-        again.stderr().contains("0 fetched, 4 already identical"),
+        again.stderr().contains("4 files: 4 identical, 0 fetched"),
         "{again}"
     );
 }

@@ -70,6 +70,7 @@ fn a_number_downloads_the_listed_file() {
         "{screen}"
     );
     assert!(screen.contains("download which file? [1-2"), "{screen}");
+    assert!(screen.contains("part of a name to filter"), "{screen}");
     assert_eq!(std::fs::read(t.join("cwd/beta.bin")).unwrap(), data);
 }
 
@@ -92,11 +93,46 @@ fn q_cancels_with_exit_1() {
 }
 
 #[test]
-fn a_number_out_of_range_is_refused() {
-    let (t, server, _) = served("pick-range");
-    let (code, screen) = pick(&t.join("cwd"), &server.addr, "3\n");
-    assert_eq!(code, 1, "{screen}");
-    assert!(screen.contains("not one of the listed files"), "{screen}");
+fn a_typo_asks_again() {
+    let (t, server, data) = served("pick-again");
+    let (code, screen) = pick(&t.join("cwd"), &server.addr, "3\nzzz\n2\n");
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("'3' is not one of the listed files (1-2); try again"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("'zzz' is not a listed number and no name contains it; try again"),
+        "{screen}"
+    );
+    assert_eq!(std::fs::read(t.join("cwd/beta.bin")).unwrap(), data);
+}
+
+#[test]
+fn a_long_list_is_narrowed_by_typing_part_of_a_name() {
+    let t = Scratch::new("pick-filter");
+    for i in 0..40 {
+        t.write(
+            &format!("served/file-{i:02}.txt"),
+            format!("{i}\n").as_bytes(),
+        );
+    }
+    t.write("served/needle.bin", b"found\n");
+    std::fs::create_dir_all(t.join("cwd")).unwrap();
+    let server = Server::start(&t.join("served"), &[]);
+    let (code, screen) = pick(&t.join("cwd"), &server.addr, "NEED\n41\n");
+    assert_eq!(code, 0, "{screen}");
+    // One screenful, then the hint; the filtered list keeps its numbers.
+    assert!(
+        screen.contains("... and 21 more: type part of a name to narrow the list"),
+        "{screen}"
+    );
+    assert!(!screen.contains("needle.bin\r\n... and"), "{screen}");
+    assert!(
+        screen.contains("41)") && screen.contains("needle.bin"),
+        "{screen}"
+    );
+    assert_eq!(std::fs::read(t.join("cwd/needle.bin")).unwrap(), b"found\n");
 }
 
 #[test]
@@ -104,5 +140,17 @@ fn without_a_terminal_the_missing_name_is_a_usage_error() {
     let (t, server, _) = served("pick-noterm");
     let run = tcpfetch(&t.join("cwd"), &["get", &server.addr]);
     run.expect_code(2);
-    assert!(run.stderr().contains("missing NAME"), "{run}");
+    // A short usage line and the command's hint, not the whole help.
+    assert!(
+        run.stderr().starts_with(
+            "tcpfetch: missing NAME (the file to download)\nUsage: tcpfetch get ADDR [NAME...]"
+        ),
+        "{run}"
+    );
+    assert!(
+        run.stderr()
+            .ends_with("\ntcpfetch: see 'tcpfetch get --help'\n"),
+        "{run}"
+    );
+    assert!(!run.stderr().contains("Options:"), "{run}");
 }

@@ -559,9 +559,21 @@ fn a_non_loopback_listen_address_warns() {
 }
 
 #[test]
-fn a_missing_downloads_directory_is_a_usage_error() {
+fn a_missing_downloads_directory_fails_as_get_o_dir_does() {
     let t = Scratch::new("ui-nodir");
+    t.write("file", b"x");
     let run = tcpfetch(&t.path, &["ui", "--listen", "127.0.0.1:0", "--dir", "nope"]);
-    run.expect_code(2);
-    assert!(run.stderr().contains("nope"), "{run}");
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr(),
+        "tcpfetch: --dir nope: no such directory\n",
+        "{run}"
+    );
+    let run = tcpfetch(&t.path, &["ui", "--listen", "127.0.0.1:0", "--dir", "file"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr(),
+        "tcpfetch: --dir file: not a directory\n",
+        "{run}"
+    );
 }

@@ -8,7 +8,7 @@
 //! fails when a connection ends any other way, so a session that did not end
 //! with `DIGEST<n>` ends with `TEST`, as the original client's do.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -97,6 +97,19 @@ impl LegacySession {
     }
 
     fn receive(&mut self, phase: Phase) -> Result<String> {
+        // A tcpfetch server answers a message it cannot read at once, with
+        // a line: tell the user which protocol it speaks.
+        let v1 = match self.reader.fill_buf() {
+            Ok(start) => Ok(crate::proto::sniff::is_v1_answer(start)),
+            Err(e) => Err(Error::net(phase, e)),
+        };
+        if self.broken_if(v1)? {
+            self.stage = Stage::Ended;
+            return Err(Error::protocol(format!(
+                "{} is a tcpfetch server (it answered TCPFETCH/1); drop --legacy",
+                self.peer
+            )));
+        }
         let received = wire::read_message(&mut self.reader, MAX_REPLY)
             .map_err(|e| Error::wire(phase, e))
             .and_then(|m| {

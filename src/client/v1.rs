@@ -1,7 +1,7 @@
 //! Protocol v1's client: one connection to a tcpfetch server, with one
 //! method per request, and its [`Source`] face for the commands.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use crate::client::addr::{connect, Timeouts};
@@ -161,6 +161,16 @@ impl Connection {
     }
 
     fn read_status(&mut self) -> Result<String> {
+        // The old server answers with a length header, never a line: say
+        // so now rather than wait for a line feed that will not come.
+        let start = self.reader.fill_buf();
+        let start = start.map_err(|e| Error::net(Phase::ReceiveHeader, e))?;
+        if crate::proto::sniff::is_legacy(start) {
+            return Err(Error::protocol(format!(
+                "{} looks like the old Python tcp-server (it answered with a length header); add --legacy",
+                self.peer
+            )));
+        }
         let line = self.read_line(Phase::ReceiveHeader)?;
         Ok(proto::parse_status(&line)?)
     }

@@ -13,7 +13,7 @@ use crate::error::{Error, ExitKind, Result};
 use crate::proto;
 use crate::util::cli;
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: tcpfetch bench ADDR NAME... --clients N [OPTIONS]
        tcpfetch bench --merge RUN.json... [--json] [--report FILE.html]
 

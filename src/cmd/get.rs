@@ -3,28 +3,30 @@
 //! ([`fetch::Request`]), and hands it to [`fetch::run`]; the pipeline
 //! itself is in `src/fetch/`.
 
-use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lexopt::prelude::*;
 
 use crate::client::{Peer, Protocol, Timeouts};
+use crate::cmd::pick;
 use crate::error::{Error, Result};
 use crate::fetch::{self, backoff::Backoff, Mode, MAX_RETRY_WAIT};
 use crate::proto::auth::Key;
 use crate::util::cli;
-use crate::util::format;
+use crate::util::format::visible;
 use crate::util::hex::{self, Digest};
 
-const USAGE: &str = "\
-Usage: tcpfetch get ADDR [NAME] [OPTIONS]
-       tcpfetch get ADDR --all [-o DIR] [--manifest SHA256SUMS] [OPTIONS]
+pub const USAGE: &str = "\
+Usage: tcpfetch get ADDR [NAME...] [OPTIONS]
+       tcpfetch get ADDR [DIR/] --all [-o DIR] [--manifest SHA256SUMS] [OPTIONS]
 
 Download NAME from a tcpfetch server. The bytes are hashed as they arrive and
 the file is kept only when its SHA-256 matches the digest the server sent
 (and --sha256, when given). An interrupted download resumes where it stopped.
-Without NAME, on a terminal, the server's files are listed to pick from.
+Several NAMEs are fetched one after another (each verified, a summary at the
+end; the exit status is the worst of them). Without NAME, on a terminal, the
+server's files are listed to pick from.
 
 Options:
   -o, --output PATH     where to save (default: NAME's last component in the
@@ -43,6 +45,8 @@ Options:
                         digest then carries a MAC an attacker cannot forge
   --all                 download every served file into -o DIR (default .),
                         keeping relative paths; each verified and resumable
+  --prefix DIR/         with --all: only the files under DIR/ on the server
+                        (also 'get ADDR DIR/ --all')
   --manifest FILE       a SHA256SUMS manifest carried by hand: every file
                         must match it (the check that does not trust the
                         server); with --all, files it does not name are
@@ -66,7 +70,8 @@ Exit status: 0 verified, 1 failure, 2 usage error, 3 integrity failure.
 pub struct Args {
     /// ADDR, `--timeout`, `--key-file` and `--legacy`.
     pub peer: Peer,
-    pub name: Option<String>,
+    /// The NAMEs given; none means the terminal picker (or `--all`).
+    pub names: Vec<String>,
     pub output: Option<String>,
     pub sha256: Option<Digest>,
     pub force: bool,
@@ -76,6 +81,8 @@ pub struct Args {
     pub limit_rate: Option<u64>,
     /// `--all`: every served file, into `-o DIR` (src/fetch/mirror.rs).
     pub all: bool,
+    /// `--prefix DIR/` or `get ADDR DIR/ --all`: only the files under it.
+    pub prefix: Option<String>,
     /// `--manifest FILE`: digests carried by hand, checked for every file.
     pub manifest: Option<PathBuf>,
     pub allow_unlisted: bool,
@@ -100,6 +107,7 @@ struct Flags {
     key: Option<Key>,
     legacy: bool,
     all: bool,
+    prefix: Option<String>,
     manifest: Option<PathBuf>,
     allow_unlisted: bool,
     hidden: bool,
@@ -129,11 +137,12 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("key-file") => f.key = Some(Key::load(&PathBuf::from(parser.value()?))?),
             Long("legacy") => f.legacy = true,
             Long("all") => f.all = true,
+            Long("prefix") => f.prefix = Some(cli::string_value(parser)?),
             Long("manifest") => f.manifest = Some(PathBuf::from(parser.value()?)),
             Long("allow-unlisted") => f.allow_unlisted = true,
             Long("hidden") => f.hidden = true,
             Long("no-fsync") => f.no_fsync = true,
-            Value(v) if f.positional.len() < 2 => f.positional.push(v.string()?),
+            Value(v) => f.positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
     }
@@ -144,9 +153,12 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
 fn check(f: Flags) -> Result<Args> {
     let mut positional = f.positional.into_iter();
     let addr = cli::required(positional.next(), "ADDR", USAGE)?;
-    let name = positional.next();
-    if f.all && name.is_some() {
-        return Err(Error::usage("give either NAME or --all, not both"));
+    let names: Vec<String> = positional.collect();
+    let prefix = check_names(&names, f.all, f.prefix)?;
+    if names.len() > 1 && (f.sha256.is_some() || f.output.as_deref() == Some("-")) {
+        return Err(Error::usage(
+            "several NAMEs take no --sha256 and no '-o -' (use --manifest, and -o DIR)",
+        ));
     }
     if f.all && (f.sha256.is_some() || f.output.as_deref() == Some("-")) {
         return Err(Error::usage(
@@ -166,7 +178,7 @@ fn check(f: Flags) -> Result<Args> {
         timeouts.io = io;
     }
     let protocol = if f.legacy {
-        check_legacy(&f.key, f.all, f.limit_rate, f.retries, &name)?;
+        check_legacy(&f.key, f.all, f.limit_rate, f.retries, &names)?;
         Protocol::Legacy
     } else {
         Protocol::V1 { key: f.key }
@@ -177,7 +189,7 @@ fn check(f: Flags) -> Result<Args> {
             timeouts,
             protocol,
         },
-        name,
+        names,
         output: f.output,
         sha256: f.sha256,
         force: f.force,
@@ -186,11 +198,41 @@ fn check(f: Flags) -> Result<Args> {
         retry_wait: f.retry_wait.unwrap_or(Duration::from_secs(1)),
         limit_rate: f.limit_rate,
         all: f.all,
+        prefix,
         manifest: f.manifest,
         allow_unlisted: f.allow_unlisted,
         hidden: f.hidden,
         no_fsync: f.no_fsync,
     })
+}
+
+/// NAMEs are files, except with `--all`, where one NAME ending in `/` is
+/// the directory to fetch (as `--prefix`); the prefix, normalised to end
+/// in `/`.
+fn check_names(names: &[String], all: bool, prefix: Option<String>) -> Result<Option<String>> {
+    let prefix = match (all, names, prefix) {
+        (false, _, Some(_)) => return Err(Error::usage("--prefix only makes sense with --all")),
+        (false, names, None) => {
+            if let Some(dir) = names.iter().find(|n| n.ends_with('/')) {
+                return Err(Error::usage(format!(
+                    "'{}' names a directory; add --all to fetch the files under it",
+                    visible(dir)
+                )));
+            }
+            return Ok(None);
+        }
+        (true, [], prefix) => prefix,
+        (true, [dir], None) if dir.ends_with('/') => Some(dir.clone()),
+        (true, _, _) => {
+            return Err(Error::usage(
+                "with --all, give at most one directory (ending in '/'), or --prefix DIR/",
+            ))
+        }
+    };
+    Ok(prefix.map(|p| match p.trim_start_matches('/') {
+        p if p.ends_with('/') || p.is_empty() => p.to_string(),
+        p => format!("{p}/"),
+    }))
 }
 
 /// What the old protocol has no room for.
@@ -199,7 +241,7 @@ fn check_legacy(
     all: bool,
     limit_rate: Option<u64>,
     retries: u32,
-    name: &Option<String>,
+    names: &[String],
 ) -> Result<()> {
     if all || key.is_some() || limit_rate.is_some() {
         return Err(Error::usage(
@@ -211,7 +253,7 @@ fn check_legacy(
             "--retries is not available with --legacy (the old protocol cannot resume)",
         ));
     }
-    if name.is_none() {
+    if names.is_empty() {
         return Err(Error::usage(
             "missing N: the file's number on the legacy server (see 'tcpfetch list --legacy ADDR'), or its name",
         ));
@@ -221,26 +263,44 @@ fn check_legacy(
 
 fn digest_value(parser: &mut lexopt::Parser) -> Result<Digest> {
     let text = cli::string_value(parser)?;
-    hex::decode_digest(text.trim())
-        .ok_or_else(|| Error::usage(format!("--sha256 needs 64 hex digits, not '{text}'")))
+    hex::decode_digest(text.trim()).ok_or_else(|| Error::usage(bad_digest(text.trim())))
+}
+
+/// Why `text` is not a digest: its length, or the first character that is
+/// not a hex digit and where it is (a digest pasted with a stray letter).
+fn bad_digest(text: &str) -> String {
+    let wrong = text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_hexdigit());
+    match wrong {
+        Some((i, c)) => format!(
+            "--sha256 needs 64 hex digits: character {} of '{}' is {}, not a hex digit",
+            i + 1,
+            visible(text),
+            visible(&format!("'{c}'"))
+        ),
+        None => format!(
+            "--sha256 needs 64 hex digits, not {} ('{text}')",
+            text.len()
+        ),
+    }
 }
 
 impl Args {
     /// The plan for the library: where the bytes go is one of three modes.
-    pub fn request(self, name: Option<String>) -> fetch::Request {
-        let mode = match (self.all, name, self.output) {
+    pub fn request(self, names: Vec<String>) -> fetch::Request {
+        let mode = match (self.all, names, self.output) {
             (true, _, output) => Mode::All {
                 dir: PathBuf::from(output.unwrap_or_else(|| ".".into())),
                 allow_unlisted: self.allow_unlisted,
                 hidden: self.hidden,
+                prefix: self.prefix,
             },
-            (false, name, Some(dash)) if dash == "-" => Mode::Stdout {
-                name: name.unwrap_or_default(),
+            (false, names, Some(dash)) if dash == "-" => Mode::Stdout {
+                name: names.into_iter().next().unwrap_or_default(),
             },
-            (false, name, output) => Mode::File {
-                name: name.unwrap_or_default(),
-                output,
-            },
+            (false, names, output) => Mode::File { names, output },
         };
         fetch::Request {
             peer: self.peer,
@@ -261,58 +321,19 @@ impl Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let name = match (&args.name, args.all) {
-        (None, false) => Some(pick(&args.peer)?),
-        (name, _) => name.clone(),
+    // `-o DIR/`, and -o with several NAMEs, must be a directory that is
+    // there: checked before anything is asked of the server.
+    match args.output.as_deref() {
+        Some(dir) if dir.ends_with('/') || args.names.len() > 1 => {
+            cli::existing_dir("-o", Path::new(dir))?
+        }
+        _ => {}
+    }
+    let names = match (&args.names[..], args.all) {
+        ([], false) => vec![pick::pick(&args.peer, USAGE)?],
+        (names, _) => names.to_vec(),
     };
-    fetch::run(&args.request(name))
-}
-
-/// No NAME: on a terminal, list the server's files and ask which one.
-fn pick(peer: &Peer) -> Result<String> {
-    if !io::stdin().is_terminal() || !io::stderr().is_terminal() {
-        return Err(Error::usage(format!(
-            "missing NAME (the file to download)\n\n{USAGE}"
-        )));
-    }
-    let entries = peer.open()?.list()?.into_files()?;
-    if entries.is_empty() {
-        return Err(Error::Other("the server offers no files".into()));
-    }
-    let mut err = io::stderr().lock();
-    let width = entries.len().to_string().len();
-    for (i, e) in entries.iter().enumerate() {
-        let _ = writeln!(
-            err,
-            "{:>width$}) {:>10}  {}",
-            i + 1,
-            format::bytes(e.size),
-            format::visible(&e.name)
-        );
-    }
-    let _ = write!(
-        err,
-        "download which file? [1-{}, q to cancel] ",
-        entries.len()
-    );
-    let _ = err.flush();
-    let mut answer = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::local("cannot read the answer", e))?;
-    let answer = answer.trim();
-    if answer.is_empty() || answer.eq_ignore_ascii_case("q") {
-        return Err(Error::Other("cancelled".into()));
-    }
-    match answer.parse::<usize>() {
-        Ok(n) if (1..=entries.len()).contains(&n) => Ok(entries[n - 1].name.clone()),
-        _ => entries
-            .iter()
-            .find(|e| e.name == answer)
-            .map(|e| e.name.clone())
-            .ok_or_else(|| Error::Other(format!("'{answer}' is not one of the listed files"))),
-    }
+    fetch::run(&args.request(names))
 }
 
 #[cfg(test)]
@@ -338,7 +359,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.peer.addr, "h:1");
-        assert_eq!(a.name.as_deref(), Some("n"));
+        assert_eq!(a.names, ["n"]);
         assert_eq!(a.sha256, Some([0xaa; 32]));
         assert_eq!(a.retries, 3);
         assert!(a.quiet);
@@ -349,27 +370,52 @@ mod tests {
             2
         );
         assert_eq!(parse_args(&[]).unwrap_err().exit_code(), 2);
-        assert_eq!(parse_args(&["h", "n", "extra"]).unwrap_err().exit_code(), 2);
+        let one_off = format!("{}g{}", "a".repeat(10), "b".repeat(53));
+        assert_eq!(
+            bad_digest(&one_off),
+            format!(
+                "--sha256 needs 64 hex digits: character 11 of '{one_off}' is 'g', not a hex digit"
+            )
+        );
+        assert_eq!(
+            bad_digest("abc"),
+            "--sha256 needs 64 hex digits, not 3 ('abc')"
+        );
+        assert_eq!(
+            parse_args(&["h", "n", "extra"]).unwrap().names,
+            ["n", "extra"]
+        );
     }
 
     #[test]
     fn where_the_bytes_go_is_one_of_three_modes() {
         let mode = |args: &[&str]| {
             let a = parse_args(args).unwrap();
-            let name = a.name.clone();
-            a.request(name).mode
+            let names = a.names.clone();
+            a.request(names).mode
         };
         assert!(matches!(mode(&["h", "n", "-o", "-"]), Mode::Stdout { name } if name == "n"));
         assert!(
             matches!(mode(&["h", "--all", "-o", "d"]), Mode::All { dir, .. } if dir.as_os_str() == "d")
         );
         assert!(matches!(mode(&["h", "n"]), Mode::File { output: None, .. }));
+        assert!(
+            matches!(mode(&["h", "sub/", "--all"]), Mode::All { prefix: Some(p), .. } if p == "sub/")
+        );
+        assert!(
+            matches!(mode(&["h", "--all", "--prefix", "sub"]), Mode::All { prefix: Some(p), .. } if p == "sub/")
+        );
         for bad in [
             &["h", "--legacy"][..],
             &["h", "1", "--legacy", "--retries", "1"],
             &["h", "1", "--legacy", "--limit-rate", "1k"],
             &["h", "n", "--all"],
             &["h", "n", "--hidden"],
+            &["h", "sub/"],
+            &["h", "a/", "b/", "--all"],
+            &["h", "--prefix", "a/"],
+            &["h", "a", "b", "--sha256", &"a".repeat(64)],
+            &["h", "a", "b", "-o", "-"],
         ] {
             assert_eq!(parse_args(bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }

@@ -10,13 +10,15 @@ use crate::util::cli;
 use crate::util::format::{json_string, visible};
 use crate::util::hex;
 
-const USAGE: &str = "\
-Usage: tcpfetch list ADDR [--json | --sha256sums] [--legacy]
+pub const USAGE: &str = "\
+Usage: tcpfetch list ADDR [--json | --sha256sums] [--bytes] [--key-file FILE] [--legacy]
 
-List the files a tcpfetch server offers: size in bytes and name, sorted by
-name.
+List the files a tcpfetch server offers: size and name, sorted by name.
+Sizes are human-readable (1.5 MiB) on a terminal and exact byte counts
+otherwise, so scripts read what they always have.
 
 Options:
+  --bytes      exact sizes in bytes, on a terminal too
   --json       one JSON object per line: {\"name\", \"size\", \"sha256\"}
                (sha256 only when the server has hashed the file)
   --sha256sums a SHA256SUMS manifest of every file, as sha256sum prints it
@@ -33,12 +35,15 @@ pub struct Args {
     pub peer: Peer,
     pub json: bool,
     pub sha256sums: bool,
+    /// Sizes as people read them (on a terminal, without `--bytes`).
+    pub human: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut json = false;
     let mut sha256sums = false;
+    let mut exact = false;
     let mut key = None;
     let mut legacy = false;
     while let Some(arg) = parser.next()? {
@@ -51,6 +56,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             }
             Long("json") => json = true,
             Long("sha256sums") => sha256sums = true,
+            Long("bytes") => exact = true,
             Long("legacy") => legacy = true,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
@@ -69,6 +75,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         },
         json,
         sha256sums,
+        human: !exact && std::io::IsTerminal::is_terminal(&std::io::stdout()),
     }))
 }
 
@@ -83,7 +90,7 @@ pub fn run(args: Args) -> Result<()> {
             return cli::print_bytes(&sha256sums(&mut *source, &entries, authenticated)?);
         }
         Listing::Files(entries) if args.json => json_lines(&entries),
-        Listing::Files(entries) => table(&entries),
+        Listing::Files(entries) => table(&entries, args.human),
         Listing::Numbered { entries, .. } if args.json => numbered_json_lines(&entries),
         Listing::Numbered { entries, raw } if entries.is_empty() => {
             format!("{}\n", crate::proto::printable(raw.as_bytes()))
@@ -128,16 +135,28 @@ fn sha256sums(
     Ok(out)
 }
 
-/// Sizes right-aligned in one column, names after them.
-pub fn table(entries: &[ListEntry]) -> String {
+/// Sizes right-aligned in one column (exact, or `human` as 1.5 MiB),
+/// names after them.
+pub fn table(entries: &[ListEntry], human: bool) -> String {
+    let size = |n: u64| match human {
+        true => crate::util::format::bytes(n),
+        false => n.to_string(),
+    };
     let width = entries
         .iter()
-        .map(|e| e.size.to_string().len())
+        .map(|e| size(e.size).len())
         .max()
         .unwrap_or(0);
     entries
         .iter()
-        .map(|e| format!("{:>width$}  {}\n", e.size, visible(&e.name)))
+        .map(|e| {
+            format!(
+                "{:>width$}  {}
+",
+                size(e.size),
+                visible(&e.name)
+            )
+        })
         .collect()
 }
 
@@ -207,7 +226,11 @@ mod tests {
 
     #[test]
     fn table_aligns_sizes() {
-        assert_eq!(table(&entries()), "    5  a \"q\".txt\n12345  b\n");
+        assert_eq!(table(&entries(), false), "    5  a \"q\".txt\n12345  b\n");
+        assert_eq!(
+            table(&entries(), true),
+            "     5 B  a \"q\".txt\n12.1 KiB  b\n"
+        );
     }
 
     #[test]

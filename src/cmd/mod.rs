@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod get;
 pub mod list;
+mod pick;
 pub mod ping;
 pub mod serve;
 pub mod sum;
@@ -17,7 +18,7 @@ use std::ffi::OsString;
 use lexopt::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::util::cli::{print_text, VERSION};
+use crate::util::cli::{self, print_text, VERSION};
 
 const USAGE: &str = "\
 tcpfetch: move files over plain TCP and prove they arrived intact
@@ -57,25 +58,49 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         None => return Err(Error::usage(format!("a command is needed\n\n{USAGE}"))),
     };
     match command.as_str() {
-        "serve" => dispatch(crate::cmd::serve::parse(&mut parser)?, crate::serve::run),
-        "get" => dispatch(crate::cmd::get::parse(&mut parser)?, crate::cmd::get::run),
-        "list" => dispatch(crate::cmd::list::parse(&mut parser)?, crate::cmd::list::run),
-        "ping" => dispatch(crate::cmd::ping::parse(&mut parser)?, crate::cmd::ping::run),
-        "bench" => dispatch(crate::cmd::bench::parse(&mut parser)?, crate::cmd::bench::run),
-        "sum" => dispatch(crate::cmd::sum::parse(&mut parser)?, crate::cmd::sum::run),
-        "verify" => dispatch(crate::cmd::verify::parse(&mut parser)?, crate::cmd::verify::run),
-        "ui" => dispatch(crate::cmd::ui::parse(&mut parser)?, crate::cmd::ui::run),
+        "serve" => dispatch(
+            "serve",
+            serve::USAGE,
+            serve::parse,
+            crate::serve::run,
+            parser,
+        ),
+        "get" => dispatch("get", get::USAGE, get::parse, get::run, parser),
+        "list" => dispatch("list", list::USAGE, list::parse, list::run, parser),
+        "ping" => dispatch("ping", ping::USAGE, ping::parse, ping::run, parser),
+        "bench" => dispatch("bench", bench::USAGE, bench::parse, bench::run, parser),
+        "sum" => dispatch("sum", sum::USAGE, sum::parse, sum::run, parser),
+        "verify" => dispatch("verify", verify::USAGE, verify::parse, verify::run, parser),
+        "ui" => dispatch("ui", ui::USAGE, ui::parse, ui::run, parser),
         "help" => print_text(USAGE),
-        other => Err(Error::usage(format!(
-            "unknown command '{other}'; the commands are serve, get, list, ping, bench, sum, verify and ui"
-        ))),
+        other => {
+            let near = cli::nearest(other, &COMMANDS)
+                .map_or_else(String::new, |c| format!("; did you mean {c}?"));
+            Err(Error::usage(format!(
+                "unknown command '{other}'{near} (the commands are serve, get, list, ping, bench, sum, verify and ui)"
+            )))
+        }
     }
 }
 
-/// Run a command whose arguments parsed; `None` means `--help` or
-/// `--version` was asked for and has already been answered.
-fn dispatch<A>(parsed: Option<A>, run: fn(A) -> Result<()>) -> Result<()> {
-    parsed.map_or(Ok(()), run)
+const COMMANDS: [&str; 8] = [
+    "serve", "get", "list", "ping", "bench", "sum", "verify", "ui",
+];
+
+/// Parse a command's arguments and run it; `None` from `parse` means
+/// `--help` or `--version` was asked for and has already been answered.
+/// A usage error on the way names the command, so its hint is the
+/// command's own `--help`.
+fn dispatch<A>(
+    command: &'static str,
+    usage: &str,
+    parse: fn(&mut lexopt::Parser) -> Result<Option<A>>,
+    run: fn(A) -> Result<()>,
+    mut parser: lexopt::Parser,
+) -> Result<()> {
+    parse(&mut parser)
+        .and_then(|parsed| parsed.map_or(Ok(()), run))
+        .map_err(|e| cli::in_command(command, usage, e))
 }
 
 #[cfg(test)]
@@ -88,9 +113,14 @@ mod tests {
 
     #[test]
     fn unknown_commands_and_flags_are_usage_errors() {
-        for args in [&["frobnicate"][..], &["--bogus"], &[]] {
+        for args in [&["frobnicate"][..], &["--bogus"], &[], &["get", "--ouput"]] {
             let err = run_args(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
         }
+        let err = run_args(&["lsit"]).unwrap_err();
+        assert!(err.to_string().contains("did you mean list?"), "{err}");
+        let err = run_args(&["get", "h", "n", "--ouput", "x"]).unwrap_err();
+        assert!(err.to_string().contains("did you mean --output?"), "{err}");
+        assert_eq!(err.hint().as_deref(), Some("see 'tcpfetch get --help'"));
     }
 }

@@ -8,29 +8,36 @@ use crate::client::{Peer, Protocol, Source, Timeouts};
 use crate::error::Result;
 use crate::util::cli;
 
-const USAGE: &str = "\
-Usage: tcpfetch ping ADDR [--count N] [--legacy]
+pub const USAGE: &str = "\
+Usage: tcpfetch ping ADDR [--count N] [--timeout SECS] [--key-file FILE] [--legacy]
 
 Connect to a tcpfetch server, send PING, and print its version and the
-round-trip time. Exits 0 only when a tcpfetch server answered.
+round-trip time. With --count N above 1, a last line sums up the round
+trips as ping(8) does (min/avg/max/mdev). Exits 0 only when a tcpfetch
+server answered every ping.
 
 Options:
-  -c, --count N   send N pings on one connection (default 1)
+  -c, --count N     send N pings on one connection (default 1)
+  --timeout SECS    give up on a silent server after SECS (default 30)
   --key-file FILE   authenticate with the server's shared key
-  --legacy        send the old Python tcp-server's TEST and expect OK
-  -h, --help      show this help
+  --legacy          send the old Python tcp-server's TEST and expect OK
+  -h, --help        show this help
 ";
 
 #[derive(Debug)]
 pub struct Args {
     /// ADDR, `--key-file` and `--legacy`.
     pub peer: Peer,
-    pub count: u32,
+    pub count: usize,
 }
+
+/// The most pings one run sends.
+const MAX_COUNT: usize = 1_000_000;
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut count = 1;
+    let mut timeouts = Timeouts::default();
     let mut key = None;
     let mut legacy = false;
     while let Some(arg) = parser.next()? {
@@ -41,7 +48,10 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("key-file") => {
                 key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
             }
-            Short('c') | Long("count") => count = cli::number_value(parser, "--count")?,
+            Short('c') | Long("count") => {
+                count = cli::count_value(parser, "--count", MAX_COUNT)?.get()
+            }
+            Long("timeout") => timeouts.io = cli::seconds_value(parser, "--timeout")?,
             Long("legacy") => legacy = true,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
@@ -50,10 +60,10 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     Ok(Some(Args {
         peer: Peer {
             addr: cli::required(addr, "ADDR", USAGE)?,
-            timeouts: Timeouts::default(),
+            timeouts,
             protocol: Protocol::from_flags(legacy, key),
         },
-        count: count.max(1),
+        count,
     }))
 }
 
@@ -61,6 +71,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
 /// after answering (the old protocol).
 pub fn run(args: Args) -> Result<()> {
     let mut open: Option<(Box<dyn Source>, f64)> = None;
+    let mut times = Vec::with_capacity(args.count.min(4096));
+    let mut answered_by = None;
     for _ in 0..args.count {
         let (source, connect_ms) = match open.take() {
             Some(kept) => open.insert(kept),
@@ -72,20 +84,70 @@ pub fn run(args: Args) -> Result<()> {
         };
         let sent = Instant::now();
         let pong = source.ping()?;
+        let time = ms(sent);
+        times.push(time);
+        answered_by = Some(source.peer());
         cli::print_text(&format!(
-            "{} at {}: {}time={:.3} ms (connect {connect_ms:.3} ms)\n",
+            "{} at {}: {}time={time:.3} ms (connect {connect_ms:.3} ms)\n",
             pong.server,
             source.peer(),
             pong.answer,
-            ms(sent)
         ))?;
         if !source.keeps_connection() {
             open = None;
         }
     }
-    Ok(())
+    match answered_by {
+        Some(peer) if times.len() > 1 => cli::print_text(&summary(&peer.to_string(), &times)),
+        _ => Ok(()),
+    }
+}
+
+/// ping(8)'s closing lines: how many answered, and the round trips'
+/// minimum, mean, maximum and mean deviation (its `mdev`, the standard
+/// deviation), in milliseconds.
+fn summary(peer: &str, times: &[f64]) -> String {
+    let n = times.len() as f64;
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = times.iter().copied().fold(0.0, f64::max);
+    let avg = times.iter().sum::<f64>() / n;
+    let mdev = (times.iter().map(|t| t * t).sum::<f64>() / n - avg * avg)
+        .max(0.0)
+        .sqrt();
+    format!(
+        "--- {peer} ping statistics ---\n{} pings sent, {} answered\nrtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms\n",
+        times.len(),
+        times.len()
+    )
 }
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_ping_8s() {
+        let text = summary("127.0.0.1:1", &[1.0, 2.0, 3.0]);
+        assert_eq!(
+            text.lines().last(),
+            Some("rtt min/avg/max/mdev = 1.000/2.000/3.000/0.816 ms")
+        );
+        assert!(text.starts_with("--- 127.0.0.1:1 ping statistics ---\n3 pings sent, 3 answered\n"));
+    }
+
+    #[test]
+    fn a_count_below_one_is_a_usage_error() {
+        for bad in [
+            &["h", "-c", "0"][..],
+            &["h", "--count", "-1"],
+            &["h", "--timeout", "0"],
+        ] {
+            let err = parse(&mut lexopt::Parser::from_args(bad.iter().copied())).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
 }

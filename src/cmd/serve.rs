@@ -13,7 +13,7 @@ use crate::serve::access::{AllowList, Cidr};
 use crate::serve::Config;
 use crate::util::cli;
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: tcpfetch serve [DIR] [OPTIONS]
 
 Serve the regular files under DIR (default: the current directory), read-only.

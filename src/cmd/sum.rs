@@ -15,7 +15,7 @@ use crate::digest::{self, coreutils, manifest};
 use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: tcpfetch sum [FILE...] [--jobs N]
 
 Print the SHA-256 of each FILE in the format of coreutils 'sha256sum', so the

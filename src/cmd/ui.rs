@@ -9,7 +9,7 @@ use crate::client;
 use crate::error::{Error, Result};
 use crate::util::cli;
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: tcpfetch ui [--server ADDR] [--listen ADDR] [--dir DOWNLOADS]
 
 Serve a page to test a tcpfetch server, pick and download its files
@@ -56,12 +56,13 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     Ok(Some(args))
 }
 
-/// Check the downloads directory and start the page.
+/// Check the downloads directory and start the page. A directory that is
+/// missing or is a file fails as `get -o DIR/` does (exit 1, see
+/// [`cli::existing_dir`]).
 pub fn run(args: Args) -> Result<()> {
+    cli::existing_dir("--dir", &args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)
-        .ok()
-        .filter(|d| d.is_dir())
-        .ok_or_else(|| Error::usage(format!("--dir {}: no such directory", args.dir.display())))?;
+        .map_err(|e| Error::local(format!("--dir {}", args.dir.display()), e))?;
     crate::ui::run(crate::ui::Config {
         server: args.server.unwrap_or_default(),
         listen: args.listen,

@@ -21,7 +21,7 @@ use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
 use crate::util::hex::{self, Digest};
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: tcpfetch verify -c SHA256SUMS [OPTIONS]
        tcpfetch verify FILE --sha256 HEX [OPTIONS]
 

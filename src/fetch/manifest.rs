@@ -41,6 +41,11 @@ impl Manifest {
         })
     }
 
+    /// The file it was read from, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn get(&self, name: &[u8]) -> Option<Digest> {
         self.digests.get(name).copied()
     }

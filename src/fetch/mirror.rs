@@ -2,90 +2,88 @@
 //! resumable, optionally checked against a manifest carried by hand.
 //!
 //! The server's names decide the layout under DIR, so each one is checked
-//! again before it becomes a path ([`under`]).
+//! again before it becomes a path ([`under`]). With a prefix
+//! (`get ADDR sub/ --all`) only the files under it are fetched, still at
+//! their full relative path under DIR.
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 
-use crate::error::{Error, ExitKind, Result};
+use crate::error::{Error, Result};
+use crate::fetch::batch::Tally;
 use crate::fetch::manifest::Manifest;
 use crate::fetch::path::under;
-use crate::fetch::{fetch_file, Place, Request};
-use crate::util::format::visible;
+use crate::fetch::{fetch_file, Expected, Place, Request};
 
-/// How the files of one `get --all` fared.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Tally {
-    fetched: usize,
-    identical: usize,
-    failed: usize,
-    corrupt: usize,
-}
-
-pub fn run(request: &Request, dir: &Path, allow_unlisted: bool, hidden: bool) -> Result<()> {
+pub fn run(
+    request: &Request,
+    dir: &Path,
+    allow_unlisted: bool,
+    hidden: bool,
+    prefix: Option<&str>,
+) -> Result<()> {
     let expected = match &request.manifest {
         Some(path) => Some(Manifest::load(path)?),
         None => None,
     };
-    let entries = request.peer.open()?.list()?.into_files()?;
+    let mut entries = request.peer.open()?.list()?.into_files()?;
+    let listed: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+    let wanted = |name: &[u8]| prefix.is_none_or(|p| name.starts_with(p.as_bytes()));
+    entries.retain(|e| wanted(e.name.as_bytes()));
+    if let (Some(prefix), true) = (prefix, entries.is_empty()) {
+        return Err(Error::Other(format!(
+            "no file under '{}' on the server; see 'tcpfetch list {}'",
+            crate::util::format::visible(prefix),
+            request.peer.addr
+        )));
+    }
     fs::create_dir_all(dir)
         .map_err(|e| Error::local(format!("cannot create '{}'", dir.display()), e))?;
-    let listed: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     let mut tally = Tally::default();
-    for (i, entry) in entries.iter().enumerate() {
-        let shown = visible(&entry.name);
-        if !request.quiet {
-            eprintln!("tcpfetch: [{}/{}] {}", i + 1, entries.len(), shown);
-        }
+    for entry in &entries {
         let digest = match &expected {
             None => None,
             Some(m) => match m.get(entry.name.as_bytes()) {
-                Some(d) => Some(d),
+                Some(d) => Some(Expected::from_manifest(m, d)),
                 None if allow_unlisted => None,
                 None => {
-                    eprintln!(
-                        "tcpfetch: {shown}: not in the manifest; refused (--allow-unlisted fetches it unchecked)"
+                    let refused = Error::Integrity(
+                        "not in the manifest; refused (--allow-unlisted fetches it unchecked)"
+                            .into(),
                     );
-                    tally.corrupt += 1;
+                    tally.failure(&entry.name, &refused);
                     continue;
                 }
             },
         };
         let result = check_not_temporary(&entry.name, &listed)
             .and_then(|()| under(dir, &entry.name, hidden, request.durable))
-            .and_then(|path| fetch_file(request, &entry.name, &Place::Exactly(&path), digest));
-        match result {
-            Ok(saved) if saved.already => tally.identical += 1,
-            Ok(_) => tally.fetched += 1,
-            Err(e) => {
-                eprintln!("tcpfetch: {shown}: {e}");
-                if e.exit_kind() == ExitKind::Integrity {
-                    tally.corrupt += 1;
-                } else {
-                    tally.failed += 1;
-                }
-            }
-        }
+            .and_then(|path| {
+                fetch_file(
+                    request,
+                    &entry.name,
+                    &Place::Exactly(&path),
+                    digest.as_ref(),
+                )
+            });
+        tally.record(&entry.name, result);
     }
     if let Some(m) = &expected {
         let served: HashSet<&[u8]> = entries.iter().map(|e| e.name.as_bytes()).collect();
-        for name in m.names().filter(|n| !served.contains(n)) {
-            eprintln!(
-                "tcpfetch: {}: in the manifest but not on the server",
-                visible(&String::from_utf8_lossy(name))
-            );
-            tally.failed += 1;
+        for name in m.names().filter(|n| wanted(n) && !served.contains(n)) {
+            let missing = Error::Other("in the manifest but not on the server".into());
+            tally.failure(&String::from_utf8_lossy(name), &missing);
         }
     }
-    finish(&tally, entries.len())
+    tally.finish(entries.len(), request.quiet)
 }
 
 /// `get` keeps a partial download of NAME in `NAME.part` and its version in
 /// `NAME.part.sha256` (written through `NAME.part.sha256.tmp`). A served file with one of those names next to NAME
 /// would be taken for that partial (and deleted when it fails to verify), so
 /// it is refused instead.
-fn check_not_temporary(name: &str, listed: &HashSet<&str>) -> Result<()> {
+fn check_not_temporary(name: &str, listed: &HashSet<String>) -> Result<()> {
     for suffix in [".part", ".part.sha256", ".part.sha256.tmp"] {
         if let Some(base) = name.strip_suffix(suffix) {
             if listed.contains(base) {
@@ -98,55 +96,19 @@ fn check_not_temporary(name: &str, listed: &HashSet<&str>) -> Result<()> {
     Ok(())
 }
 
-/// The summary line, and the exit status: 3 when any file failed its
-/// check (or was refused as unlisted), 1 for any other failure.
-fn finish(tally: &Tally, listed: usize) -> Result<()> {
-    eprintln!(
-        "tcpfetch: {listed} files: {} fetched, {} already identical, {} failed verification, {} failed otherwise",
-        tally.fetched, tally.identical, tally.corrupt, tally.failed
-    );
-    if tally.corrupt > 0 {
-        return Err(Error::Reported(ExitKind::Integrity));
-    }
-    if tally.failed > 0 {
-        return Err(Error::Reported(ExitKind::Failure));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn served_names_that_look_like_partials_of_served_files_are_refused() {
-        let listed: HashSet<&str> = ["a", "a.part", "b.part", "a.part.sha256"]
+        let listed: HashSet<String> = ["a", "a.part", "b.part", "a.part.sha256"]
             .into_iter()
+            .map(String::from)
             .collect();
         assert!(check_not_temporary("a.part", &listed).is_err());
         assert!(check_not_temporary("a.part.sha256", &listed).is_err());
         assert!(check_not_temporary("b.part", &listed).is_ok());
         assert!(check_not_temporary("a", &listed).is_ok());
-    }
-
-    #[test]
-    fn exit_status_prefers_integrity_failures() {
-        let ok = Tally {
-            fetched: 2,
-            identical: 1,
-            ..Tally::default()
-        };
-        assert!(finish(&ok, 3).is_ok());
-        let failed = Tally {
-            failed: 1,
-            ..Tally::default()
-        };
-        assert_eq!(finish(&failed, 1).unwrap_err().exit_code(), 1);
-        let both = Tally {
-            failed: 1,
-            corrupt: 1,
-            ..Tally::default()
-        };
-        assert_eq!(finish(&both, 2).unwrap_err().exit_code(), 3);
     }
 }

@@ -9,6 +9,8 @@
 //! pieces.
 
 pub mod backoff;
+pub mod batch;
+pub mod expect;
 pub mod manifest;
 pub mod mirror;
 pub mod part;
@@ -29,6 +31,8 @@ use crate::util::pace::Pacer;
 use crate::util::progress::Progress;
 
 use self::backoff::Backoff;
+use self::expect::{check_expected, explain, suffix};
+pub use self::expect::{verify, Expected};
 use self::manifest::Manifest;
 use self::part::Part;
 pub use self::path::local_path;
@@ -60,19 +64,23 @@ pub struct Request {
 /// Where the bytes go.
 #[derive(Debug, Clone)]
 pub enum Mode {
-    /// One file, to `-o PATH`, inside `-o DIR`, or named after NAME.
+    /// One file, to `-o PATH`, inside `-o DIR`, or named after NAME; or
+    /// several, each inside `-o DIR` or named after its NAME, with a
+    /// summary at the end (`get ADDR NAME...`).
     File {
-        name: String,
+        names: Vec<String>,
         output: Option<String>,
     },
     /// One file to standard output (`-o -`), checked at the end.
     Stdout { name: String },
-    /// Every served file into `dir` (`--all`).
+    /// Every served file into `dir` (`--all`), or only those under
+    /// `prefix` (`get ADDR sub/ --all`, `--prefix sub/`).
     All {
         dir: PathBuf,
         allow_unlisted: bool,
         /// `--hidden`: save names with a dot component too.
         hidden: bool,
+        prefix: Option<String>,
     },
 }
 
@@ -85,7 +93,7 @@ impl Request {
         Request {
             peer,
             mode: Mode::File {
-                name: name.to_string(),
+                names: vec![name.to_string()],
                 output: None,
             },
             sha256: None,
@@ -103,12 +111,17 @@ impl Request {
     }
 
     /// The digest one NAME must have: from the manifest, else `--sha256`.
-    fn expected(&self, name: &str) -> Result<Option<Digest>> {
+    fn expected(&self, name: &str) -> Result<Option<Expected>> {
         match &self.manifest {
-            Some(path) => Manifest::load(path)?
-                .digest_for(name, self.sha256)
-                .map(Some),
-            None => Ok(self.sha256),
+            Some(path) => {
+                let manifest = Manifest::load(path)?;
+                let digest = manifest.digest_for(name, self.sha256)?;
+                Ok(Some(Expected::from_manifest(&manifest, digest)))
+            }
+            None => Ok(self.sha256.map(|digest| Expected {
+                digest,
+                from: "--sha256".into(),
+            })),
         }
     }
 
@@ -132,21 +145,28 @@ pub fn run(request: &Request) -> Result<()> {
             dir,
             allow_unlisted,
             hidden,
-        } => mirror::run(request, dir, *allow_unlisted, *hidden),
+            prefix,
+        } => mirror::run(request, dir, *allow_unlisted, *hidden, prefix.as_deref()),
         Mode::Stdout { name } => {
             let expected = request.expected(name)?;
-            with_retries(request, || to_stdout(request, name, expected))
+            with_retries(request, || to_stdout(request, name, expected.as_ref()))
         }
-        Mode::File { name, output } => {
-            // A name or -o that cannot make a path is a usage error, told
-            // before any connection. (The source may still name the file
-            // better: the old protocol's numbers stand for listed names.)
-            local_path(name, output.as_deref())?;
-            let expected = request.expected(name)?;
-            let place = Place::Output(output.as_deref());
-            fetch_file(request, name, &place, expected).map(drop)
+        Mode::File { names, output } if names.len() == 1 => {
+            one_file(request, &names[0], output.as_deref()).map(drop)
         }
+        Mode::File { names, output } => batch::several(request, names, output.as_deref()),
     }
+}
+
+/// `get ADDR NAME [-o PATH]`: one file, checked against what the user
+/// expects of it.
+pub fn one_file(request: &Request, name: &str, output: Option<&str>) -> Result<Saved> {
+    // A name or -o that cannot make a path is a usage error, told before
+    // any connection. (The source may still name the file better: the old
+    // protocol's numbers stand for listed names.)
+    local_path(name, output)?;
+    let expected = request.expected(name)?;
+    fetch_file(request, name, &Place::Output(output), expected.as_ref())
 }
 
 /// What a finished download saved.
@@ -173,7 +193,7 @@ pub fn fetch_file(
     request: &Request,
     name: &str,
     place: &Place,
-    expected: Option<Digest>,
+    expected: Option<&Expected>,
 ) -> Result<Saved> {
     with_retries(request, || {
         let mut source = request.peer.open()?;
@@ -182,6 +202,7 @@ pub fn fetch_file(
             Place::Output(output) => path_for(&source.local_names(name)?, *output)?,
         };
         download(request, &mut source, name, &path, expected, &mut |_, _| {})
+            .map_err(|e| explain(e, name, source.peer()))
     })
 }
 
@@ -239,7 +260,7 @@ fn download(
     source: &mut Box<dyn Source>,
     name: &str,
     path: &Path,
-    expected: Option<Digest>,
+    expected: Option<&Expected>,
     observe: Observe,
 ) -> Result<Saved> {
     let started = Instant::now();
@@ -303,7 +324,7 @@ fn receive_into(
     source: &mut Box<dyn Source>,
     name: &str,
     part: &mut Part,
-    expected: Option<Digest>,
+    expected: Option<&Expected>,
     observe: Observe,
 ) -> Result<Received> {
     let (header, state, offset) = start_or_resume(request, source, name, part)?;
@@ -341,7 +362,7 @@ fn already_here(
     source: &mut Box<dyn Source>,
     name: &str,
     path: &Path,
-    expected: Option<Digest>,
+    expected: Option<&Expected>,
 ) -> Result<Option<Saved>> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(None);
@@ -377,8 +398,10 @@ fn already_here(
     check_expected(expected, &local, "the existing file's digest")
         .map_err(|e| suffix(e, "; nothing was saved"))?;
     if !request.quiet {
+        // Not an error, so not `tcpfetch:`: one line per file, as a
+        // download's summary is.
         eprintln!(
-            "tcpfetch: {} is already here and identical ({} bytes, sha256 {}); nothing to do (--force downloads anyway)",
+            "{}: already here and identical ({} bytes, sha256 {}); nothing to do (--force downloads anyway)",
             path.display(),
             header.size,
             hex::encode(&digest)
@@ -414,7 +437,16 @@ fn start_or_resume(
                 *source = request.peer.open()?;
                 match source.request(name, offset) {
                     Ok(header) if header.digest == Some(recorded) => {
-                        return Ok((header, state, offset))
+                        if !request.quiet {
+                            // As curl says it: a resumed download is no
+                            // surprise.
+                            eprintln!(
+                                "{}: resuming at byte {offset} of {}",
+                                part.path().display(),
+                                header.size
+                            );
+                        }
+                        return Ok((header, state, offset));
                     }
                     // The server's file changed since the .part began, and
                     // the rest of the new version is already on its way.
@@ -460,7 +492,7 @@ fn kept_for_resume(e: Error, part: &Part) -> Error {
 /// `-o -`: stream to stdout. Nothing can be taken back once written, so
 /// the check comes at the end and a mismatch is reported (exit 3) for the
 /// reader of the pipe to act on.
-fn to_stdout(request: &Request, name: &str, expected: Option<Digest>) -> Result<()> {
+fn to_stdout(request: &Request, name: &str, expected: Option<&Expected>) -> Result<()> {
     let started = Instant::now();
     let mut source = request.peer.open()?;
     let header = source.request(name, 0)?;
@@ -504,65 +536,19 @@ fn to_stdout(request: &Request, name: &str, expected: Option<Digest>) -> Result<
     Ok(())
 }
 
-/// The received bytes must match what the server vouched for, and what
-/// the user expects.
-pub(crate) fn verify(vouched: &Digest, expected: Option<Digest>, got: &Digest) -> Result<()> {
-    if got != vouched {
-        return Err(Error::Integrity(format!(
-            "received bytes hash to {} but the server announced {}",
-            hex::encode(got),
-            hex::encode(vouched)
-        )));
-    }
-    check_expected(expected, got, "the download's digest")
-}
-
-fn check_expected(expected: Option<Digest>, got: &Digest, what: &str) -> Result<()> {
-    match expected {
-        Some(want) if want != *got => Err(Error::Integrity(format!(
-            "{what} is {} but --sha256 expects {}",
-            hex::encode(got),
-            hex::encode(&want)
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// `tail` after an integrity failure's message: what became of the bytes.
-fn suffix(e: Error, tail: &str) -> Error {
-    match e {
-        Error::Integrity(msg) => Error::Integrity(format!("{msg}{tail}")),
-        other => other,
-    }
-}
-
 fn summary(saved: &Saved, header: &Header, transferred: u64, elapsed: Duration) {
     let note = header
         .note
         .as_ref()
         .map_or_else(String::new, |n| format!(" ({n})"));
+    // A transfer too short to time gets no rate rather than `0.0 MB/s`.
+    let rate = format::rate(transferred, elapsed).map_or_else(String::new, |r| format!(", {r}"));
     eprintln!(
-        "{}: {} bytes ({}) in {}, {}, sha256 verified {}{note}",
+        "{}: {} bytes ({}) in {}{rate}, sha256 verified {}{note}",
         saved.path.display(),
         saved.size,
         format::bytes(saved.size),
         format::seconds(elapsed),
-        format::rate(transferred, elapsed),
         hex::encode(&saved.digest)
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verification_names_both_digests() {
-        let err = verify(&[1; 32], None, &[2; 32]).unwrap_err();
-        assert_eq!(err.exit_code(), 3);
-        let text = err.to_string();
-        assert!(text.contains(&hex::encode(&[1; 32])) && text.contains(&hex::encode(&[2; 32])));
-        assert!(verify(&[1; 32], Some([3; 32]), &[1; 32]).is_err());
-        assert!(verify(&[1; 32], Some([1; 32]), &[1; 32]).is_ok());
-    }
 }

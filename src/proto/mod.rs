@@ -63,6 +63,7 @@ pub mod auth;
 mod error;
 pub mod legacy;
 mod line;
+pub mod sniff;
 
 pub use answer::{parse_list_count, FileHeader, ListEntry};
 pub use error::{Message, ProtoError};

@@ -60,6 +60,9 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         names: None,
         sent: None,
     };
+    if wrong_protocol(stream, peer, shared) {
+        return;
+    }
     for count in 0..MAX_MESSAGES {
         let mut reader = DeadlineReader::new(stream, idle);
         let message = wire::read_message(&mut reader, MAX_REQUEST)
@@ -101,6 +104,31 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         peer,
         &format!("- more than {MAX_MESSAGES} messages; closing"),
     );
+}
+
+/// A protocol v1 client (`ping` without `--legacy`) would wait for a line
+/// that never comes: answer it with one message, which its first read
+/// recognises as the old protocol, and close.
+fn wrong_protocol(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> bool {
+    let mut start = [0u8; 8];
+    let _ = stream.set_read_timeout(Some(shared.config.idle_timeout));
+    let seen = match stream.peek(&mut start) {
+        Ok(seen) => seen,
+        Err(e) => {
+            let e = Error::net(Phase::Legacy(LegacyStep::AwaitMessage), e);
+            shared.log.peer(peer, &format!("- {e}; closing"));
+            return true;
+        }
+    };
+    if !crate::proto::sniff::is_v1_request(&start[..seen]) {
+        return false;
+    }
+    let _ = wire::write_message(
+        &mut &*stream,
+        "THIS IS THE OLD TCP-SERVER PROTOCOL; USE --LEGACY",
+    );
+    shared.log.peer(peer, "- a protocol v1 client; closing");
+    true
 }
 
 /// Answer one message: what comes next, and the file bytes sent.

@@ -104,6 +104,23 @@ fn open(listen: &str, name: &'static str, tag: &'static str, config: &Config) ->
         .local_addr()
         .map_err(|e| Error::local("cannot read the listening address", e))?;
     announce(&format!("{tag}listening on {local}"))?;
+    if local.ip().is_unspecified() && !config.quiet {
+        // Said on stderr: scripts parse the first stdout line as it is.
+        let flag = if tag.is_empty() {
+            "--listen"
+        } else {
+            "--legacy-listen"
+        };
+        let lo = if local.is_ipv4() {
+            "127.0.0.1"
+        } else {
+            "[::1]"
+        };
+        eprintln!(
+            "{tag}listening on {local} (all interfaces; {flag} {lo}:{} to keep it local)",
+            local.port()
+        );
+    }
     Ok(Listener {
         socket,
         name,

@@ -1,7 +1,7 @@
 //! Protocol v1's side of `serve`: one connection's request loop, the key
 //! handshake, and the answers to PING, LIST and GET.
 
-use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -86,6 +86,17 @@ fn next_line(
     peer: SocketAddr,
 ) -> Option<Vec<u8>> {
     reader.get_mut().renew(shared.config.idle_timeout);
+    // An old-protocol client sends a length header and no line feed:
+    // answer it now, in a form its own first read recognises.
+    if reader.fill_buf().is_ok_and(proto::sniff::is_legacy) {
+        let msg = "this is a tcpfetch server (protocol v1), not the old tcp-server; drop --legacy";
+        let _ = (&*stream).write_all(&proto::encode_err(ErrorCode::BadRequest, msg));
+        shared
+            .log
+            .peer(peer, "- bad-request: an old-protocol client; closing");
+        close_gently(stream);
+        return None;
+    }
     match proto::read_line(reader, MAX_LINE) {
         Ok(line) => line,
         Err(proto::LineError::TooLong) => {

@@ -90,7 +90,9 @@ fn upstream_error(e: &Error) -> Response {
     } else {
         502
     };
-    let hint = e.hint().map_or_else(|| "null".to_string(), json_string);
+    let hint = e
+        .hint()
+        .map_or_else(|| "null".to_string(), |h| json_string(&h));
     Response::json(
         status,
         format!(

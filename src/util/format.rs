@@ -114,14 +114,18 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// Bytes over a duration as decimal megabytes per second (as `bench` and the
-/// README quote rates), or a dash when no time passed.
-pub fn rate(bytes: u64, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64();
-    if secs <= 0.0 {
-        return "- MB/s".to_string();
-    }
-    format!("{:.1} MB/s", bytes as f64 / secs / 1e6)
+/// The shortest transfer whose rate means something: below it, connection
+/// set-up and timer resolution are most of what was measured.
+pub const MEASURABLE: Duration = Duration::from_millis(10);
+
+/// Bytes over a duration as decimal megabytes per second. The one
+/// convention everywhere (README, `get`, `bench`, the ui page): sizes in
+/// binary units (KiB, MiB, GiB), rates in decimal MB/s, as network rates
+/// are quoted. `None` when the transfer was too short to measure (under
+/// [`MEASURABLE`]) or too small to show (it would read `0.0 MB/s`).
+pub fn rate(bytes: u64, elapsed: Duration) -> Option<String> {
+    let per_sec = bytes as f64 / elapsed.as_secs_f64() / 1e6;
+    (elapsed >= MEASURABLE && per_sec >= 0.05).then(|| format!("{per_sec:.1} MB/s"))
 }
 
 /// Seconds with millisecond precision: `0.012 s`.
@@ -184,8 +188,14 @@ mod tests {
         assert_eq!(bytes(1023), "1023 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(5 << 30), "5.0 GiB");
-        assert_eq!(rate(2_000_000, Duration::from_secs(2)), "1.0 MB/s");
-        assert_eq!(rate(1, Duration::ZERO), "- MB/s");
+        assert_eq!(
+            rate(2_000_000, Duration::from_secs(2)).as_deref(),
+            Some("1.0 MB/s")
+        );
+        assert_eq!(rate(1, Duration::ZERO), None);
+        assert_eq!(rate(12, Duration::from_millis(1)), None);
+        assert_eq!(rate(12, Duration::from_secs(1)), None);
+        assert_eq!(rate(100_000_000, Duration::from_millis(5)), None);
         assert_eq!(eta(5), "5s");
         assert_eq!(eta(185), "3m05s");
         assert_eq!(eta(3720), "1h02m");

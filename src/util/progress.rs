@@ -79,7 +79,7 @@ pub fn render(
     elapsed: Duration,
 ) -> String {
     let fresh = done.saturating_sub(resumed);
-    let rate = format::rate(fresh, elapsed);
+    let rate = format::rate(fresh, elapsed).unwrap_or_else(|| "- MB/s".into());
     match total {
         Some(total) if total > 0 => {
             let percent = done as f64 * 100.0 / total as f64;
@@ -118,6 +118,6 @@ mod tests {
             "a.bin  50.0 MiB / 100.0 MiB   50.0%  52.4 MB/s  ETA 1s"
         );
         let line = render("a.bin", 10, 0, None, Duration::from_secs(1));
-        assert_eq!(line, "a.bin  10 B  0.0 MB/s");
+        assert_eq!(line, "a.bin  10 B  - MB/s");
     }
 }

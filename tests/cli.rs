@@ -1,0 +1,416 @@
+//! Black-box tests of what a user meets on the command line (issue #16):
+//! messages that say where things came from and what to run next, one
+//! line per file, the habits brought from curl, wget and ping(8).
+
+mod common;
+use common::*;
+
+use std::net::TcpListener;
+use std::process::Command;
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn a_manifest_mismatch_names_the_manifest_not_sha256() {
+    let (t, server) = serve(
+        "cli-manifest",
+        &[("a.txt", b"alpha\n"), ("b.txt", b"beta\n")],
+        &[],
+    );
+    let zeros = "0".repeat(64);
+    t.write(
+        "bad.sums",
+        format!("{zeros}  a.txt\n{}  b.txt\n", sha256_hex(b"beta\n")).as_bytes(),
+    );
+    let run = tcpfetch(
+        &t.join("dl"),
+        &["get", &server.addr, "a.txt", "--manifest", "../bad.sums"],
+    );
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains(&format!("but the manifest ../bad.sums expects {zeros}")),
+        "{run}"
+    );
+    assert!(!run.stderr().contains("--sha256"), "{run}");
+    let run = tcpfetch(
+        &t.join("dl"),
+        &[
+            "get",
+            &server.addr,
+            "--all",
+            "-o",
+            "m",
+            "--manifest",
+            "../bad.sums",
+        ],
+    );
+    run.expect_code(3);
+    assert!(run.stderr().contains(&format!("tcpfetch: a.txt: integrity failure: the server's digest is {} but the manifest ../bad.sums expects {zeros}", sha256_hex(b"alpha\n"))), "{run}");
+    assert!(!run.stderr().contains("--sha256"), "{run}");
+}
+
+#[test]
+fn ping_count_below_one_is_a_usage_error_and_sends_nothing() {
+    let (t, server) = serve("cli-ping0", &[], &[]);
+    for count in ["0", "-1"] {
+        let run = tcpfetch(&t.path, &["ping", &server.addr, "-c", count]);
+        run.expect_code(2);
+        assert!(
+            run.stderr().starts_with("tcpfetch: --count needs a number"),
+            "{run}"
+        );
+    }
+    tcpfetch(&t.path, &["ping", &server.addr]).expect_code(0);
+    let log = server.wait_for_log("\"PING\"");
+    assert_eq!(log.matches("\"PING\"").count(), 1, "{log}");
+}
+
+#[test]
+fn ping_gives_up_on_a_silent_server_after_its_timeout() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let t = Scratch::new("cli-ping-timeout");
+    let run = tcpfetch(&t.path, &["ping", &addr, "--timeout", "0.3"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("timed out while waiting for the server's answer"),
+        "{run}"
+    );
+}
+
+#[test]
+fn ping_count_ends_with_a_ping_8_summary() {
+    let (t, server) = serve("cli-ping-sum", &[], &[]);
+    let run = tcpfetch(&t.path, &["ping", &server.addr, "--count", "3"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    let l = lines(&out);
+    assert_eq!(l.len(), 6, "{run}");
+    assert_eq!(l[3], format!("--- {} ping statistics ---", server.addr));
+    assert_eq!(l[4], "3 pings sent, 3 answered");
+    let stats = l[5]
+        .strip_prefix("rtt min/avg/max/mdev = ")
+        .and_then(|s| s.strip_suffix(" ms"));
+    let numbers: Vec<f64> = stats
+        .unwrap_or_else(|| panic!("{run}"))
+        .split('/')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), 4, "{run}");
+    assert!(
+        numbers[0] <= numbers[1] && numbers[1] <= numbers[2],
+        "{run}"
+    );
+    // One ping says it all on its line: no summary.
+    let one = tcpfetch(&t.path, &["ping", &server.addr]);
+    assert_eq!(lines(&one.stdout()).len(), 1, "{one}");
+}
+
+#[test]
+fn a_typo_suggests_the_nearest_flag_and_the_commands_help() {
+    let t = Scratch::new("cli-typo");
+    let run = tcpfetch(&t.path, &["get", "127.0.0.1:1", "x", "--ouput", "y"]);
+    run.expect_code(2);
+    assert_eq!(
+        run.stderr(),
+        "tcpfetch: invalid option '--ouput'; did you mean --output?\ntcpfetch: see 'tcpfetch get --help'\n"
+    );
+    let run = tcpfetch(&t.path, &["list", "127.0.0.1:1", "--jsno"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("did you mean --json?"), "{run}");
+    let run = tcpfetch(&t.path, &["lsit"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("did you mean list?"), "{run}");
+}
+
+#[test]
+fn a_missing_argument_shows_the_usage_line_not_the_whole_help() {
+    let t = Scratch::new("cli-missing");
+    for (cmd, usage) in [
+        ("list", "Usage: tcpfetch list ADDR"),
+        ("ping", "Usage: tcpfetch ping ADDR"),
+        ("get", "Usage: tcpfetch get ADDR"),
+    ] {
+        let run = tcpfetch(&t.path, &[cmd]);
+        run.expect_code(2);
+        let err = run.stderr();
+        let l = lines(&err);
+        assert_eq!(l[0], "tcpfetch: missing ADDR", "{run}");
+        assert!(l[1].starts_with(usage), "{run}");
+        assert_eq!(
+            *l.last().unwrap(),
+            format!("tcpfetch: see 'tcpfetch {cmd} --help'"),
+            "{run}"
+        );
+        assert!(l.len() <= 4 && !err.contains("Options:"), "{run}");
+    }
+}
+
+#[test]
+fn list_and_ping_help_list_key_file() {
+    let t = Scratch::new("cli-help");
+    for cmd in ["list", "ping", "get"] {
+        let run = tcpfetch(&t.path, &[cmd, "--help"]);
+        run.expect_code(0);
+        assert!(run.stdout().contains("--key-file FILE"), "{run}");
+    }
+    let run = tcpfetch(&t.path, &["ping", "--help"]);
+    assert!(run.stdout().contains("--timeout SECS"), "{run}");
+}
+
+fn tree() -> [(&'static str, &'static [u8]); 4] {
+    [
+        ("a.txt", b"a\n"),
+        ("sub/b.txt", b"b\n"),
+        ("sub/deep/c.txt", b"c\n"),
+        ("subway.txt", b"not under sub/\n"),
+    ]
+}
+
+#[test]
+fn get_dir_all_fetches_one_subtree() {
+    let (t, server) = serve("cli-subtree", &tree(), &[]);
+    let run = tcpfetch(
+        &t.join("dl"),
+        &["get", &server.addr, "sub/", "--all", "-o", "m"],
+    );
+    run.expect_code(0);
+    assert_eq!(std::fs::read(t.join("dl/m/sub/b.txt")).unwrap(), b"b\n");
+    assert_eq!(
+        std::fs::read(t.join("dl/m/sub/deep/c.txt")).unwrap(),
+        b"c\n"
+    );
+    assert!(
+        !t.join("dl/m/a.txt").exists() && !t.join("dl/m/subway.txt").exists(),
+        "{run}"
+    );
+    assert!(
+        run.stderr().ends_with(
+            "2 files: 0 identical, 2 fetched, 0 failed verification, 0 failed otherwise\n"
+        ),
+        "{run}"
+    );
+    let run = tcpfetch(
+        &t.join("dl"),
+        &["get", &server.addr, "--all", "--prefix", "sub", "-o", "p"],
+    );
+    run.expect_code(0);
+    assert!(
+        t.join("dl/p/sub/deep/c.txt").exists() && !t.join("dl/p/subway.txt").exists(),
+        "{run}"
+    );
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "nothing/", "--all"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("no file under 'nothing/' on the server"),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_directory_name_says_how_to_fetch_it() {
+    let (t, server) = serve("cli-dir", &tree(), &[]);
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "sub/", "-o", "x"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().starts_with(
+            "tcpfetch: 'sub/' names a directory; add --all to fetch the files under it\n"
+        ),
+        "{run}"
+    );
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "sub"]);
+    run.expect_code(1);
+    let addr = &server.addr;
+    assert_eq!(run.stderr(), format!("tcpfetch: 'sub' is a directory on {addr}; fetch the files under it with 'tcpfetch get {addr} sub/ --all'\n"));
+    assert_eq!(std::fs::read_dir(t.join("dl")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_resumed_download_says_where_it_resumes() {
+    let data = random_bytes(1 << 20, 31);
+    let (t, server) = serve("cli-resume", &[("x.bin", &data)], &[]);
+    t.write("dl/x.bin.part", &data[..500_000]);
+    t.write(
+        "dl/x.bin.part.sha256",
+        format!("{}\n", sha256_hex(&data)).as_bytes(),
+    );
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr()
+            .starts_with(&format!("x.bin: resuming at byte 500000 of {}\n", 1 << 20)),
+        "{run}"
+    );
+    assert_eq!(std::fs::read(t.join("dl/x.bin")).unwrap(), data);
+}
+
+#[test]
+fn get_all_again_prints_one_plain_line_per_file_and_a_summary() {
+    let (t, server) = serve("cli-rerun", &tree(), &[]);
+    tcpfetch(&t.join("dl"), &["get", &server.addr, "--all"]).expect_code(0);
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "--all"]);
+    run.expect_code(0);
+    let err = run.stderr();
+    let l = lines(&err);
+    assert_eq!(l.len(), 5, "{run}");
+    assert!(l.iter().all(|line| !line.starts_with("tcpfetch:")), "{run}");
+    assert!(
+        l[0].starts_with("./a.txt: already here and identical (2 bytes, sha256 "),
+        "{run}"
+    );
+    assert_eq!(
+        l[4],
+        "4 files: 4 identical, 0 fetched, 0 failed verification, 0 failed otherwise"
+    );
+}
+
+#[test]
+fn a_transfer_too_short_to_time_gets_no_rate() {
+    let (t, server) = serve("cli-rate", &[("hello.txt", b"hello world\n")], &[]);
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "hello.txt"]);
+    run.expect_code(0);
+    let err = run.stderr();
+    assert!(err.starts_with("hello.txt: 12 bytes (12 B) in "), "{run}");
+    assert!(!err.contains("MB/s") && !err.contains("MiB/s"), "{run}");
+    assert!(err.contains(" s, sha256 verified "), "{run}");
+}
+
+#[test]
+fn a_bad_sha256_names_the_wrong_character() {
+    let t = Scratch::new("cli-sha");
+    let digest = format!("{}g{}", "a".repeat(10), "b".repeat(53));
+    let run = tcpfetch(&t.path, &["get", "127.0.0.1:1", "x", "--sha256", &digest]);
+    run.expect_code(2);
+    assert!(run.stderr().starts_with(&format!("tcpfetch: --sha256 needs 64 hex digits: character 11 of '{digest}' is 'g', not a hex digit\n")), "{run}");
+}
+
+#[test]
+fn a_missing_output_directory_fails_with_exit_1_before_connecting() {
+    let t = Scratch::new("cli-odir");
+    t.write("file", b"x");
+    for (out, says) in [
+        (
+            "/nonexistent/dir/",
+            "tcpfetch: -o /nonexistent/dir/: no such directory\n",
+        ),
+        ("file/", "tcpfetch: -o file/: not a directory\n"),
+    ] {
+        // Port 1 refuses: the check must come first to say this.
+        let run = tcpfetch(&t.path, &["get", "127.0.0.1:1", "x", "-o", out]);
+        run.expect_code(1);
+        assert_eq!(run.stderr(), says, "{run}");
+    }
+}
+
+#[test]
+fn serve_on_all_interfaces_says_so_on_stderr_only() {
+    let t = Scratch::new("cli-any");
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    let mut server = Server::start(&t.join("srv"), &["--listen", "0.0.0.0:0"]);
+    let port = server
+        .addr
+        .strip_prefix("0.0.0.0:")
+        .unwrap_or_else(|| panic!("{}", server.addr))
+        .to_string();
+    let log = server.wait_for_log("all interfaces");
+    assert!(log.contains(&format!("listening on 0.0.0.0:{port} (all interfaces; --listen 127.0.0.1:{port} to keep it local)\n")), "{log}");
+    server.kill();
+    let local = Server::start(&t.join("srv"), &[]);
+    tcpfetch(&t.path, &["ping", &local.addr]).expect_code(0);
+    local.wait_for_log("\"PING\"");
+    assert!(!local.log().contains("all interfaces"), "{}", local.log());
+}
+
+#[test]
+fn several_names_are_each_verified_with_a_summary_and_the_worst_status() {
+    let (t, server) = serve("cli-several", &[("a.txt", b"a\n"), ("b.txt", b"b\n")], &[]);
+    let run = tcpfetch(
+        &t.join("dl"),
+        &["get", &server.addr, "a.txt", "missing.txt", "b.txt"],
+    );
+    run.expect_code(1);
+    assert_eq!(std::fs::read(t.join("dl/a.txt")).unwrap(), b"a\n");
+    assert_eq!(std::fs::read(t.join("dl/b.txt")).unwrap(), b"b\n");
+    let err = run.stderr();
+    assert!(
+        err.contains(&format!(
+            "tcpfetch: missing.txt: no file 'missing.txt' on {}",
+            server.addr
+        )),
+        "{run}"
+    );
+    assert!(
+        err.ends_with(
+            "3 files: 0 identical, 2 fetched, 0 failed verification, 1 failed otherwise\n"
+        ),
+        "{run}"
+    );
+    // Into -o DIR, with a manifest that one of them fails: exit 3.
+    std::fs::create_dir_all(t.join("dl/into")).unwrap();
+    t.write(
+        "m.sums",
+        format!("{}  a.txt\n{}  b.txt\n", sha256_hex(b"a\n"), "0".repeat(64)).as_bytes(),
+    );
+    let run = tcpfetch(
+        &t.join("dl"),
+        &[
+            "get",
+            &server.addr,
+            "a.txt",
+            "b.txt",
+            "-o",
+            "into",
+            "--manifest",
+            "../m.sums",
+        ],
+    );
+    run.expect_code(3);
+    assert!(
+        t.join("dl/into/a.txt").exists() && !t.join("dl/into/b.txt").exists(),
+        "{run}"
+    );
+    assert!(
+        run.stderr().ends_with(
+            "2 files: 0 identical, 1 fetched, 1 failed verification, 0 failed otherwise\n"
+        ),
+        "{run}"
+    );
+    // All fine: exit 0.
+    tcpfetch(
+        &t.join("dl"),
+        &["get", &server.addr, "a.txt", "b.txt", "-o", "into"],
+    )
+    .expect_code(0);
+}
+
+/// `tcpfetch ARGS` on a terminal (util-linux `script`), and what it showed.
+fn on_terminal(cwd: &std::path::Path, args: &str) -> String {
+    let out = Command::new("script")
+        .args(["-qec", &format!("'{BIN}' {args}"), "/dev/null"])
+        .current_dir(cwd)
+        .output()
+        .expect("util-linux 'script' is needed for the terminal tests");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn list_shows_human_sizes_on_a_terminal_and_bytes_with_bytes() {
+    let (t, server) = serve(
+        "cli-list-human",
+        &[("b.bin", &[7u8; 12345]), ("a.txt", b"hello")],
+        &[],
+    );
+    let screen = on_terminal(&t.path, &format!("list {}", server.addr));
+    assert!(screen.contains("   5 B  a.txt"), "{screen}");
+    assert!(screen.contains("12.1 KiB  b.bin"), "{screen}");
+    let screen = on_terminal(&t.path, &format!("list {} --bytes", server.addr));
+    assert!(screen.contains("12345  b.bin"), "{screen}");
+    // Not a terminal: exact sizes, as scripts have always read them.
+    let run = tcpfetch(&t.path, &["list", &server.addr]);
+    assert_eq!(run.stdout(), "    5  a.txt\n12345  b.bin\n", "{run}");
+}
