@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`, part 2: tcpfetch against its references, measured in one run.
 #
-#   hash ceiling   tcpfetch sum of a 1 GiB file from the page cache (one core)
+#   hash ceiling   tcpfetch sum --jobs 1 of a 1 GiB file from the page cache (one core)
 #   get            tcpfetch get of the same file over loopback, written to
 #                  disk and verified (server digest already cached)
 #   nc|tee|sha256  what a user would do instead: nc | tee FILE | sha256sum
@@ -60,7 +60,7 @@ echo "date:    $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs each, median; 1 GiB = 107
 echo
 
 # 1. Hash ceiling.
-hash_s=$(for _ in $(seq "$RUNS"); do elapsed "$BIN" sum "$big"; done | median)
+hash_s=$(for _ in $(seq "$RUNS"); do elapsed "$BIN" sum --jobs 1 "$big"; done | median)
 
 # 2. tcpfetch get, digest already cached by the server.
 start_serve "$dir/files"
