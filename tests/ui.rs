@@ -77,12 +77,20 @@ impl Ui {
         )
     }
 
-    /// Poll a job until it is no longer running (20 s at most).
+    /// Poll a job until it is no longer running or winding down after a
+    /// cancel (20 s at most).
     fn wait_job(&self, id: &str) -> Reply {
+        self.poll_job(id, |body| {
+            !body.contains("\"state\":\"running\"") && !body.contains("\"state\":\"cancelling\"")
+        })
+    }
+
+    /// Poll a job until `ready` holds for its state (20 s at most).
+    fn poll_job(&self, id: &str, ready: impl Fn(&str) -> bool) -> Reply {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let reply = self.get(&format!("/api/jobs/{id}"));
-            if !reply.body.contains("\"state\":\"running\"") || Instant::now() > deadline {
+            if ready(&reply.body) || Instant::now() > deadline {
                 return reply;
             }
             thread::sleep(Duration::from_millis(50));
@@ -576,4 +584,119 @@ fn a_missing_downloads_directory_fails_as_get_o_dir_does() {
         "tcpfetch: --dir file: not a directory\n",
         "{run}"
     );
+}
+
+/// The number `key` holds in a job's JSON.
+fn job_number(job: &Reply, key: &str) -> u64 {
+    json_number(&job.body, key) as u64
+}
+
+#[test]
+fn a_cancelled_download_stops_keeps_its_part_and_resumes_later() {
+    let data = random_bytes(6_000_000, 11);
+    let t = Scratch::new("ui-cancel-dl");
+    t.write("served/x.bin", &data);
+    std::fs::create_dir_all(t.join("downloads")).unwrap();
+    // 1 MB/s: the whole file would take six seconds.
+    let slow = Server::start(&t.join("served"), &["--max-rate", "1M"]);
+    let ui = Ui::start(&t.join("downloads"), &[]);
+    let form = format!("server={}&name=x.bin", encode(&slow.addr));
+    let id = ui.post("/api/download", &form).job();
+    let moving = ui.poll_job(&id, |body| {
+        json_number(body, "done") >= 300_000.0 || !body.contains("\"state\":\"running\"")
+    });
+    assert!(moving.body.contains("\"state\":\"running\""), "{moving:?}");
+    let cancel = ui.post(&format!("/api/jobs/{id}/cancel"), "");
+    assert_eq!(cancel.status, 202, "{cancel:?}");
+    assert!(
+        cancel.body.contains("\"state\":\"cancelling\""),
+        "{cancel:?}"
+    );
+    let job = ui.wait_job(&id);
+    assert!(job.body.contains("\"state\":\"cancelled\""), "{job:?}");
+    assert!(job.body.contains("\"error\":null"), "{job:?}");
+    let kept = job_number(&job, "kept");
+    assert!(kept > 0 && kept < data.len() as u64, "{job:?}");
+    let part = std::fs::read(t.join("downloads/x.bin.part")).unwrap();
+    assert_eq!(
+        part,
+        data[..kept as usize],
+        "the .part holds the first bytes"
+    );
+    assert!(!t.join("downloads/x.bin").exists());
+
+    // The next download of the file picks up where the cancel left it.
+    let fast = Server::start(&t.join("served"), &[]);
+    let form = format!("server={}&name=x.bin", encode(&fast.addr));
+    let id = ui.post("/api/download", &form).job();
+    let job = ui.wait_job(&id);
+    assert!(job.body.contains("\"state\":\"ok\""), "{job:?}");
+    assert_eq!(job_number(&job, "from"), kept, "{job:?}");
+    fast.wait_for_log(&format!("GET {kept} x.bin"));
+    assert_eq!(std::fs::read(t.join("downloads/x.bin")).unwrap(), data);
+    assert!(!t.join("downloads/x.bin.part").exists());
+}
+
+#[test]
+fn a_cancelled_load_test_stops_its_clients_and_reports_what_finished() {
+    let t = Scratch::new("ui-cancel-bench");
+    t.write("served/small.txt", b"small");
+    t.write("served/big.bin", &random_bytes(4_000_000, 5));
+    std::fs::create_dir_all(t.join("downloads")).unwrap();
+    let slow = Server::start(&t.join("served"), &["--max-rate", "1M"]);
+    let ui = Ui::start(&t.join("downloads"), &[]);
+    // Client 1 starts with small.txt, client 2 with big.bin (4 s each).
+    let form = format!(
+        "server={}&name=small.txt&name=big.bin&clients=2&requests=50",
+        encode(&slow.addr)
+    );
+    let id = ui.post("/api/bench", &form).job();
+    let started = ui.poll_job(&id, |body| {
+        json_number(body, "done") >= 1.0 || !body.contains("\"state\":\"running\"")
+    });
+    assert!(
+        started.body.contains("\"state\":\"running\""),
+        "{started:?}"
+    );
+    let cancel = ui.post(&format!("/api/jobs/{id}/cancel"), "");
+    assert_eq!(cancel.status, 202, "{cancel:?}");
+    let job = ui.wait_job(&id);
+    assert!(job.body.contains("\"state\":\"cancelled\""), "{job:?}");
+    assert!(job.body.contains("\"cancelled\":true"), "{job:?}");
+    let report = json_value(&job.body, "report");
+    let requests = json_number(report, "requests") as u64;
+    assert!((1..100).contains(&requests), "{report}");
+    // The transfers the cancel cut are not failures.
+    assert_eq!(json_number(report, "failed"), 0.0, "{report}");
+    assert_eq!(job_number(&job, "log_lines"), requests, "{job:?}");
+    let log = ui.get(&format!("/api/jobs/{id}/log.jsonl"));
+    assert!(
+        log.body.lines().all(|l| l.contains("\"status\":\"ok\"")),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn cancel_answers_for_unknown_finished_and_unauthorised_requests() {
+    let (_t, server, ui) = setup("ui-cancel-bad", &[("a.txt", b"a")]);
+    let form = format!("server={}&name=a.txt", encode(&server.addr));
+    let id = ui.post("/api/download", &form).job();
+    assert!(ui.wait_job(&id).body.contains("\"state\":\"ok\""));
+    let cases = [
+        (format!("/api/jobs/{id}/cancel"), 409),
+        ("/api/jobs/999/cancel".to_string(), 404),
+        ("/api/jobs/x/cancel".to_string(), 404),
+        ("/api/jobs//cancel".to_string(), 404),
+    ];
+    for (path, want) in cases {
+        let reply = ui.post(&path, "");
+        assert_eq!(reply.status, want, "{path} -> {reply:?}");
+    }
+    let path = format!("/api/jobs/{id}/cancel");
+    assert_eq!(ui.post_with(&path, "", "").status, 403);
+    let get = ui.get(&path);
+    assert_eq!(get.status, 405, "{get:?}");
+    assert!(get.head.contains("\r\nAllow: POST"), "{}", get.head);
+    // The finished job is as it was.
+    assert!(ui.wait_job(&id).body.contains("\"state\":\"ok\""));
 }

@@ -21,8 +21,8 @@ mod worker;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,6 +68,10 @@ pub struct Plan {
     /// The run's id (`--test-id`), so runs on several hosts share one;
     /// made up from the clock when not given.
     pub test_id: Option<String>,
+    /// Set from another thread to end the run early (`ui`'s Cancel):
+    /// clients start no new request, requests in flight are cut and not
+    /// counted, and what finished is measured as usual.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for Plan {
@@ -86,6 +90,7 @@ impl Default for Plan {
             total: None,
             warmup: 0,
             test_id: None,
+            cancel: None,
         }
     }
 }
@@ -127,6 +132,14 @@ impl Plan {
             spans: Vec::new(),
             timeline: Default::default(),
             first_error: None,
+        }
+    }
+
+    /// An error once the run is cancelled, to cut a transfer in flight.
+    fn go_on(&self) -> Result<()> {
+        match &self.cancel {
+            Some(cancel) if cancel.load(Ordering::Relaxed) => Err(Error::Other("cancelled".into())),
+            _ => Ok(()),
         }
     }
 }
@@ -275,6 +288,7 @@ impl Run<'_> {
     /// the client sleeps until then and the latency counts from then.
     /// Under `--total` the clients take the requests from one counter.
     fn next_start(&self, start: Instant, own: u64) -> Option<Instant> {
+        self.plan.go_on().ok()?;
         let now = Instant::now();
         let Some(rate) = self.plan.rate else {
             return match (self.plan.duration, self.plan.total) {
@@ -294,8 +308,10 @@ impl Run<'_> {
             return None;
         }
         let due = start.checked_add(offset)?;
-        if due > now {
-            thread::sleep(due - now);
+        // In short naps, so that a cancel is heard at a slow rate too.
+        while let Some(left) = due.checked_duration_since(Instant::now()) {
+            self.plan.go_on().ok()?;
+            thread::sleep(left.min(Duration::from_millis(100)));
         }
         Some(due)
     }

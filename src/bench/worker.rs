@@ -70,6 +70,10 @@ pub(super) fn client(run: &Run, id: usize) {
             &mut buf,
             save.as_deref(),
         );
+        // A request the cancel cut short did not fail: it is not counted.
+        if outcome.result.is_err() && plan.go_on().is_err() {
+            break;
+        }
         run.record(&outcome, start);
     }
 }
@@ -165,7 +169,10 @@ fn fetch(
     };
     // Bytes count across attempts: a retried request moved them all.
     let before = outcome.bytes;
-    let mut count = |done: u64, _| outcome.bytes = before + done;
+    let mut count = |done: u64, _| {
+        outcome.bytes = before + done;
+        plan.go_on()
+    };
     let mut watch = Watch {
         observe: Some(&mut count),
         ..Watch::default()

@@ -135,8 +135,9 @@ impl Request {
     }
 }
 
-/// Who hears of each chunk, as `(done, size)`.
-type Observe<'a> = &'a mut dyn FnMut(u64, u64);
+/// Who hears of each chunk, as `(done, size)`, and may stop the transfer
+/// with an error.
+type Observe<'a> = &'a mut dyn FnMut(u64, u64) -> Result<()>;
 
 /// Run a request to the end.
 pub fn run(request: &Request) -> Result<()> {
@@ -201,21 +202,25 @@ pub fn fetch_file(
             Place::Exactly(path) => path.to_path_buf(),
             Place::Output(output) => path_for(&source.local_names(name)?, *output)?,
         };
-        download(request, &mut source, name, &path, expected, &mut |_, _| {})
-            .map_err(|e| explain(e, name, source.peer()))
+        download(request, &mut source, name, &path, expected, &mut |_, _| {
+            Ok(())
+        })
+        .map_err(|e| explain(e, name, source.peer()))
     })
 }
 
 /// Download `name` into the directory `dir` as `get` does (verified,
 /// atomic, resumable; only the name's last component is used), calling
-/// `observe(done, size)` as bytes arrive. For `ui`, which shows progress in
-/// a page instead of a terminal line.
+/// `observe(done, size)` as bytes arrive (first with the offset a resume
+/// starts at). For `ui`, which shows progress in a page instead of a
+/// terminal line; an error from `observe` (its Cancel) stops the download
+/// and keeps the `.part` to resume from, as an interrupted `get` does.
 pub fn fetch_to(
     addr: &str,
     name: &str,
     dir: &Path,
     timeouts: Timeouts,
-    observe: &mut dyn FnMut(u64, u64),
+    observe: Observe,
 ) -> Result<Saved> {
     if !dir.is_dir() {
         return Err(Error::Other(format!(
@@ -500,7 +505,7 @@ fn to_stdout(request: &Request, name: &str, expected: Option<&Expected>) -> Resu
         check_expected(expected, &digest, "the server's digest")?;
     }
     let mut sink = Stdout::new();
-    let mut ignore = |_, _| {};
+    let mut ignore = |_, _| Ok(());
     let mut watch = request.watch(name, header.size, &mut ignore);
     let got = receive(
         &mut source.body(header.size),

@@ -323,6 +323,11 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Where a download to `path` stages its bytes: `PATH.part`.
+pub fn staging(path: &Path) -> PathBuf {
+    suffixed(path, ".part")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,12 +116,14 @@ impl Hasher<'_> {
 }
 
 /// What goes on beside the bytes: `--limit-rate`, the progress line, and
-/// anyone else who hears of each chunk as `(done, size)`.
+/// anyone else who hears of each chunk as `(done, size)`, and of the start
+/// as `(offset, size)`. An observer's error ends the transfer (the page's
+/// Cancel button).
 #[derive(Default)]
 pub struct Watch<'a> {
     pub pacer: Option<Pacer>,
     pub progress: Option<Progress>,
-    pub observe: Option<&'a mut dyn FnMut(u64, u64)>,
+    pub observe: Option<&'a mut dyn FnMut(u64, u64) -> Result<()>>,
 }
 
 /// Receive the rest of a `size`-byte file, whose first `offset` bytes are
@@ -137,6 +139,9 @@ pub fn receive(
     watch: &mut Watch,
 ) -> Result<Digest> {
     let mut done = offset;
+    if let Some(observe) = &mut watch.observe {
+        observe(done, size)?;
+    }
     loop {
         let mut buf = hasher.buffer();
         if let Some(pacer) = &watch.pacer {
@@ -157,7 +162,7 @@ pub fn receive(
             progress.update(done, offset);
         }
         if let Some(observe) = &mut watch.observe {
-            observe(done, size);
+            observe(done, size)?;
         }
         if let Some(pacer) = &mut watch.pacer {
             pacer.pace(n as u64);

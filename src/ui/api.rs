@@ -1,10 +1,12 @@
 //! The page's actions (`POST /api/...`): check the form, then ping or list
 //! a tcpfetch server at once, or start a download or a load test as a job.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::http::Response;
-use super::jobs::{self, lock, Watch};
+use super::jobs::{self, lock, Job, Watch};
 use super::Shared;
 use crate::bench;
 use crate::client::{self, Connection, Timeouts};
@@ -180,29 +182,52 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
         Err(r) => return r,
     };
     let dir = shared.dir.clone();
-    jobs::spawn(job, move |job| {
-        let saved =
-            crate::fetch::fetch_to(&server, &name, &dir, CLIENT_TIMEOUTS, &mut |done, size| {
-                let mut s = lock(&job.state);
-                s.done = done;
-                s.total = Some(size);
-            })?;
+    jobs::spawn(job, move |job| download(job, &server, &name, &dir))
+}
+
+/// A download job's work: fetch `name` into `dir`, its progress (and where
+/// a resume started) into the job, until done or cancelled.
+fn download(job: &Job, server: &str, name: &str, dir: &Path) -> Result<String> {
+    let fetched = crate::fetch::fetch_to(server, name, dir, CLIENT_TIMEOUTS, &mut |done, size| {
         let mut s = lock(&job.state);
-        s.done = saved.size;
-        s.total = Some(saved.size);
-        Ok(format!(
-            "{{\"name\":{},\"path\":{},\"size\":{},\"sha256\":\"{}\",\"already\":{}}}",
-            json_string(&name),
-            json_string(&saved.path.display().to_string()),
-            saved.size,
-            hex::encode(&saved.digest),
-            saved.already
-        ))
-    })
+        s.from.get_or_insert(done);
+        s.done = done;
+        s.total = Some(size);
+        drop(s);
+        job.go_on()
+    });
+    let saved = match fetched {
+        Ok(saved) => saved,
+        // Cut by the page's Cancel: the `.part` stays, as after an
+        // interrupted `get`, and the next download of the file resumes it.
+        Err(_) if job.cancel_requested() => {
+            let local = dir.join(crate::fetch::local_path(name, None)?);
+            let part = crate::fetch::part::staging(&local);
+            let kept = std::fs::metadata(&part).map_or(0, |m| m.len());
+            lock(&job.state).cancelled = true;
+            return Ok(format!(
+                "{{\"name\":{},\"part\":{},\"kept\":{kept}}}",
+                json_string(name),
+                json_string(&part.display().to_string())
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut s = lock(&job.state);
+    s.done = saved.size;
+    s.total = Some(saved.size);
+    Ok(format!(
+        "{{\"name\":{},\"path\":{},\"size\":{},\"sha256\":\"{}\",\"already\":{}}}",
+        json_string(name),
+        json_string(&saved.path.display().to_string()),
+        saved.size,
+        hex::encode(&saved.digest),
+        saved.already
+    ))
 }
 
 pub fn start_bench(shared: &Shared, form: &Form) -> Response {
-    let plan = match bench_plan(form) {
+    let mut plan = match bench_plan(form) {
         Ok(plan) => plan,
         Err(r) => return r,
     };
@@ -213,14 +238,19 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
         Ok(job) => job,
         Err(r) => return r,
     };
-    lock(&job.state).total = Some(plan.requests * plan.clients as u64);
+    let planned = plan.requests * plan.clients as u64;
+    lock(&job.state).total = Some(planned);
+    plan.cancel = Some(Arc::clone(&job.cancel));
     jobs::spawn(job, move |job| {
         let measured = bench::measure(&plan, Some(&Watch(job)))?;
-        {
+        let cancelled = {
             let mut s = lock(&job.state);
             s.done = measured.results.stats.requests();
             s.failed = measured.results.stats.failed() + measured.results.stats.corrupt;
-        }
+            // Cancelled once every request was done is no cancel.
+            s.cancelled = job.cancel_requested() && s.done < planned;
+            s.cancelled
+        };
         let bins: Vec<String> = measured
             .latency_bins(BINS)
             .iter()
@@ -233,7 +263,7 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
             })
             .collect();
         Ok(format!(
-            "{{\"report\":{},\"bins\":[{}],\"first_error\":{}}}",
+            "{{\"report\":{},\"bins\":[{}],\"first_error\":{},\"cancelled\":{cancelled}}}",
             measured.json().trim_end(),
             bins.join(","),
             measured

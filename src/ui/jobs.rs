@@ -1,7 +1,14 @@
 //! The page's background jobs: downloads and load tests run on threads of
 //! their own, and the page polls their state (`GET /api/jobs/<id>`).
+//!
+//! A job is cancelled (`POST /api/jobs/<id>/cancel`) by a flag its work
+//! checks as bytes arrive: a download stops and keeps its `.part` to resume
+//! from, a load test stops its clients and reports what finished. A job
+//! that was told to stop but is still winding down is `cancelling`; one
+//! that stopped is `cancelled`, one that finished first stays `ok`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -34,6 +41,8 @@ pub struct Job {
     /// What the job works on: the download's local path, the test's files.
     subject: String,
     started: Instant,
+    /// Set by the page's Cancel; the work checks it.
+    pub cancel: Arc<AtomicBool>,
     pub state: Mutex<JobState>,
 }
 
@@ -43,6 +52,11 @@ pub struct JobState {
     pub done: u64,
     pub total: Option<u64>,
     pub failed: u64,
+    /// A download's first byte count: where a resumed transfer started.
+    pub from: Option<u64>,
+    /// The work stopped because it was cancelled (what it did so far is
+    /// in `result`).
+    pub cancelled: bool,
     /// The failure that ended the job, and its kind.
     error: Option<(String, &'static str)>,
     /// The finished job's result, as a JSON value.
@@ -54,6 +68,19 @@ pub struct JobState {
 }
 
 impl Job {
+    /// Whether the page asked this job to stop.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// The error that stops the work once the job is cancelled.
+    pub fn go_on(&self) -> Result<()> {
+        if self.cancel_requested() {
+            return Err(Error::Other("cancelled".into()));
+        }
+        Ok(())
+    }
+
     fn running(&self) -> bool {
         lock(&self.state).finished.is_none()
     }
@@ -71,7 +98,9 @@ impl Job {
         let s = lock(&self.state);
         let elapsed = s.finished.unwrap_or_else(|| self.started.elapsed());
         let status = match (&s.finished, &s.error) {
+            (None, _) if self.cancel_requested() => "cancelling",
             (None, _) => "running",
+            (Some(_), _) if s.cancelled => "cancelled",
             (Some(_), None) => "ok",
             (Some(_), Some(_)) => "failed",
         };
@@ -80,13 +109,14 @@ impl Job {
             None => ("null".to_string(), "null".to_string()),
         };
         let mut out = format!(
-            "{{\"id\":{},\"kind\":\"{}\",\"subject\":{},\"state\":\"{status}\",\"elapsed_s\":{:.3},\"done\":{},\"total\":{},\"failed\":{},\"error\":{error},\"error_kind\":{kind},\"result\":{}",
+            "{{\"id\":{},\"kind\":\"{}\",\"subject\":{},\"state\":\"{status}\",\"elapsed_s\":{:.3},\"done\":{},\"total\":{},\"from\":{},\"failed\":{},\"error\":{error},\"error_kind\":{kind},\"result\":{}",
             self.id,
             self.kind,
             json_string(&self.subject),
             elapsed.as_secs_f64(),
             s.done,
             s.total.map_or_else(|| "null".to_string(), |t| t.to_string()),
+            s.from.map_or_else(|| "null".to_string(), |t| t.to_string()),
             s.failed,
             s.result.as_deref().unwrap_or("null"),
         );
@@ -134,6 +164,7 @@ impl Jobs {
             kind,
             subject,
             started: Instant::now(),
+            cancel: Arc::new(AtomicBool::new(false)),
             state: Mutex::new(JobState::default()),
         });
         jobs.next += 1;
@@ -143,6 +174,20 @@ impl Jobs {
 
     fn find(&self, id: u64) -> Option<Arc<Job>> {
         lock(&self.0).list.iter().find(|j| j.id == id).cloned()
+    }
+
+    /// `POST /api/jobs/<id>/cancel`: tell a running job to stop. It stops
+    /// within a moment (at the next chunk of data, or when a stalled read
+    /// times out); the answer is its state now, `cancelling`.
+    pub fn cancel(&self, rest: &str) -> Response {
+        let Some(job) = job_id(rest).and_then(|id| self.find(id)) else {
+            return Response::error(404, "no such job");
+        };
+        if !job.running() {
+            return Response::error(409, "the job has already finished");
+        }
+        job.cancel.store(true, Ordering::Relaxed);
+        Response::json(202, job.json())
     }
 
     pub fn running(&self, kind: &str, subject: &str) -> bool {
@@ -202,12 +247,7 @@ pub fn resource(jobs: &Jobs, rest: &str) -> Response {
         Some(id) => (id, true),
         None => (rest, false),
     };
-    let Some(job) = id
-        .parse::<u64>()
-        .ok()
-        .filter(|_| id.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|id| jobs.find(id))
-    else {
+    let Some(job) = job_id(id).and_then(|id| jobs.find(id)) else {
         return Response::error(404, "no such job");
     };
     if !log {
@@ -221,6 +261,13 @@ pub fn resource(jobs: &Jobs, rest: &str) -> Response {
         "Content-Disposition",
         format!("attachment; filename=\"tcpfetch-bench-{}.jsonl\"", job.id),
     )
+}
+
+/// A job id as the page writes it: digits only.
+fn job_id(text: &str) -> Option<u64> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

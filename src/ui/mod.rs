@@ -7,7 +7,8 @@
 //! [`MAX_CONNECTIONS`], every read and write timed out. The actions are in
 //! `api`; downloads and load tests run as background jobs (`jobs`) on their
 //! own threads, and the page polls `GET /api/jobs/<id>`, so a long load
-//! test never holds up anything else.
+//! test never holds up anything else; `POST /api/jobs/<id>/cancel` stops
+//! one.
 //!
 //! The page can make this machine connect out and write files, so two checks
 //! guard it. The `Host` header must name the address we listen on (a DNS
@@ -140,6 +141,7 @@ fn respond(shared: &Shared, request: &Request) -> Response {
     let (allowed, is_action) = match path {
         "/" => ("GET", false),
         "/api/ping" | "/api/list" | "/api/download" | "/api/bench" => ("POST", true),
+        p if cancel_target(p).is_some() => ("POST", true),
         p if p.starts_with("/api/jobs/") => ("GET", false),
         _ => return Response::error(404, "no such page"),
     };
@@ -158,13 +160,19 @@ fn respond(shared: &Shared, request: &Request) -> Response {
             "/api/ping" => api::ping(&form),
             "/api/list" => api::list(&form),
             "/api/download" => api::start_download(shared, &form),
-            _ => api::start_bench(shared, &form),
+            "/api/bench" => api::start_bench(shared, &form),
+            p => shared.jobs.cancel(cancel_target(p).unwrap_or_default()),
         };
     }
     match path {
         "/" => page(shared),
         _ => jobs::resource(&shared.jobs, &path["/api/jobs/".len()..]),
     }
+}
+
+/// The job id in `/api/jobs/<id>/cancel`.
+fn cancel_target(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/jobs/")?.strip_suffix("/cancel")
 }
 
 /// The `Host` header must name the address we listen on (or `localhost`
