@@ -181,6 +181,17 @@ fn the_first_line_names_the_page_and_the_page_carries_a_token() {
 }
 
 #[test]
+fn the_page_quotes_rates_as_the_command_line_does() {
+    // Decimal MB/s (README, get, bench), never a binary size with "/s"
+    // appended (MiB/s), and none for a transfer too short to time.
+    let t = Scratch::new("ui-units");
+    let page = Ui::start(&t.path, &[]).get("/").body;
+    assert!(!page.contains("+ \"/s\""), "a size unit made into a rate");
+    assert!(page.contains("mbps.toFixed(1) + \" MB/s\""));
+    assert!(page.contains("secs >= 0.01 && mbps >= 0.05"));
+}
+
+#[test]
 fn server_names_are_escaped_in_the_page() {
     let t = Scratch::new("ui-escape");
     let ui = Ui::start(&t.path, &["--server", "a\"><script>x:1"]);
