@@ -414,3 +414,100 @@ fn list_shows_human_sizes_on_a_terminal_and_bytes_with_bytes() {
     let run = tcpfetch(&t.path, &["list", &server.addr]);
     assert_eq!(run.stdout(), "    5  a.txt\n12345  b.bin\n", "{run}");
 }
+
+/// A line with its numbers, digests and addresses made alike, so the
+/// README's examples (run on other machines, digests shortened) compare
+/// with a real run: `127.0.0.1:40000` and `10.0.0.2` read `ADDR`, a run of
+/// hex of 8 or more (or with `…`) `HEX`, other numbers `N`.
+fn shape(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let part = |c: char| c.is_ascii_hexdigit() || "….:".contains(c);
+        if !part(chars[i]) || (i > 0 && chars[i - 1].is_alphanumeric()) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && part(chars[i]) {
+            i += 1;
+        }
+        while i > start + 1 && ".:".contains(chars[i - 1]) {
+            i -= 1;
+        }
+        let run: String = chars[start..i].iter().collect();
+        let word_goes_on = chars.get(i).is_some_and(|c| c.is_alphanumeric());
+        let shaped = match run {
+            _ if word_goes_on => run,
+            _ if run.matches('.').count() >= 3 => "ADDR".to_string(),
+            _ if run.chars().count() >= 8 || run.contains('…') => "HEX".to_string(),
+            _ if run.chars().all(|c| c.is_ascii_digit() || c == '.') => "N".to_string(),
+            _ => run,
+        };
+        out.push_str(&shaped);
+    }
+    out
+}
+
+#[test]
+fn readme_examples_match_real_output() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let documented: std::collections::HashSet<String> = readme.lines().map(shape).collect();
+    let (t, server) = serve(
+        "cli-readme",
+        &[
+            ("hello.txt", b"hello world\n"),
+            ("docs/read me.txt", b"read me\n"),
+        ],
+        &[],
+    );
+    let dl = t.join("dl");
+    let addr = server.addr.as_str();
+    let mut runs = vec![
+        tcpfetch(&dl, &["ping", addr]),
+        tcpfetch(&dl, &["ping", addr, "-c", "3"]),
+        tcpfetch(&dl, &["list", addr]),
+        tcpfetch(&dl, &["get", addr, "hello.txt"]),
+        // After a GET, as the README shows it: the server knows the digest.
+        tcpfetch(&dl, &["list", addr, "--json"]),
+        tcpfetch(
+            &dl,
+            &["get", addr, "hello.txt", "docs/read me.txt", "nope.txt"],
+        ),
+        tcpfetch(&dl, &["get", addr, "docs"]),
+        tcpfetch(&dl, &["get", addr, "hello.txt", "--ouput", "x"]),
+        tcpfetch(&dl, &["list"]),
+    ];
+    tcpfetch(&dl, &["get", addr, "docs/", "--all", "-o", "mirror"]).expect_code(0);
+    runs.push(tcpfetch(&dl, &["get", addr, "--all", "-o", "mirror"]));
+    let mut missing = Vec::new();
+    for run in &runs {
+        for line in run.stdout().lines().chain(run.stderr().lines()) {
+            if !documented.contains(&shape(line)) {
+                missing.push(format!("{}: {line}\n   shaped: {}", run.cmd, shape(line)));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in the README:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn shapes_make_numbers_digests_and_addresses_alike() {
+    assert_eq!(
+        shape("hello.txt: 12 bytes (12 B) in 0.037 s, sha256 verified a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447"),
+        "hello.txt: N bytes (N B) in N s, sha256 verified HEX"
+    );
+    assert_eq!(
+        shape("see 'tcpfetch list 10.0.0.2:1236'"),
+        "see 'tcpfetch list ADDR'"
+    );
+    assert_eq!(shape("sha256 c7db…a9a1); nothing"), "sha256 HEX); nothing");
+    assert_eq!(shape("3 files: 1 identical"), "N files: N identical");
+}
