@@ -6,8 +6,10 @@
 //! the item source (a manifest being read) and the sink (stdout) stay on
 //! one thread and need no locks. At most `window` items are in flight, so
 //! however long the input and however slow one item is compared with the
-//! ones after it, memory holds `window` results at most and the first line
-//! is printed as soon as the first item is done.
+//! ones after it, memory holds `window` results at most. A result is passed
+//! on as soon as it and all before it are done, checked between every two
+//! items taken from the source; only while the source itself blocks (a
+//! manifest piped in slowly) do results finished meanwhile wait for it.
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -157,44 +159,72 @@ impl<T, R> Queue<T, R> {
         mut items: impl Iterator<Item = Job<T, R>>,
         sink: &mut impl FnMut(R) -> Result<(), E>,
     ) -> Result<(), E> {
-        // pending[i] is the result of item `next + i`, once it has one.
-        let mut pending: VecDeque<Option<R>> = VecDeque::new();
-        let mut next = 0usize;
+        let mut order = Reorder {
+            pending: VecDeque::new(),
+            next: 0,
+        };
         let mut todo = Some(self.todo);
         loop {
-            while pending.len() < self.window {
-                let Some(tx) = &todo else { break };
-                match items.next() {
-                    Some(Job::Ready(r)) => pending.push_back(Some(r)),
-                    Some(Job::Run(t)) => {
-                        // Never blocks: the channel holds `window` items
-                        // and fewer than that are pending. Never fails
-                        // either: the receiver lives as long as `ordered`.
-                        let _ = tx.send((next + pending.len(), t));
-                        pending.push_back(None);
+            // Print what has finished before anything that may wait: the
+            // next manifest line can be slow to come (a pipe).
+            while let Ok((index, r)) = self.done.try_recv() {
+                order.arrived(index, r);
+            }
+            order.flush(sink)?;
+            if let Some(tx) = &todo {
+                if order.pending.len() < self.window {
+                    match items.next() {
+                        Some(Job::Ready(r)) => order.pending.push_back(Some(r)),
+                        Some(Job::Run(t)) => {
+                            // Never blocks: the channel holds `window` items
+                            // and fewer than that are pending. Never fails
+                            // either: the receiver lives as long as `ordered`.
+                            let _ = tx.send((order.next + order.pending.len(), t));
+                            order.pending.push_back(None);
+                        }
+                        None => todo = None, // closes the queue: workers exit
                     }
-                    None => todo = None, // closes the queue: workers exit
+                    continue;
                 }
             }
-            while let Some(Some(_)) = pending.front() {
-                if let Some(Some(r)) = pending.pop_front() {
-                    next += 1;
-                    sink(r)?;
-                }
-            }
-            if pending.is_empty() && todo.is_none() {
-                return Ok(());
-            }
-            if pending.len() < self.window && todo.is_some() {
-                continue;
+            if order.pending.is_empty() {
+                return Ok(()); // the input has ended and all is printed
             }
             match self.done.recv() {
-                Ok((index, r)) => pending[index - next] = Some(r),
+                Ok((index, r)) => order.arrived(index, r),
                 // Every worker is gone with items still pending: one of
                 // them panicked, which the scope re-raises.
                 Err(_) => return Ok(()),
             }
         }
+    }
+}
+
+/// Results waiting for the ones before them.
+struct Reorder<R> {
+    /// `pending[i]` is the result of item `next + i`, once it has one.
+    pending: VecDeque<Option<R>>,
+    /// The index of the first item not yet passed to the sink.
+    next: usize,
+}
+
+impl<R> Reorder<R> {
+    fn arrived(&mut self, index: usize, r: R) {
+        let slot = index.checked_sub(self.next);
+        if let Some(slot) = slot.and_then(|i| self.pending.get_mut(i)) {
+            *slot = Some(r);
+        }
+    }
+
+    /// Pass on every result whose predecessors have all been passed on.
+    fn flush<E>(&mut self, sink: &mut impl FnMut(R) -> Result<(), E>) -> Result<(), E> {
+        while let Some(Some(_)) = self.pending.front() {
+            if let Some(Some(r)) = self.pending.pop_front() {
+                self.next += 1;
+                sink(r)?;
+            }
+        }
+        Ok(())
     }
 }
 
