@@ -511,3 +511,23 @@ fn shapes_make_numbers_digests_and_addresses_alike() {
     assert_eq!(shape("sha256 c7db…a9a1); nothing"), "sha256 HEX); nothing");
     assert_eq!(shape("3 files: 1 identical"), "N files: N identical");
 }
+
+#[test]
+fn a_server_that_closes_without_a_word_may_be_the_old_one() {
+    // The original tcp-server reads a v1 request as a length header,
+    // fails, and drops the connection (its whole loop dies with it).
+    let old = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = old.local_addr().unwrap().to_string();
+    let stand_in = std::thread::spawn(move || {
+        let (mut conn, _) = old.accept().unwrap();
+        let _ = std::io::Read::read(&mut conn, &mut [0u8; 64]);
+    });
+    let t = Scratch::new("cli-closes");
+    let run = tcpfetch(&t.path, &["ping", &addr]);
+    stand_in.join().unwrap();
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains(&format!("{addr} closed the connection without answering (if it is the old Python tcp-server, add --legacy)")),
+        "{run}"
+    );
+}

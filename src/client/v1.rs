@@ -22,6 +22,10 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// Present after a successful key handshake.
     session: Option<Session>,
+    /// Whether the server has sent anything yet: one that closes without a
+    /// word is likely the old Python tcp-server, which does that (or dies)
+    /// on a protocol v1 request.
+    answered: bool,
 }
 
 impl Connection {
@@ -32,6 +36,7 @@ impl Connection {
             reader: BufReader::with_capacity(8 * 1024, stream),
             peer,
             session: None,
+            answered: false,
         })
     }
 
@@ -177,7 +182,14 @@ impl Connection {
 
     fn read_line(&mut self, phase: Phase) -> Result<Vec<u8>> {
         match proto::read_line(&mut self.reader, MAX_LINE) {
-            Ok(Some(line)) => Ok(line),
+            Ok(Some(line)) => {
+                self.answered = true;
+                Ok(line)
+            }
+            Ok(None) if !self.answered => Err(Error::closed(format!(
+                "{} closed the connection without answering (if it is the old Python tcp-server, add --legacy)",
+                self.peer
+            ))),
             Ok(None) | Err(proto::LineError::Truncated) => Err(Error::closed(format!("{} closed the connection while {phase}", self.peer))),
             Err(proto::LineError::TooLong) => Err(Error::protocol(format!(
                 "the peer sent a line longer than {MAX_LINE} bytes while {phase}; it is not a tcpfetch server"
