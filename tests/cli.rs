@@ -196,7 +196,7 @@ fn get_dir_all_fetches_one_subtree() {
     );
     let run = tcpfetch(
         &t.join("dl"),
-        &["get", &server.addr, "--all", "--prefix", "sub", "-o", "p"],
+        &["get", &server.addr, "--all", "--prefix", "sub", "-o", "p/"],
     );
     run.expect_code(0);
     assert!(

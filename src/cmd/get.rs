@@ -322,9 +322,10 @@ impl Args {
 
 pub fn run(args: Args) -> Result<()> {
     // `-o DIR/`, and -o with several NAMEs, must be a directory that is
-    // there: checked before anything is asked of the server.
+    // there: checked before anything is asked of the server. (`--all`
+    // creates its DIR.)
     match args.output.as_deref() {
-        Some(dir) if dir.ends_with('/') || args.names.len() > 1 => {
+        Some(dir) if !args.all && (dir.ends_with('/') || args.names.len() > 1) => {
             cli::existing_dir("-o", Path::new(dir))?
         }
         _ => {}
