@@ -1,7 +1,9 @@
 // End-to-end test of `tcpfetch ui` in a real browser: Debian's chromium,
-// driven by playwright-core. Starts `serve` and `ui` on port 0, tests the
-// connection, downloads a file and checks it on the page and on disk, runs a
-// 10-client load test and checks the report, and saves screenshots.
+// driven by playwright-core. Starts `serve` (and a second one capped at
+// 1 MB/s, for what must be caught while it runs) and `ui` on port 0, tests
+// the connection, downloads files and checks them on the page and on disk,
+// runs a 10-client load test and checks the report, cancels a download and
+// a load test, and saves screenshots at desktop and phone widths.
 //
 // Usage: node e2e.js BINARY SCREENSHOT_DIR
 "use strict";
@@ -58,6 +60,19 @@ function expect(cond, what) {
   if (!cond) throw new Error(what);
 }
 
+// The load-test files ticked, in list order.
+function benchTicks(page) {
+  return page.$$eval("#bench-files input:checked", (cbs) => cbs.map((c) => c.value));
+}
+
+// Test the connection to ADDR and wait for its list.
+async function connect(page, addr) {
+  await page.fill("#server", addr);
+  await page.press("#server", "Enter");
+  await page.waitForFunction((a) => document.getElementById("conn-status").textContent.includes("at " + a)
+    && !document.getElementById("files").hidden, addr);
+}
+
 async function main() {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "tcpfetch-ui-e2e-"));
   const served = path.join(scratch, "served");
@@ -67,11 +82,18 @@ async function main() {
   const data = crypto.randomBytes(3 * 1024 * 1024 + 17);
   fs.writeFileSync(path.join(served, "data.bin"), data);
   fs.writeFileSync(path.join(served, "hello.txt"), "hello, tcpfetch\n");
+  fs.writeFileSync(path.join(served, "empty.txt"), "");
+  fs.writeFileSync(path.join(served, "gone.txt"), "removed before it is downloaded\n");
+  // Six seconds at the slow server's 1 MB/s.
+  const big = crypto.randomBytes(6 * 1000 * 1000);
+  fs.writeFileSync(path.join(served, "big.bin"), big);
   fs.writeFileSync(path.join(served, "docs", "notes.md"), "# notes\n".repeat(500));
   fs.mkdirSync(SHOTS, { recursive: true });
 
   const serveLine = await start(["serve", served, "--listen", "127.0.0.1:0"], "ignore");
   const addr = serveLine.replace(/^listening on /, "");
+  const slowLine = await start(["serve", served, "--listen", "127.0.0.1:0", "--max-rate", "1M"], "ignore");
+  const slowAddr = slowLine.replace(/^listening on /, "");
   const uiLine = await start(["ui", "--listen", "127.0.0.1:0", "--dir", downloads], "inherit");
   const m = /^ui on (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(uiLine);
   expect(m, `unexpected first line from ui: ${uiLine}`);
@@ -113,13 +135,35 @@ async function main() {
 
     await check("the server's files are listed to pick from", async () => {
       await page.waitForSelector("#files tbody tr");
-      const names = await page.$$eval("#files td.name", (tds) => tds.map((t) => t.textContent));
-      expect(JSON.stringify(names) === JSON.stringify(["data.bin", "docs/notes.md", "hello.txt"]), `names: ${names}`);
+      const names = await page.$$eval("#files td.name label", (ls) => ls.map((l) => l.textContent));
+      const want = ["big.bin", "data.bin", "docs/notes.md", "empty.txt", "gone.txt", "hello.txt"];
+      expect(JSON.stringify(names) === JSON.stringify(want), `names: ${names}`);
       await page.screenshot({ path: path.join(SHOTS, "02-connected.png") });
     });
 
+    await check("a file removed from the server fails without a leftover progress line", async () => {
+      fs.unlinkSync(path.join(served, "gone.txt"));
+      await page.click("#files >> text=gone.txt");
+      await page.click("#download-btn");
+      await page.waitForSelector("#dl-error");
+      const error = await page.textContent("#dl-error");
+      expect(/Download of gone\.txt failed: .*not-found/.test(error), `error: ${error}`);
+      expect(await page.isHidden("#dl-progress"), "the progress line stays after the failure");
+      const text = await page.innerText("body");
+      const left = /.{0,40}0 B of 0 B.{0,40}/s.exec(text);
+      expect(!left, `a '0 B of 0 B' line is left: ${left}`);
+      expect(!(await page.isDisabled("#download-btn")), "download stays disabled");
+    });
+
+    await check("the load-test choice is the user's own: downloads leave it alone", async () => {
+      await page.uncheck("#bench-files >> text=big.bin");
+      await page.check("#bench-files >> text=empty.txt");
+      await page.check("#bench-files >> text=hello.txt");
+      expect((await benchTicks(page)).join() === "empty.txt,hello.txt", "ticks before");
+    });
+
     await check("a picked file downloads and is verified on the page and on disk", async () => {
-      await page.click("text=data.bin");
+      await page.click("#files >> text=data.bin");
       await page.click("#download-btn");
       await page.waitForSelector("#dl-verified");
       const shown = await page.textContent("#dl-digest");
@@ -128,18 +172,43 @@ async function main() {
       expect(sha256(saved) === sha256(data), "the file on disk differs");
       const progress = await page.textContent("#dl-text");
       expect(/100%/.test(progress), `progress: ${progress}`);
+      // One convention, the README's: sizes in MiB, rates in MB/s.
+      const line = await page.textContent("#dl-verified");
+      expect(/3\.0 MiB in [\d.]+ s(, [\d.]+ MB\/s)?, saved to/.test(line), `result: ${line}`);
+      expect(!/[KMG]iB\/s|\d\.\d\d [KMG]iB/.test(line + progress), `units: ${line} / ${progress}`);
       // The list is fetched again: the server has hashed the file by now.
-      await page.waitForSelector(`#files td[title="${sha256(data)}"]`);
+      await page.waitForSelector(`#files code.digest >> text=${sha256(data)}`);
       await page.screenshot({ path: path.join(SHOTS, "03-downloaded.png") });
     });
 
+    await check("the full digest is in the list and one click selects it whole", async () => {
+      const digest = page.locator(`#files code.digest >> text=${sha256(data)}`);
+      await digest.click();
+      const selected = await page.evaluate(() => String(window.getSelection()));
+      expect(selected === sha256(data), `selected: ${selected}`);
+    });
+
+    await check("a download does not change the load-test choice", async () => {
+      expect((await benchTicks(page)).join() === "empty.txt,hello.txt", `ticks: ${await benchTicks(page)}`);
+    });
+
+    await check("a file already here shows no transfer and no made-up speed", async () => {
+      await page.click("#files >> text=data.bin");
+      await page.click("#download-btn");
+      await page.waitForSelector("#dl-verified >> text=Already here");
+      const line = await page.textContent("#dl-verified");
+      expect(/nothing transferred/.test(line) && !/MB\/s| in [\d.]+ s/.test(line), `result: ${line}`);
+      expect(await page.isHidden("#dl-progress"), "a progress line for nothing");
+    });
+
     await check("a nested name is saved under its last component only", async () => {
-      await page.click("text=docs/notes.md");
+      await page.click("#files >> text=docs/notes.md");
       await page.click("#download-btn");
       await page.waitForSelector("#dl-verified >> text=notes.md");
       const notes = fs.readFileSync(path.join(downloads, "notes.md"));
-      await page.waitForSelector(`#files td[title="${sha256(notes)}"]`);
+      await page.waitForSelector(`#files code.digest >> text=${sha256(notes)}`);
       expect(!fs.existsSync(path.join(downloads, "docs")), "a docs directory was made");
+      expect((await benchTicks(page)).join() === "empty.txt,hello.txt", `ticks: ${await benchTicks(page)}`);
     });
 
     await check("a bad load-test field shows its error next to it", async () => {
@@ -152,6 +221,7 @@ async function main() {
     await check("a 10-client load test shows its report and histogram", async () => {
       await page.fill("#clients", "10");
       await page.fill("#requests", "3");
+      await page.uncheck("#bench-files >> text=empty.txt");
       await page.check("#bench-files >> text=data.bin");
       await page.check("#bench-files >> text=hello.txt");
       await page.click("#bench-btn");
@@ -172,12 +242,73 @@ async function main() {
       await page.screenshot({ path: path.join(SHOTS, "04-load-test.png"), fullPage: true });
     });
 
+    await check("a running download is cancelled and its part kept", async () => {
+      await connect(page, slowAddr);
+      await page.click("#files >> text=big.bin");
+      await page.click("#download-btn");
+      await page.waitForSelector("#dl-cancel:not([hidden])");
+      await page.waitForFunction(() => / of /.test(document.getElementById("dl-text").textContent));
+      await page.screenshot({ path: path.join(SHOTS, "06-downloading.png") });
+      await page.click("#dl-cancel");
+      await page.waitForSelector("#dl-cancelled");
+      const text = await page.textContent("#dl-cancelled");
+      expect(/cancelled at .* of 5\.7 MiB/.test(text) && /big\.bin\.part/.test(text), `cancelled: ${text}`);
+      expect(await page.isHidden("#dl-cancel"), "the Cancel button stays");
+      const part = path.join(downloads, "big.bin.part");
+      expect(fs.existsSync(part) && fs.statSync(part).size > 0, "no .part kept");
+      expect(!fs.existsSync(path.join(downloads, "big.bin")), "big.bin was saved");
+      await page.screenshot({ path: path.join(SHOTS, "07-download-cancelled.png") });
+    });
+
+    await check("a running load test is cancelled and reports what finished", async () => {
+      await page.fill("#clients", "2");
+      await page.fill("#requests", "20");
+      await page.uncheck("#bench-files >> text=data.bin");
+      await page.check("#bench-files >> text=big.bin");
+      await page.click("#bench-btn");
+      await page.waitForSelector("#bench-cancel:not([hidden])");
+      await page.waitForFunction(() => /^[1-9]\d* \//.test(document.getElementById("bench-text").textContent));
+      await page.click("#bench-cancel");
+      await page.waitForSelector("#report-note:not(:empty)");
+      const note = await page.textContent("#report-note");
+      expect(/^Cancelled after [1-9]\d* of 40 requests/.test(note), `note: ${note}`);
+      const tiles = await page.textContent("#tiles");
+      expect(/Failed0/.test(tiles), `tiles: ${tiles}`);
+      expect(await page.isHidden("#bench-cancel"), "the Cancel button stays");
+      await page.screenshot({ path: path.join(SHOTS, "08-load-test-cancelled.png"), fullPage: true });
+    });
+
+    await check("a failed connection test clears the old server's files", async () => {
+      await page.fill("#server", "127.0.0.1:1");
+      await page.press("#server", "Enter");
+      await page.waitForSelector("#server-error:not(:empty)");
+      await page.waitForSelector("#files", { state: "hidden" });
+      const empty = await page.textContent("#files-empty");
+      expect(/Test the connection/.test(empty), `empty: ${empty}`);
+      expect((await page.$$("#bench-files input")).length === 0, "load-test files are left");
+      expect(await page.isDisabled("#download-btn"), "download still enabled");
+      await page.screenshot({ path: path.join(SHOTS, "09-connection-failed.png") });
+    });
+
+    await check("the cancelled download resumes where it stopped", async () => {
+      await connect(page, addr);
+      await page.click("#files >> text=big.bin");
+      await page.click("#download-btn");
+      await page.waitForSelector("#dl-verified");
+      const line = await page.textContent("#dl-verified");
+      expect(/resumed at/.test(line), `result: ${line}`);
+      expect(sha256(fs.readFileSync(path.join(downloads, "big.bin"))) === sha256(big), "big.bin differs");
+    });
+
     await check("the page fits a phone-width screen", async () => {
       await page.setViewportSize({ width: 390, height: 844 });
       await page.waitForFunction(() => document.getElementById("histogram-svg").viewBox.baseVal.width < 400);
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
       expect(width <= 390, `the page is ${width} px wide`);
       await page.screenshot({ path: path.join(SHOTS, "05-phone.png"), fullPage: true });
+      await page.locator("section:has(#files-h)").screenshot({ path: path.join(SHOTS, "05-phone-files.png") });
+      const digest = await page.locator("#files code.digest").first().boundingBox();
+      expect(digest && digest.x + digest.width <= 390, "a digest runs off the screen");
     });
 
     await check("nothing threw and no dialog opened", async () => {
