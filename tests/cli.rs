@@ -203,6 +203,17 @@ fn get_dir_all_fetches_one_subtree() {
         t.join("dl/p/sub/deep/c.txt").exists() && !t.join("dl/p/subway.txt").exists(),
         "{run}"
     );
+    // Without the slash it is the same directory (never the sibling
+    // subway.txt).
+    let run = tcpfetch(
+        &t.join("dl"),
+        &["get", &server.addr, "sub", "--all", "-o", "q"],
+    );
+    run.expect_code(0);
+    assert!(
+        t.join("dl/q/sub/b.txt").exists() && !t.join("dl/q/subway.txt").exists(),
+        "{run}"
+    );
     let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "nothing/", "--all"]);
     run.expect_code(1);
     assert!(

@@ -151,7 +151,7 @@ fn a_carried_manifest_is_enforced_file_by_file() {
 fn bad_combinations_are_usage_errors() {
     let t = Scratch::new("all-usage");
     for args in [
-        &["get", "127.0.0.1:1", "a", "--all"][..],
+        &["get", "127.0.0.1:1", "a/", "b/", "--all"][..],
         &["get", "127.0.0.1:1", "--all", "-o", "-"],
         &["get", "127.0.0.1:1", "--all", "--sha256", &"a".repeat(64)],
         &["get", "127.0.0.1:1", "a", "--allow-unlisted"],

@@ -206,9 +206,8 @@ fn check(f: Flags) -> Result<Args> {
     })
 }
 
-/// NAMEs are files, except with `--all`, where one NAME ending in `/` is
-/// the directory to fetch (as `--prefix`); the prefix, normalised to end
-/// in `/`.
+/// NAMEs are files, except with `--all`, where one NAME is the directory
+/// to fetch (as `--prefix`); the prefix, normalised to end in `/`.
 fn check_names(names: &[String], all: bool, prefix: Option<String>) -> Result<Option<String>> {
     let prefix = match (all, names, prefix) {
         (false, _, Some(_)) => return Err(Error::usage("--prefix only makes sense with --all")),
@@ -222,10 +221,10 @@ fn check_names(names: &[String], all: bool, prefix: Option<String>) -> Result<Op
             return Ok(None);
         }
         (true, [], prefix) => prefix,
-        (true, [dir], None) if dir.ends_with('/') => Some(dir.clone()),
+        (true, [dir], None) => Some(dir.clone()),
         (true, _, _) => {
             return Err(Error::usage(
-                "with --all, give at most one directory (ending in '/'), or --prefix DIR/",
+                "with --all, give at most one directory (DIR/ or --prefix DIR/)",
             ))
         }
     };
@@ -410,7 +409,7 @@ mod tests {
             &["h", "--legacy"][..],
             &["h", "1", "--legacy", "--retries", "1"],
             &["h", "1", "--legacy", "--limit-rate", "1k"],
-            &["h", "n", "--all"],
+            &["h", "n", "m", "--all"],
             &["h", "n", "--hidden"],
             &["h", "sub/"],
             &["h", "a/", "b/", "--all"],
