@@ -24,6 +24,7 @@ bench: build
 	bash tests/bench.sh $(BIN)
 	bash tests/perf.sh $(BIN)
 	bash tests/verify-bench.sh $(BIN)
+	bash tests/durable.sh $(BIN)
 
 # A statically linked, stripped release binary for boxes with no runtime, at
 # target/static/$(TARGET)/tcpfetch. TARGET is a rustup target triple:
