@@ -306,3 +306,59 @@ fn merged_failures_end_as_the_run_would() {
     assert!(run.stdout().contains("bench 127.0.0.1:"), "{run}");
     assert!(run.stdout().contains(" f.bin gone.bin (test "), "{run}");
 }
+#[test]
+fn the_html_report_is_one_file_with_no_scripts_and_every_section() {
+    let (t, server) = serve(
+        "merge-report",
+        &[
+            ("a.bin", &random_bytes(30_000, 9)),
+            ("b.bin", &random_bytes(3000, 10)),
+        ],
+        &["-q"],
+    );
+    let run = bench(
+        &t,
+        &[
+            &server.addr,
+            "a.bin",
+            "b.bin",
+            "gone.bin",
+            "-c",
+            "3",
+            "-n",
+            "3",
+            "--json",
+            "--report",
+            "r.html",
+        ],
+    );
+    run.expect_code(1);
+    t.write("run.json", run.stdout().as_bytes());
+    let merged = bench(
+        &t,
+        &["--merge", "run.json", "run.json", "--report", "m.html"],
+    );
+    merged.expect_code(1);
+    for file in ["r.html", "m.html"] {
+        let html = std::fs::read_to_string(t.join(file)).unwrap();
+        assert!(html.starts_with("<!doctype html>"), "{file}");
+        let lower = html.to_ascii_lowercase();
+        for banned in [
+            "<script", "http://", "https://", " src=", "<link", "@import", "url(",
+        ] {
+            assert!(!lower.contains(banned), "{file} has {banned}");
+        }
+        for want in [
+            "Latency histogram",
+            "Throughput over time",
+            "p99 over time",
+            "Failures over time",
+            "Per file",
+            "gone.bin",
+            "not-found",
+            "<svg",
+        ] {
+            assert!(html.contains(want), "{file} lacks {want}");
+        }
+    }
+}

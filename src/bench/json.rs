@@ -28,6 +28,62 @@ pub fn histogram_params() -> String {
 
 /// The whole `--json` object, newline included.
 pub fn json(r: &Results) -> String {
+    let mut out = head(r);
+    let s = &r.stats;
+    let shape = r.shape.as_ref();
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "null".into());
+    let (start, end) = r.bounds();
+    let spans: Vec<String> = r.spans.iter().map(|(s, e)| format!("[{s},{e}]")).collect();
+    let _ = write!(
+        out,
+        ",\"bench_format\":{FORMAT},\"protocol\":{},\"runs\":{},\"requests_each\":{},\"total_requests\":{},\"duration_s\":{},\"warmup\":{},\"started_at\":\"{}\",\"ended_at\":\"{}\",\"spans\":[{}],\"first_error\":{},\"histogram\":{}",
+        json_string(&r.protocol),
+        r.runs,
+        opt(shape.and_then(|a| a.requests_each).map(|n| n.to_string())),
+        opt(shape.and_then(|a| a.total).map(|n| n.to_string())),
+        opt(shape.and_then(|a| a.duration).map(|d| format!("{:.6}", d.as_secs_f64()))),
+        opt(shape.map(|a| a.warmup.to_string())),
+        format::rfc3339(UNIX_EPOCH + Duration::from_micros(start)),
+        format::rfc3339(UNIX_EPOCH + Duration::from_micros(end)),
+        spans.join(","),
+        opt(r.first_error.as_deref().map(json_string)),
+        histogram_params(),
+    );
+    let _ = write!(
+        out,
+        ",\"latency\":{},\"ttfb\":{}",
+        counters(&s.latency),
+        counters(&s.ttfb)
+    );
+    let seconds: Vec<String> = r
+        .timeline
+        .iter()
+        .map(|(&t, s)| {
+            let from = t.saturating_mul(1_000_000);
+            second(t, s, r.covered(from, from.saturating_add(1_000_000)))
+        })
+        .collect();
+    let _ = write!(out, ",\"timeline\":[{}]", seconds.join(","));
+    if r.names.len() > 1 {
+        let files: Vec<String> = r
+            .files
+            .iter()
+            .map(|(name, s)| format!("{{\"file\":{},{}}}", json_string(name), stats(s)))
+            .collect();
+        let _ = write!(out, ",\"per_file\":[{}]", files.join(","));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The summary alone (the keys a script reads, through `rate`), as the
+/// `ui` page shows it, newline included.
+pub fn summary(r: &Results) -> String {
+    head(r) + "}\n"
+}
+
+/// The summary's members, without the closing brace.
+fn head(r: &Results) -> String {
     let s = &r.stats;
     let names: Vec<String> = r.names.iter().map(|n| json_string(n)).collect();
     let (requests_per_s, mb_per_s) = rates(r);
@@ -59,50 +115,16 @@ pub fn json(r: &Results) -> String {
         opt(shape.map(|a| a.keep_alive.to_string())),
         opt(shape.and_then(|a| a.rate).map(|r| r.to_string()))
     );
-    let (start, end) = r.bounds();
-    let spans: Vec<String> = r.spans.iter().map(|(s, e)| format!("[{s},{e}]")).collect();
-    let _ = write!(
-        out,
-        ",\"bench_format\":{FORMAT},\"protocol\":{},\"runs\":{},\"requests_each\":{},\"total_requests\":{},\"duration_s\":{},\"warmup\":{},\"started_at\":\"{}\",\"ended_at\":\"{}\",\"spans\":[{}],\"first_error\":{},\"histogram\":{}",
-        json_string(&r.protocol),
-        r.runs,
-        opt(shape.and_then(|a| a.requests_each).map(|n| n.to_string())),
-        opt(shape.and_then(|a| a.total).map(|n| n.to_string())),
-        opt(shape.and_then(|a| a.duration).map(|d| format!("{:.6}", d.as_secs_f64()))),
-        opt(shape.map(|a| a.warmup.to_string())),
-        format::rfc3339(UNIX_EPOCH + Duration::from_micros(start)),
-        format::rfc3339(UNIX_EPOCH + Duration::from_micros(end)),
-        spans.join(","),
-        opt(r.first_error.as_deref().map(json_string)),
-        histogram_params(),
-    );
-    let _ = write!(
-        out,
-        ",\"latency\":{},\"ttfb\":{}",
-        counters(&s.latency),
-        counters(&s.ttfb)
-    );
-    let seconds: Vec<String> = r.timeline.iter().map(|(t, s)| second(*t, s)).collect();
-    let _ = write!(out, ",\"timeline\":[{}]", seconds.join(","));
-    if r.names.len() > 1 {
-        let files: Vec<String> = r
-            .files
-            .iter()
-            .map(|(name, s)| format!("{{\"file\":{},{}}}", json_string(name), stats(s)))
-            .collect();
-        let _ = write!(out, ",\"per_file\":[{}]", files.join(","));
-    }
-    out.push_str("}\n");
     out
 }
 
-/// One second of the timeline: its Unix second `t`, throughput and p99,
-/// then its [`stats`].
-fn second(t: u64, s: &Stats) -> String {
+/// One second of the timeline: its Unix second `t`, throughput (over the
+/// part of the second the run was `running`) and p99, then its [`stats`].
+fn second(t: u64, s: &Stats, running: Duration) -> String {
     let p99 = point(&s.latency, 99.0).unwrap_or_else(|| "null".into());
     format!(
         "{{\"t\":{t},\"throughput_mb_s\":{:.3},\"p99_ms\":{p99},{}}}",
-        s.bytes as f64 / 1e6,
+        s.bytes as f64 / 1e6 / running.as_secs_f64().max(1e-3),
         stats(s)
     )
 }

@@ -258,9 +258,22 @@ pub struct Measured {
 }
 
 impl Measured {
-    /// The `--json` report.
-    pub fn json(&self) -> String {
-        json::json(&self.results)
+    /// The summary alone, as the `ui` page shows it.
+    pub fn summary_json(&self) -> String {
+        json::summary(&self.results)
+    }
+
+    /// The latency histogram drawn at a phone's width and a desktop's
+    /// (with the page's `id`), as the report draws it; `None` without a
+    /// completed transfer.
+    pub fn histogram_svgs(&self, id: &str) -> Option<(String, String)> {
+        let r = &self.results;
+        (r.stats.latency.count() > 0).then(|| {
+            (
+                html::histogram_chart(r, crate::util::svg::NARROW, Some(id)),
+                html::histogram_chart(r, crate::util::svg::WIDE, Some(id)),
+            )
+        })
     }
 
     /// The latency histogram in `rows` equal slices from min to max, as

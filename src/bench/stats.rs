@@ -129,27 +129,37 @@ impl Results {
         }
     }
 
+    /// The spans merged where they overlap, in order.
+    fn union(&self) -> Vec<(u64, u64)> {
+        let mut spans = self.spans.clone();
+        spans.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            match out.last_mut() {
+                Some((_, e)) if start <= *e => *e = (*e).max(end),
+                _ => out.push((start, end.max(start))),
+            }
+        }
+        out
+    }
+
     /// The time the run (or the runs) were running: the union of their
     /// spans, so that overlapping runs count their shared time once.
     pub fn seconds(&self) -> Duration {
-        let mut spans = self.spans.clone();
-        spans.sort_unstable();
-        let mut total = 0u64;
-        let mut open: Option<(u64, u64)> = None;
-        for (start, end) in spans {
-            match &mut open {
-                Some((_, e)) if start <= *e => *e = (*e).max(end),
-                _ => {
-                    if let Some((s, e)) = open {
-                        total = total.saturating_add(e - s);
-                    }
-                    open = Some((start, end.max(start)));
-                }
-            }
-        }
-        if let Some((s, e)) = open {
-            total = total.saturating_add(e - s);
-        }
+        let total = self
+            .union()
+            .iter()
+            .fold(0u64, |a, (s, e)| a.saturating_add(e - s));
+        Duration::from_micros(total)
+    }
+
+    /// How much of `from..to` (µs since the epoch) some run was running:
+    /// a rate over a second the run only partly covered (its first and
+    /// last) is counted over the part it covered.
+    pub fn covered(&self, from: u64, to: u64) -> Duration {
+        let total = self.union().iter().fold(0u64, |a, &(s, e)| {
+            a.saturating_add(e.min(to).saturating_sub(s.max(from)))
+        });
         Duration::from_micros(total)
     }
 
@@ -283,6 +293,10 @@ mod tests {
         assert_eq!(s(&[(30, 40), (10, 20)]), 20, "disjoint spans add");
         assert_eq!(s(&[(10, 40), (15, 20), (50, 51)]), 31, "nested");
         assert_eq!(s(&[]), 0);
+        let r = results(&[(10, 20), (15, 30), (50, 60)]);
+        assert_eq!(r.covered(0, 100).as_micros(), 30);
+        assert_eq!(r.covered(25, 55).as_micros(), 10);
+        assert_eq!(r.covered(30, 50).as_micros(), 0);
     }
 
     #[test]

@@ -262,9 +262,20 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
                 )
             })
             .collect();
+        // The histogram is drawn here, as `bench --report` draws it.
+        let svg = measured.histogram_svgs("histogram-svg").map_or_else(
+            || "null".to_string(),
+            |(narrow, wide)| {
+                format!(
+                    "{{\"narrow\":{},\"wide\":{}}}",
+                    json_string(&narrow),
+                    json_string(&wide)
+                )
+            },
+        );
         Ok(format!(
-            "{{\"report\":{},\"bins\":[{}],\"first_error\":{},\"cancelled\":{cancelled}}}",
-            measured.json().trim_end(),
+            "{{\"report\":{},\"bins\":[{}],\"histogram_svg\":{svg},\"first_error\":{},\"cancelled\":{cancelled}}}",
+            measured.summary_json().trim_end(),
             bins.join(","),
             measured
                 .results

@@ -33,6 +33,7 @@ use crate::serve::access::AllowList;
 use crate::serve::listener::{close_gently, DeadlineReader, Handler, Listener, Refusal};
 use crate::serve::log::Log;
 use crate::util::cli;
+use crate::util::format::html as html_escape;
 use crate::util::hex;
 use http::{Request, Response};
 use jobs::Jobs;
@@ -241,21 +242,6 @@ fn page(shared: &Shared) -> Response {
         "Content-Security-Policy",
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     )
-}
-
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -24,6 +24,22 @@ pub fn json_string(text: &str) -> String {
     out
 }
 
+/// `text` safe inside HTML or XML text and attribute values.
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `text` with every control character escaped (`\u{1b}`, `\n`), and
 /// every character that changes how the rest of a line shows while
 /// showing nothing itself: bidirectional controls (U+202E turns `exe.txt`

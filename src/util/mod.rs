@@ -7,3 +7,4 @@ pub mod hex;
 pub mod json;
 pub mod pace;
 pub mod progress;
+pub mod svg;

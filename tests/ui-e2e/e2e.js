@@ -3,13 +3,14 @@
 // 1 MB/s, for what must be caught while it runs) and `ui` on port 0, tests
 // the connection, downloads files and checks them on the page and on disk,
 // runs a 10-client load test and checks the report, cancels a download and
-// a load test, and saves screenshots at desktop and phone widths.
+// a load test, opens `bench --report`'s HTML (no console errors, no
+// requests), and saves screenshots at desktop and phone widths.
 //
 // Usage: node e2e.js BINARY SCREENSHOT_DIR
 "use strict";
 
 const { chromium } = require("playwright-core");
-const { spawn } = require("node:child_process");
+const { spawn, spawnSync } = require("node:child_process");
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const os = require("node:os");
@@ -313,6 +314,47 @@ async function main() {
 
     await check("nothing threw and no dialog opened", async () => {
       expect(pageErrors.length === 0, pageErrors.join("\n"));
+    });
+
+    await check("bench --report renders with no console error and no request, at phone and desktop widths", async () => {
+      // A run with a missing file, so the failure chart and the per-file
+      // table have something to show; merged with itself through --merge.
+      const report = path.join(scratch, "report.html");
+      const json = path.join(scratch, "run.json");
+      const run = spawnSync(BIN, ["bench", addr, "data.bin", "hello.txt", "missing.txt", "--clients", "6",
+        "--requests", "4", "--json", "--report", report], { encoding: "utf8" });
+      expect(run.status === 1 && /not-found/.test(run.stdout), `bench exited ${run.status}: ${run.stderr}`);
+      fs.writeFileSync(json, run.stdout);
+      const merged = path.join(scratch, "merged.html");
+      const merge = spawnSync(BIN, ["bench", "--merge", json, json, "--report", merged], { encoding: "utf8" });
+      expect(merge.status === 1 && /2 runs merged/.test(merge.stdout), `merge exited ${merge.status}: ${merge.stderr}`);
+      for (const [file, tag] of [[report, "report"], [merged, "merged"]]) {
+        const tab = await context.newPage();
+        const problems = [];
+        const requests = [];
+        tab.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`); });
+        tab.on("pageerror", (e) => problems.push(String(e)));
+        tab.on("request", (r) => requests.push(r.url()));
+        const url = "file://" + file;
+        for (const [width, name] of [[375, "phone"], [1280, "desktop"]]) {
+          await tab.setViewportSize({ width, height: 900 });
+          await tab.goto(url);
+          await tab.waitForLoadState("load");
+          const shown = await tab.$$eval("svg.hist", (svgs) => svgs.filter((s) => s.getBoundingClientRect().width > 0)
+            .map((s) => s.viewBox.baseVal.width));
+          expect(shown.length === 4, `${tag} ${name}: ${shown.length} charts shown`);
+          expect(shown.every((w) => (width < 600 ? w === 360 : w === 880)), `${tag} ${name}: widths ${shown}`);
+          const scroll = await tab.evaluate(() => document.documentElement.scrollWidth);
+          expect(scroll <= width, `${tag} ${name}: the page is ${scroll} px wide`);
+          const text = await tab.textContent("body");
+          expect(/Per file/.test(text) && /missing\.txt/.test(text) && /not-found/.test(text), `${tag}: ${text.slice(0, 200)}`);
+          await tab.screenshot({ path: path.join(SHOTS, `10-${tag}-${name}.png`), fullPage: true });
+        }
+        const others = requests.filter((u) => u !== url);
+        expect(others.length === 0, `${tag} made requests: ${others.join(", ")}`);
+        expect(problems.length === 0, `${tag}: ${problems.join("\n")}`);
+        await tab.close();
+      }
     });
   } finally {
     await context.close();
