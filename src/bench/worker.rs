@@ -36,6 +36,9 @@ pub(super) fn client(run: &Run, id: usize) {
     let mut buf = vec![0u8; CHUNK];
     let mut source = None;
     for n in 0..plan.warmup {
+        if plan.go_on().is_err() {
+            break;
+        }
         let name = pick(plan, id, n + 1);
         request(
             plan,
