@@ -36,11 +36,7 @@ fn allow_list_refuses_addresses_outside_it() {
     );
     assert!(first_line(&outside.addr, b"PING\n").starts_with("TCPFETCH/1 ERR forbidden"));
     tcpfetch(&t.path, &["ping", &outside.addr]).expect_code(1);
-    assert!(
-        outside.log().contains("forbidden (not in --allow)"),
-        "{}",
-        outside.log()
-    );
+    outside.wait_for_log("forbidden (not in --allow)");
     let inside = Server::start(
         &t.join("srv"),
         &["--allow", "10.0.0.0/8", "--allow", "127.0.0.0/8"],
