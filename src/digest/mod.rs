@@ -58,12 +58,18 @@ pub fn hash_named(name: &[u8], reading: Reading) -> io::Result<Digest> {
     result.map(|(digest, _)| digest)
 }
 
+/// The buffers of [`hash_pipelined`]: each hand-over between the threads
+/// can cost a wake-up of the reader, and larger buffers make fewer of them
+/// (1 GiB from the page cache: 0.72 s with 128 KiB, 0.65-0.68 s with
+/// 256 KiB-1 MiB). 6 of them are 3 MiB in all.
+const PIPELINE_BUFFER: usize = 512 * 1024;
+
 /// SHA-256 of everything `reader` yields, read on this thread while a
 /// [`PipelinedHasher`] hashes on another: the copy out of the page cache
 /// (or the wait for the disk) no longer takes turns with the hashing, so
 /// one big file hashes at nearly the in-memory rate.
 pub fn hash_pipelined(mut reader: impl Read) -> io::Result<(Digest, u64)> {
-    let mut hasher = PipelinedHasher::start(Sha256::new())?;
+    let mut hasher = PipelinedHasher::with_buffers(Sha256::new(), PIPELINE_BUFFER)?;
     let mut total = 0u64;
     loop {
         let mut buf = hasher.buffer();
@@ -74,7 +80,7 @@ pub fn hash_pipelined(mut reader: impl Read) -> io::Result<(Digest, u64)> {
         buf.truncate(n);
         total += n as u64;
         hasher.update(buf);
-        if n < CHUNK {
+        if n < PIPELINE_BUFFER {
             break; // `fill` stops short only at the end
         }
     }
@@ -140,8 +146,10 @@ impl Read for PositionalReader<'_> {
 /// A SHA-256 running on its own thread, so that a download can receive and
 /// write on one core while the other hashes. Filled buffers go over a small
 /// bounded channel and come back empty to be reused: memory stays at
-/// `DEPTH + 2` chunks whatever the file size.
+/// `DEPTH + 2` buffers whatever the file size.
 pub struct PipelinedHasher {
+    /// The size of each buffer.
+    size: usize,
     full: Option<SyncSender<Vec<u8>>>,
     empty: Receiver<Vec<u8>>,
     worker: Option<thread::JoinHandle<Sha256>>,
@@ -150,39 +158,47 @@ pub struct PipelinedHasher {
 const DEPTH: usize = 4;
 
 impl PipelinedHasher {
-    /// Start hashing on a new thread, continuing from `state`.
+    /// Start hashing on a new thread, continuing from `state`, with
+    /// buffers of `CHUNK` bytes.
     pub fn start(state: Sha256) -> io::Result<PipelinedHasher> {
+        PipelinedHasher::with_buffers(state, CHUNK)
+    }
+
+    /// Start hashing on a new thread with buffers of `size` bytes.
+    pub fn with_buffers(state: Sha256, size: usize) -> io::Result<PipelinedHasher> {
         let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH);
         let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH + 2);
         for _ in 0..DEPTH + 2 {
-            let _ = empty_tx.send(vec![0u8; CHUNK]);
+            let _ = empty_tx.send(vec![0u8; size]);
         }
         let worker = thread::Builder::new()
             .name("hasher".into())
             .spawn(move || {
                 let mut hasher = state;
                 for buf in full_rx {
-                    hasher.update(&buf);
+                    update_prefetched(&mut hasher, &buf);
                     // The receiver may be gone when the download failed.
                     let _ = empty_tx.send(buf);
                 }
                 hasher
             })?;
         Ok(PipelinedHasher {
+            size,
             full: Some(full_tx),
             empty: empty_rx,
             worker: Some(worker),
         })
     }
 
-    /// An empty buffer of `CHUNK` bytes to fill.
+    /// An empty buffer to fill: `CHUNK` bytes, or the size given to
+    /// [`PipelinedHasher::with_buffers`].
     pub fn buffer(&mut self) -> Vec<u8> {
         match self.empty.recv() {
             Ok(mut buf) => {
-                buf.resize(CHUNK, 0);
+                buf.resize(self.size, 0);
                 buf
             }
-            Err(_) => vec![0u8; CHUNK],
+            Err(_) => vec![0u8; self.size],
         }
     }
 
@@ -205,6 +221,39 @@ impl PipelinedHasher {
             .map(|h| h.finalize().into())
             .map_err(|_| io::Error::other("hasher thread panicked"))
     }
+}
+
+/// How much the hasher thread asks for ahead of what it hashes.
+const PREFETCH: usize = 4096;
+
+/// Hash `buf`, loading one byte of each cache line of the next 4 KiB
+/// before hashing the current 4 KiB. The buffer was filled on another core,
+/// so its lines are in that core's cache; SHA-256 reads them one 64-byte
+/// block at a time and stalls on each miss, while these independent loads
+/// are all in flight at once and arrive while the SHA instructions run.
+/// (Safe Rust has no prefetch instruction; a load does the same.) Measured
+/// on 1 GiB from the page cache, 2-core KVM, real-time priority: 0.76 s ->
+/// 0.68 s with 128 KiB buffers.
+fn update_prefetched(hasher: &mut Sha256, buf: &[u8]) {
+    let mut pieces = buf.chunks(PREFETCH).peekable();
+    if let Some(first) = pieces.peek() {
+        touch(first);
+    }
+    while let Some(piece) = pieces.next() {
+        if let Some(next) = pieces.peek() {
+            touch(next);
+        }
+        hasher.update(piece);
+    }
+}
+
+/// Load one byte of every 64-byte cache line of `bytes`.
+fn touch(bytes: &[u8]) {
+    let mut x = 0u8;
+    for line in bytes.chunks(64) {
+        x ^= line[0];
+    }
+    std::hint::black_box(x);
 }
 
 /// A SHA-256 state fed with the contents of `path` (a `.part` to resume),
@@ -308,6 +357,38 @@ mod tests {
         }
         let (want, _) = hash_reader(&data[..]).unwrap();
         assert_eq!(p.finish().unwrap(), want);
+    }
+
+    /// A reader that hands out at most 1000 bytes a call, like a pipe.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(1000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn pipelined_reading_equals_plain_hash_at_every_boundary() {
+        let big = PIPELINE_BUFFER;
+        for len in [
+            0,
+            1,
+            PREFETCH - 1,
+            PREFETCH + 1,
+            big - 1,
+            big,
+            big + 1,
+            3 * big + 17,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
+            let want = hash_reader(&data[..]).unwrap();
+            assert_eq!(hash_pipelined(&data[..]).unwrap(), want, "{len}");
+            assert_eq!(hash_pipelined(Trickle(&data)).unwrap(), want, "{len}");
+        }
     }
 
     #[test]
