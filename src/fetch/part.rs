@@ -164,7 +164,13 @@ impl Part {
     pub fn commit(self) -> Result<()> {
         if self.durable {
             self.file.sync_data().map_err(|e| {
-                Error::local(format!("cannot flush '{}' to disk", self.part.display()), e)
+                Error::local(
+                    format!(
+                        "cannot flush '{}' to disk (--no-fsync skips the flush)",
+                        self.part.display()
+                    ),
+                    e,
+                )
             })?;
         }
         fs::rename(&self.part, &self.path).map_err(|e| {
@@ -225,11 +231,24 @@ impl Sink for Part {
 }
 
 /// Flush a directory's entries (a rename into it, a directory made in it)
-/// to disk.
+/// to disk. Some filesystems (network and FUSE ones) cannot flush a
+/// directory and say so (EINVAL, ENOTSUP): the rename is then as durable as
+/// they make it, and the download is not failed for it.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::local(format!("cannot flush directory '{}'", dir.display()), e))
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e)
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+            ) =>
+        {
+            Err(Error::local(
+                format!("cannot flush directory '{}'", dir.display()),
+                e,
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The directory `path` is in (`.` for a bare name).
