@@ -280,6 +280,22 @@ fn bench_through_haproxy_reaches_all_three_backends_every_transfer_verified() {
 }
 
 #[test]
+fn three_benches_at_once_through_haproxy_merge_to_their_sums() {
+    let t = Scratch::new("haproxy-merge");
+    t.write("files/f.bin", &random_bytes(32 * 1024, 92));
+    let backends = three_backends(&t, "files", &["-q"]);
+    let proxy = Haproxy::start(
+        &t,
+        [&backends[0].addr, &backends[1].addr, &backends[2].addr],
+    );
+    // The multi-host recipe (tests/common/bench.rs), three hosts played by
+    // three processes: the merge equals the sums and the percentiles of
+    // every logged request.
+    let json = common::bench::three_runs_merge_exactly(&t, &proxy.addr, &["f.bin"], 20, 3);
+    assert_eq!(json_number(&json, "ok"), 180.0, "{json}");
+}
+
+#[test]
 fn health_checks_pass_on_every_backend_and_stay_out_of_its_access_log() {
     let t = Scratch::new("haproxy-checks");
     t.write("files/f.bin", b"hello");
