@@ -2,6 +2,9 @@
 # `make bench`: tcpfetch bench against a local tcpfetch serve on loopback.
 #   1. 1000 clients, each downloading a 1 MiB file once (new connections)
 #   2. 100 clients, each downloading a 10 MiB file once
+#   3. the multi-host recipe on one host: three bench processes of 300
+#      clients × 1 MiB at once with one --test-id, merged by bench --merge
+#      (report in target/bench/merged.html)
 # Every transfer is verified (SHA-256). Prints each report, the server's peak
 # RSS (VmHWM) after each run and the bench client's own peak RSS.
 # Not part of `make test`: it takes about a minute and loads both cores.
@@ -52,5 +55,20 @@ run() { # LABEL ARGS...
 }
 run "1000 clients x 1 MiB" 1mib.bin --clients 1000
 run "100 clients x 10 MiB" 10mib.bin --clients 100
+
+echo
+echo "== 3 x 300 clients x 1 MiB at once, --test-id merged, then bench --merge"
+pids=()
+for i in 1 2 3; do
+    timeout 300 "$BIN" bench "$addr" 1mib.bin --clients 300 --test-id merged --json > "$dir/run$i.json" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || { echo "bench.sh: a merged run failed" >&2; status=1; }; done
+first() { grep -o "\"$1\":[0-9.]*" "$2" | head -1 | cut -d: -f2; } # KEY FILE: the top-level value
+for i in 1 2 3; do
+    echo "run $i: $(first requests "$dir/run$i.json") requests, $(first ok "$dir/run$i.json") ok, $(first seconds "$dir/run$i.json") s"
+done
+"$BIN" bench --merge "$dir"/run1.json "$dir"/run2.json "$dir"/run3.json --report "$dir/merged.html" || status=$?
+echo "server peak RSS so far: $(awk '/VmHWM/ {print $2, $3}' "/proc/$server/status")"
 kill -0 "$server" 2>/dev/null || { echo "bench.sh: serve died" >&2; exit 1; }
 exit "$status"

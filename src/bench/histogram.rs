@@ -9,6 +9,9 @@
 //! that fell in it. Values past [`MAX_TRACKED`] (about 71 minutes) share the
 //! last bucket; the exact minimum and maximum are kept on the side, and no
 //! percentile is ever reported outside them.
+//!
+//! The counters are allocated at the first value: a run keeps histograms
+//! per second and per file, and an empty one costs next to nothing.
 
 use std::time::Duration;
 
@@ -27,6 +30,7 @@ pub const BUCKETS: usize = (EXACT + (TOP_BITS - SUB_BITS - 1) as u64 * SUB) as u
 
 #[derive(Clone)]
 pub struct Histogram {
+    /// Empty until the first value, then [`BUCKETS`] long.
     counts: Box<[u64]>,
     count: u64,
     min: u64,
@@ -43,7 +47,7 @@ impl Default for Histogram {
 impl Histogram {
     pub fn new() -> Histogram {
         Histogram {
-            counts: vec![0; BUCKETS].into_boxed_slice(),
+            counts: Box::default(),
             count: 0,
             min: u64::MAX,
             max: 0,
@@ -58,6 +62,7 @@ impl Histogram {
 
     /// Count one value in microseconds.
     pub fn record_micros(&mut self, us: u64) {
+        self.allocate();
         self.counts[index(us)] += 1;
         self.count += 1;
         self.min = self.min.min(us);
@@ -67,6 +72,10 @@ impl Histogram {
 
     /// Add everything `other` counted.
     pub fn merge(&mut self, other: &Histogram) {
+        if other.count == 0 {
+            return;
+        }
+        self.allocate();
         // Saturating: counts read back from files could be made to
         // overflow, and a merge must not panic on them.
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
@@ -76,6 +85,12 @@ impl Histogram {
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         self.sum = self.sum.saturating_add(other.sum);
+    }
+
+    fn allocate(&mut self) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS].into_boxed_slice();
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -168,6 +183,7 @@ impl Histogram {
                 return Err(format!("bucket {i} is out of order, repeated or empty"));
             }
             last = Some(i);
+            h.allocate();
             h.counts[i] = c;
             h.count = h.count.checked_add(c).ok_or("the counts overflow")?;
         }
@@ -382,6 +398,8 @@ mod tests {
     #[test]
     fn memory_stays_fixed_whatever_is_recorded() {
         let mut h = Histogram::new();
+        assert_eq!(h.footprint(), 0, "nothing until the first value");
+        h.record_micros(1);
         let empty = h.footprint();
         assert!(empty <= 16 * 1024, "{empty} bytes");
         for v in 0..1_000_000u64 {
@@ -389,7 +407,7 @@ mod tests {
         }
         h.record(Duration::from_secs(1 << 40));
         assert_eq!(h.footprint(), empty);
-        assert_eq!(h.count(), 1_000_001);
+        assert_eq!(h.count(), 1_000_002);
         assert_eq!(h.percentile(100.0), h.max());
     }
 

@@ -29,6 +29,11 @@ pub struct Stats {
 
 impl Stats {
     pub fn add(&mut self, outcome: &Outcome) {
+        self.tally(outcome, true);
+    }
+
+    /// Count `outcome`, its time to first byte only `with_ttfb`.
+    fn tally(&mut self, outcome: &Outcome, with_ttfb: bool) {
         self.bytes += outcome.bytes;
         match &outcome.result {
             Ok(()) => self.ok += 1,
@@ -42,7 +47,7 @@ impl Stats {
         }
         if matches!(outcome.result, Ok(()) | Err(Error::Integrity(_))) {
             self.latency.record(outcome.total);
-            if let Some(ttfb) = outcome.ttfb {
+            if let Some(ttfb) = outcome.ttfb.filter(|_| with_ttfb) {
                 self.ttfb.record(ttfb);
             }
         }
@@ -118,7 +123,12 @@ impl Results {
     /// Count one finished request, which ended in Unix second `second`.
     pub fn add(&mut self, outcome: &Outcome, second: u64) {
         self.stats.add(outcome);
-        self.timeline.entry(second).or_default().add(outcome);
+        // A second keeps no first-byte times: no chart shows them, and
+        // that saves a histogram per second of the run.
+        self.timeline
+            .entry(second)
+            .or_default()
+            .tally(outcome, false);
         match self.files.iter_mut().find(|(name, _)| name == outcome.name) {
             Some((_, stats)) => stats.add(outcome),
             None => {
