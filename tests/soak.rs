@@ -319,7 +319,8 @@ fn a_file_past_4_gib_resumes_at_a_64_bit_offset_and_verifies() {
     let server = Server::start(&t.join("srv"), &[]);
     let mut raw = server.connect();
     // The server hashes the 4 GiB before it answers.
-    raw.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
     raw.write_all(format!("GET {size} big.bin\n").as_bytes())
         .unwrap();
     let mut answer = vec![0u8; 200];
