@@ -2,8 +2,9 @@
 # `make bench`, part 2: tcpfetch against its references, measured in one run.
 #
 #   hash ceiling   tcpfetch sum --jobs 1 of a 1 GiB file from the page cache (one core)
-#   get            tcpfetch get of the same file over loopback, written to
-#                  disk and verified (server digest already cached)
+#   get            tcpfetch get --no-fsync of the same file over loopback,
+#                  written to disk (not flushed, like the references) and
+#                  verified (server digest already cached)
 #   nc|tee|sha256  what a user would do instead: nc | tee FILE | sha256sum
 #   ratios         get / hash ceiling, get / nc pipeline
 #   memory         peak RSS of get (1 GiB, and a 5 GiB sparse file), of serve
@@ -69,7 +70,9 @@ start_serve "$dir/files"
 # (old output removed, dirty pages synced), or writeback of the previous
 # run's bytes throttles the next one.
 settle() { rm -f "$dir/out/1gib.bin" "$dir/out/nc.bin"; sync; }
-get_once() { "$BIN" get "$addr" 1gib.bin -o "$dir/out/1gib.bin" -q; }
+# --no-fsync: the references (the hash ceiling, the nc pipeline) flush
+# nothing either; what the default durable get adds is tests/durable.sh's.
+get_once() { "$BIN" get "$addr" 1gib.bin -o "$dir/out/1gib.bin" -q --no-fsync; }
 get_s=$(for _ in $(seq "$RUNS"); do settle; elapsed get_once; done | median)
 get_rss=$( { /usr/bin/time -f '%M' "$BIN" get "$addr" 1gib.bin -o "$dir/out/1gib.bin" -q --force; } 2>&1 | tail -1)
 
