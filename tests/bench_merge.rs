@@ -28,6 +28,12 @@ fn three_concurrent_runs_merge_to_their_sums_and_their_requests_percentiles() {
         json.contains("\"per_file\":[{\"file\":\"a.bin\",\"requests\":90,\"ok\":90,"),
         "{json}"
     );
+    // A merge is a run again: merging in two steps gives the same object.
+    let first_two = bench(&t, &["--merge", "run1.json", "run2.json", "--json"]);
+    first_two.expect_code(0);
+    t.write("run12.json", first_two.stdout().as_bytes());
+    let stepwise = bench(&t, &["--merge", "run12.json", "run3.json", "--json"]);
+    assert_eq!(stepwise.stdout(), json, "{stepwise}");
     let text = bench(&t, &["--merge", "run1.json", "run2.json", "run3.json"]);
     text.expect_code(0);
     let report = text.stdout();
