@@ -286,6 +286,13 @@ fn runs_that_cannot_be_merged_are_refused_with_exit_2_and_the_file_named() {
             .contains("'missing.json' cannot be read: no such file or directory"),
         "{run}"
     );
+    std::fs::create_dir(t.join("dir.json")).unwrap();
+    let run = bench(&t, &["--merge", "good.json", "dir.json"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("'dir.json' cannot be read: "),
+        "{run}"
+    );
     // A damaged file is not believed even alone.
     let run = bench(&t, &["--merge", "counts.json"]);
     run.expect_code(2);
@@ -367,4 +374,35 @@ fn the_html_report_is_one_file_with_no_scripts_and_every_section() {
             assert!(html.contains(want), "{file} lacks {want}");
         }
     }
+}
+
+#[test]
+fn a_report_that_cannot_be_written_fails_before_the_run() {
+    let (t, server) = serve(
+        "merge-report-fail",
+        &[("f.bin", &random_bytes(1000, 11))],
+        &["-q"],
+    );
+    let run = bench(
+        &t,
+        &[
+            &server.addr,
+            "f.bin",
+            "-c",
+            "1",
+            "--report",
+            "no/such/dir/r.html",
+        ],
+    );
+    run.expect_code(1);
+    assert!(run.stdout().is_empty(), "{run}");
+    assert!(
+        run.stderr()
+            .contains("cannot write 'no/such/dir/r.html': no such file or directory"),
+        "{run}"
+    );
+    // --merge writes it after the merge: a bad RUN.json leaves no file.
+    let run = bench(&t, &["--merge", "missing.json", "--report", "m.html"]);
+    run.expect_code(2);
+    assert!(!t.join("m.html").exists());
 }

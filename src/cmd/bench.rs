@@ -216,6 +216,12 @@ fn test_id(id: String) -> Result<String> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // A run opens its report first, as it does its --log: a path that
+    // cannot be written is better known before a long run than after.
+    let mut report = match (&args.report, &args.merge) {
+        (Some(path), None) => Some(create(path)?),
+        _ => None,
+    };
     let (results, log_error) = match &args.merge {
         Some(paths) => match load::merge_files(paths) {
             Ok(results) => (results, None),
@@ -237,7 +243,11 @@ pub fn run(args: Args) -> Result<()> {
         bench::text(&results)
     })?;
     if let Some(path) = &args.report {
-        std::fs::write(path, bench::html::report(&results))
+        let file = match report.take() {
+            Some(file) => file,
+            None => create(path)?,
+        };
+        std::io::Write::write_all(&mut &file, bench::html::report(&results).as_bytes())
             .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))?;
     }
     verdict(&results)?;
@@ -248,6 +258,11 @@ pub fn run(args: Args) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn create(path: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::File::create(path)
+        .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))
 }
 
 /// How a run (or merged runs) ends: 3 if a transfer was corrupt, 1 if a
