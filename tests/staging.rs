@@ -234,6 +234,17 @@ fn list_escapes_bidirectional_and_invisible_characters() {
     for raw in ['\u{202e}', '\u{2028}', '\u{feff}', '\u{200b}'] {
         assert!(!out.contains(raw), "raw U+{:04X} in {out:?}", raw as u32);
     }
+    // get --all names each file on stderr (the summary line, the "already
+    // here" line on a second run) and escapes them the same way.
+    for _ in 0..2 {
+        let run = tcpfetch(&t.path, &["get", &server.addr, "--all", "-o", "m"]);
+        run.expect_code(0);
+        let err = run.stderr();
+        for raw in ['\u{202e}', '\u{2028}', '\u{feff}', '\u{200b}'] {
+            assert!(!err.contains(raw), "raw U+{:04X} in {run}", raw as u32);
+        }
+        assert!(err.contains("report\\u{202e}fdp.exe"), "{run}");
+    }
     for shown in [
         "report\\u{202e}fdp.exe",
         "a\\u{2028}b",

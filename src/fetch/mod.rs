@@ -338,7 +338,7 @@ fn receive_into(
             .map_err(|e| suffix(e, "; nothing was saved"))?;
         part.record(&digest)?;
     }
-    let label = part.path().display().to_string();
+    let label = shown(part.path());
     let mut watch = request.watch(&label, header.size, observe);
     let got = receive(
         &mut source.body(header.size - offset),
@@ -407,7 +407,7 @@ fn already_here(
         // download's summary is.
         eprintln!(
             "{}: already here and identical ({} bytes, sha256 {}); nothing to do (--force downloads anyway)",
-            path.display(),
+            shown(path),
             header.size,
             hex::encode(&digest)
         );
@@ -541,6 +541,12 @@ fn to_stdout(request: &Request, name: &str, expected: Option<&Expected>) -> Resu
     Ok(())
 }
 
+/// A local path named after the server's name, escaped for the terminal
+/// as the name itself would be.
+fn shown(path: &Path) -> String {
+    format::visible(&path.display().to_string())
+}
+
 fn summary(saved: &Saved, header: &Header, transferred: u64, elapsed: Duration) {
     let note = header
         .note
@@ -550,7 +556,7 @@ fn summary(saved: &Saved, header: &Header, transferred: u64, elapsed: Duration) 
     let rate = format::rate(transferred, elapsed).map_or_else(String::new, |r| format!(", {r}"));
     eprintln!(
         "{}: {} bytes ({}) in {}{rate}, sha256 verified {}{note}",
-        saved.path.display(),
+        shown(&saved.path),
         saved.size,
         format::bytes(saved.size),
         format::seconds(elapsed),
