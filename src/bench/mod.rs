@@ -391,6 +391,7 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
         fs::create_dir_all(dir)
             .map_err(|e| Error::local(format!("cannot create '{}'", dir.display()), e))?;
     }
+    fit_descriptors(plan)?;
     let test_id = plan.test_id.clone().unwrap_or_else(test_id);
     let run = Run {
         plan,
@@ -464,6 +465,23 @@ fn start(run: &Run) -> (Instant, SystemTime) {
 
 fn micros_of(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Raise the open-file limit to the hard one (as `serve` does) and fail
+/// at once, with the numbers, if the clients still cannot fit: past it
+/// they would fail one by one with "too many open files".
+fn fit_descriptors(plan: &Plan) -> Result<()> {
+    // A socket per client, a file per client with --save, and some spare.
+    let per_client = 1 + u64::from(plan.save.is_some());
+    let needed = plan.clients as u64 * per_client + 16;
+    match crate::sys::raise_open_files_limit() {
+        Ok(limit) if limit.soft < needed => Err(Error::Other(format!(
+            "{} clients need about {needed} open files, but the limit is {} (hard limit {}): \
+             raise it (ulimit -Hn as root) or use fewer --clients",
+            plan.clients, limit.soft, limit.hard
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// One id per run, from the clock and the process id, as hex.

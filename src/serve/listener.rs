@@ -49,6 +49,8 @@ pub struct Listener {
     pub log: Log,
     /// Connections served at once (`--max-clients`).
     pub max_clients: usize,
+    /// Refused connections drained at once; more are closed at once.
+    pub max_lingering: usize,
     /// Every accepted socket gets this write timeout; reads are bounded by
     /// the handler, with a [`DeadlineReader`].
     pub write_timeout: Duration,
@@ -59,7 +61,7 @@ impl Listener {
     /// Accept connections forever, each served by `handler` on its own
     /// thread.
     pub fn run<H: Handler>(&self, handler: &Arc<H>) {
-        let rejecter = Rejecter::start();
+        let rejecter = Rejecter::start(self.max_lingering);
         let active = Arc::new(AtomicUsize::new(0));
         loop {
             let (stream, peer) = match self.socket.accept() {
@@ -196,7 +198,9 @@ struct Rejecter {
 }
 
 const REJECT_LINGER: Duration = Duration::from_secs(2);
-const MAX_REJECTING: usize = 4096;
+/// The most refused connections one listener drains at once (each holds
+/// a descriptor): the rest are closed right after their refusal.
+pub const MAX_LINGERING: usize = 4096;
 
 /// A refused connection being drained: the deadline and the bytes left.
 struct Lingering {
@@ -206,12 +210,16 @@ struct Lingering {
 }
 
 impl Rejecter {
-    fn start() -> Rejecter {
-        let (tx, rx) = mpsc::sync_channel(256);
+    /// A rejecter holding at most `max_lingering` refused sockets, queued
+    /// or being drained: each is an open descriptor.
+    fn start(max_lingering: usize) -> Rejecter {
+        let queued = (max_lingering / 4).clamp(1, 256);
+        let draining = max_lingering.min(MAX_LINGERING).saturating_sub(queued);
+        let (tx, rx) = mpsc::sync_channel(queued);
         let spawned = thread::Builder::new()
             .name("rejecter".into())
             .stack_size(128 * 1024)
-            .spawn(move || Rejecter::work(&rx));
+            .spawn(move || Rejecter::work(&rx, draining));
         // Without the helper thread the queue has no receiver and refused
         // sockets are closed at once: worse manners, same protection.
         drop(spawned);
@@ -228,13 +236,13 @@ impl Rejecter {
         let _ = self.queue.try_send(stream);
     }
 
-    fn work(queue: &Receiver<TcpStream>) {
+    fn work(queue: &Receiver<TcpStream>, max_lingering: usize) {
         let mut lingering: Vec<Lingering> = Vec::new();
         let mut scratch = [0u8; 16 * 1024];
         loop {
             loop {
                 match queue.try_recv() {
-                    Ok(stream) if lingering.len() < MAX_REJECTING => lingering.push(Lingering {
+                    Ok(stream) if lingering.len() < max_lingering => lingering.push(Lingering {
                         stream,
                         until: Instant::now() + REJECT_LINGER,
                         left: DRAIN_BYTES,
@@ -287,16 +295,9 @@ mod tests {
         assert_eq!(active.load(Ordering::Acquire), 0);
     }
 
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (client, server)
-    }
-
     #[test]
     fn a_deadline_bounds_all_reads_together() {
-        let (mut client, server) = pair();
+        let (mut client, server) = crate::sys::tcp_pair();
         let mut reader = DeadlineReader::new(&server, Duration::from_millis(300));
         let started = Instant::now();
         let mut buf = [0u8; 8];
@@ -317,7 +318,7 @@ mod tests {
 
     #[test]
     fn silence_cuts_one_read_short_of_the_deadline() {
-        let (_client, server) = pair();
+        let (_client, server) = crate::sys::tcp_pair();
         let mut reader = DeadlineReader::new(&server, Duration::from_secs(30));
         reader.silence = Duration::from_millis(100);
         let started = Instant::now();

@@ -58,14 +58,17 @@ pub struct Shared {
     pub log: Log,
 }
 
-pub fn run(config: Config) -> Result<()> {
+pub fn run(mut config: Config) -> Result<()> {
+    let listeners = 1 + u64::from(config.legacy_listen.is_some());
+    let budget = fit_descriptors(config.max_clients, listeners);
+    config.max_clients = budget.clients;
     let root = Root::new(&config.dir, config.hidden)
         .map_err(|e| Error::local(format!("cannot serve '{}'", config.dir.display()), e))?;
     let (root, cache) = (Arc::new(root), Arc::new(DigestCache::default()));
-    let main = open(&config.listen, "client", "", &config)?;
+    let main = open(&config.listen, "client", "", &config, budget)?;
     // --- legacy hook: the old protocol on a second listener.
     if let Some(addr) = &config.legacy_listen {
-        let listener = open(addr, "legacy", "legacy ", &config)?;
+        let listener = open(addr, "legacy", "legacy ", &config, budget)?;
         let server = Arc::new(legacy::Legacy(Shared {
             root: Arc::clone(&root),
             cache: Arc::clone(&cache),
@@ -95,11 +98,95 @@ pub fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
+/// Open files one connection can hold: its socket and the file it is
+/// sending (a `LIST` holds one directory at a time per level it walks).
+const FILES_PER_CLIENT: u64 = 2;
+/// Open files kept for everything else: stdio, the listeners, the digest
+/// cache's and `--precompute`'s reads, `LIST`'s deeper directories.
+const FILES_RESERVED: u64 = 16;
+
+/// How many connections each listener can serve, and how many refused
+/// ones it can keep draining, within the open-file limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub clients: usize,
+    pub lingering: usize,
+}
+
+/// Raise the open-file limit to the hard one and fit `--max-clients` into
+/// it, saying so on stderr when it does not fit. Past the limit `accept`
+/// fails (EMFILE): the clients beyond would hang in the backlog, without
+/// even an `ERR busy`, and a served one could not open its file. Clamped,
+/// every client beyond `--max-clients` is accepted and told `busy`.
+fn fit_descriptors(wanted: usize, listeners: u64) -> Budget {
+    let limit = match crate::sys::raise_open_files_limit() {
+        Ok(limit) => limit,
+        // Without getrlimit there is nothing to fit to: trust the flag.
+        Err(_) => return Budget::within(u64::MAX, listeners, wanted),
+    };
+    let budget = Budget::within(limit.soft, listeners, wanted);
+    if budget.clients < wanted {
+        eprintln!(
+            "tcpfetch: serve: the open-file limit is {} (hard limit {}), enough for {} clients at once, \
+             not --max-clients {wanted}: serving {} at a time, the rest get 'ERR busy'. \
+             To serve more, raise the hard limit (ulimit -Hn as root; LimitNOFILE= for a systemd service) \
+             to about {}.",
+            limit.soft,
+            limit.hard,
+            budget.clients,
+            budget.clients,
+            Budget::files_needed(wanted, listeners),
+        );
+    }
+    budget
+}
+
+impl Budget {
+    /// The budget of a process allowed `limit` open files: a quarter of
+    /// each listener's share (at most 4096) for refused connections being
+    /// drained, two files for each client served.
+    pub fn within(limit: u64, listeners: u64, wanted: usize) -> Budget {
+        let share = limit.saturating_sub(FILES_RESERVED) / listeners.max(1);
+        let lingering = (share / 4).min(listener::MAX_LINGERING as u64);
+        let fit = (share - lingering) / FILES_PER_CLIENT;
+        Budget {
+            clients: usize::try_from(fit)
+                .unwrap_or(usize::MAX)
+                .clamp(1, wanted.max(1)),
+            lingering: lingering as usize,
+        }
+    }
+
+    /// The smallest open-file limit that fits `wanted` clients on each
+    /// listener: either the refusals' quarter fits under its cap, or the
+    /// cap is reached.
+    pub fn files_needed(wanted: usize, listeners: u64) -> u64 {
+        let clients = wanted as u64 * FILES_PER_CLIENT;
+        let per_listener = (clients * 4)
+            .div_ceil(3)
+            .min(clients + listener::MAX_LINGERING as u64);
+        per_listener * listeners + FILES_RESERVED
+    }
+}
+
 /// Bind `listen`, announce it on stdout (`listening on IP:PORT`, with the
 /// tag first for the old protocol), and set the rules every connection on
 /// it is accepted by.
-fn open(listen: &str, name: &'static str, tag: &'static str, config: &Config) -> Result<Listener> {
+fn open(
+    listen: &str,
+    name: &'static str,
+    tag: &'static str,
+    config: &Config,
+    budget: Budget,
+) -> Result<Listener> {
     let socket = bind(listen)?;
+    // A backlog as deep as the clients we serve, so that a crowd arriving
+    // at once waits in the kernel's queue instead of having SYNs dropped
+    // (and retried a second later). The kernel caps it at
+    // net.core.somaxconn, which makes it min(--max-clients, somaxconn).
+    let backlog = u32::try_from(config.max_clients).unwrap_or(u32::MAX);
+    crate::sys::set_listen_backlog(&socket, backlog)
+        .map_err(|e| Error::local(format!("cannot listen on {listen}"), e))?;
     let local = socket
         .local_addr()
         .map_err(|e| Error::local("cannot read the listening address", e))?;
@@ -126,6 +213,7 @@ fn open(listen: &str, name: &'static str, tag: &'static str, config: &Config) ->
         name,
         log: Log::new(config.quiet, tag),
         max_clients: config.max_clients,
+        max_lingering: budget.lingering,
         write_timeout: config.idle_timeout,
         allow: config.allow.clone(),
     })
@@ -184,4 +272,34 @@ fn precompute(root: &Root, cache: &DigestCache, log: Log) {
         crate::util::format::bytes(total),
         crate::util::format::seconds(started.elapsed())
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_fit_into_the_open_file_limit() {
+        // prlimit --nofile=64: 48 files, 12 for refusals, 2 per client.
+        assert_eq!(
+            Budget::within(64, 1, 1024),
+            Budget {
+                clients: 18,
+                lingering: 12
+            }
+        );
+        // Two listeners share the limit.
+        assert_eq!(Budget::within(64, 2, 1024).clients, 9);
+        // Enough room: the flag stands.
+        assert_eq!(Budget::within(1 << 20, 1, 1024).clients, 1024);
+        assert_eq!(Budget::within(1 << 20, 1, 1024).lingering, 4096);
+        // Never below one client, even with no room at all.
+        assert_eq!(Budget::within(3, 1, 10).clients, 1);
+        // The limit the message asks for is enough.
+        for (wanted, listeners) in [(2, 1), (1024, 1), (1024, 2), (6000, 1), (10_000, 2)] {
+            let need = Budget::files_needed(wanted, listeners);
+            assert_eq!(Budget::within(need, listeners, wanted).clients, wanted);
+        }
+        assert_eq!(Budget::files_needed(1024, 1), 2747);
+    }
 }

@@ -82,6 +82,7 @@ pub fn run(config: Config) -> Result<()> {
         name: "ui",
         log: Log::off(),
         max_clients: MAX_CONNECTIONS,
+        max_lingering: crate::serve::listener::MAX_LINGERING,
         write_timeout: IO_TIMEOUT,
         allow: AllowList::default(),
     };

@@ -75,11 +75,23 @@ impl Server {
     /// `tcpfetch serve DIR --listen 127.0.0.1:0 EXTRA...`, with its access
     /// log captured to a file next to DIR.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_under(&[], dir, extra)
+    }
+
+    /// The same, run through `wrapper` (e.g. `prlimit --nofile=64 --`),
+    /// which must exec the server so that `child` is the server itself.
+    pub fn start_under(wrapper: &[&str], dir: &Path, extra: &[&str]) -> Server {
         static LOGS: AtomicUsize = AtomicUsize::new(0);
         let n = LOGS.fetch_add(1, Ordering::SeqCst);
         let stderr_path = dir.with_extension(format!("serve-{n}.log"));
         let log = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = Command::new(BIN)
+        let (program, wrapper) = match wrapper.split_first() {
+            Some((program, rest)) => (*program, rest),
+            None => (BIN, &[][..]),
+        };
+        let mut child = Command::new(program)
+            .args(wrapper)
+            .args(if program == BIN { None } else { Some(BIN) })
             .arg("serve")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0"])

@@ -1,0 +1,100 @@
+//! Black-box tests of the system layer under `serve`: the open-file limit
+//! (`--max-clients` clamped to it, every client beyond told `busy`) and
+//! the listen backlog. `prlimit` (util-linux) and `ss` (iproute2) are
+//! installed by `.ci/run`; without them these tests fail, they do not pass.
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// One protocol line from a raw connection.
+fn line(stream: &TcpStream) -> String {
+    let mut text = String::new();
+    BufReader::new(stream).read_line(&mut text).unwrap();
+    text
+}
+
+fn ping(stream: &mut TcpStream) -> String {
+    stream.write_all(b"PING\n").unwrap();
+    line(stream)
+}
+
+#[test]
+fn a_server_under_a_low_file_limit_answers_busy_past_its_clamp_and_recovers() {
+    let data = random_bytes(300_000, 140);
+    let t = Scratch::new("nofile");
+    t.write("srv/x.bin", &data);
+    let server = Server::start_under(&["prlimit", "--nofile=64", "--"], &t.join("srv"), &[]);
+    // 64 files: 16 kept, 12 for refusals being drained, 2 per client.
+    let log = server.wait_for_log("serving 18 at a time");
+    assert!(log.contains("the open-file limit is 64"), "{log}");
+    let mut held: Vec<TcpStream> = (0..18).map(|_| server.connect()).collect();
+    for s in &mut held {
+        assert!(ping(s).starts_with("TCPFETCH/1 OK tcpfetch"));
+    }
+    // Far more than the limit could hold if each stayed open: every one is
+    // accepted and told busy at once, none hangs in the backlog.
+    for _ in 0..100 {
+        let s = server.connect();
+        let answer = line(&s);
+        assert!(answer.starts_with("TCPFETCH/1 ERR busy"), "{answer:?}");
+    }
+    // A held client still gets its file, not 'internal: too many open files'.
+    held[0].write_all(b"GET 0 x.bin\n").unwrap();
+    let mut reader = BufReader::new(&held[0]);
+    let mut header = String::new();
+    reader.read_line(&mut header).unwrap();
+    assert!(header.starts_with("TCPFETCH/1 OK 300000 "), "{header:?}");
+    let mut body = vec![0u8; data.len()];
+    reader.read_exact(&mut body).unwrap();
+    assert!(body == data);
+    // One leaves: its place is served again.
+    held.pop();
+    let mut next = server.connect();
+    let mut answer = ping(&mut next);
+    for _ in 0..50 {
+        if !answer.contains("busy") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        next = server.connect();
+        answer = ping(&mut next);
+    }
+    assert!(answer.starts_with("TCPFETCH/1 OK tcpfetch"), "{answer:?}");
+    let log = server.log();
+    assert!(!log.contains("accept failed"), "{log}");
+    assert!(!log.contains("internal"), "{log}");
+}
+
+/// The backlog `ss -ltn` shows for a listening port (its Send-Q column).
+fn backlog(port: &str) -> u64 {
+    let out = Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) is needed: .ci/run installs it");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"LISTEN"), "ss: {text:?}");
+    fields[2].parse().unwrap()
+}
+
+#[test]
+fn the_listen_backlog_follows_max_clients_up_to_somaxconn() {
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (_t, server) = serve("backlog", &[], &["--max-clients", "1000"]);
+    let port = server.addr.rsplit(':').next().unwrap();
+    assert_eq!(backlog(port), somaxconn.min(1000));
+    // std's own backlog is 128: anything above shows ours is in effect.
+    assert!(somaxconn.min(1000) > 128, "somaxconn is {somaxconn}");
+    let (_t, server) = serve("backlog-small", &[], &["--max-clients", "20"]);
+    let port = server.addr.rsplit(':').next().unwrap();
+    assert_eq!(backlog(port), 20);
+}
