@@ -25,6 +25,7 @@ bench: build
 	bash tests/perf.sh $(BIN)
 	bash tests/verify-bench.sh $(BIN)
 	bash tests/durable.sh $(BIN)
+	bash tests/server-bench.sh $(BIN)
 
 # A statically linked, stripped release binary for boxes with no runtime, at
 # target/static/$(TARGET)/tcpfetch. TARGET is a rustup target triple:

@@ -3,8 +3,9 @@
 //! is the fallback for files the kernel cannot splice from.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::FileExt;
 
 use crate::util::pace::Pacer;
 
@@ -18,7 +19,9 @@ const SENDFILE_CHUNK: u64 = 4 << 20;
 /// CPU; 32 KiB 0.61 s and 0.12 s; 64–256 KiB no better.
 const COPY_CHUNK: u64 = 32 * 1024;
 
-/// Send `want` bytes of `file` from its current position; how many went.
+/// Send `want` bytes of `file` from `start`; how many went. The file's
+/// position is neither used nor moved (the digest cache may be reading
+/// the same descriptor).
 /// Fewer than `want` means the file shrank or the peer went away (or
 /// stopped reading past the socket's write timeout): the caller closes.
 ///
@@ -30,13 +33,14 @@ const COPY_CHUNK: u64 = 32 * 1024;
 ///
 /// With `--max-rate` each call is one pacer's chunk and the loop sleeps
 /// between them, for sendfile and fallback alike.
-pub fn send(file: &mut File, stream: &TcpStream, want: u64, max_rate: Option<u64>) -> u64 {
+pub fn send(file: &File, start: u64, stream: &TcpStream, want: u64, max_rate: Option<u64>) -> u64 {
     let mut pacer = max_rate.map(Pacer::new);
     let chunk = pacer.as_ref().map_or(u64::MAX, Pacer::chunk).max(1);
     let mut sent = 0u64;
     while sent < want {
         let n = (want - sent).min(chunk).min(SENDFILE_CHUNK) as usize;
-        match crate::sys::sendfile(stream, file, n) {
+        let mut at = start + sent;
+        match crate::sys::sendfile(stream, file, &mut at, n) {
             Ok(0) => break, // the file shrank: stop rather than pad
             Ok(got) => {
                 sent += got as u64;
@@ -45,7 +49,9 @@ pub fn send(file: &mut File, stream: &TcpStream, want: u64, max_rate: Option<u64
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if refused(&e) => return sent + copy(file, stream, want - sent, pacer),
+            Err(e) if refused(&e) => {
+                return sent + copy(file, start + sent, stream, want - sent, pacer)
+            }
             Err(_) => break,
         }
     }
@@ -65,7 +71,7 @@ fn refused(e: &io::Error) -> bool {
 
 /// The fallback: read and write through a buffer of [`COPY_CHUNK`] (or
 /// the pacer's chunk, if smaller).
-fn copy(file: &mut File, stream: &TcpStream, want: u64, mut pacer: Option<Pacer>) -> u64 {
+fn copy(file: &File, start: u64, stream: &TcpStream, want: u64, mut pacer: Option<Pacer>) -> u64 {
     let chunk = pacer
         .as_ref()
         .map_or(COPY_CHUNK, |p| p.chunk().min(COPY_CHUNK))
@@ -74,7 +80,7 @@ fn copy(file: &mut File, stream: &TcpStream, want: u64, mut pacer: Option<Pacer>
     let mut sent = 0u64;
     while sent < want {
         let n = (want - sent).min(chunk) as usize;
-        let got = match file.read(&mut buf[..n]) {
+        let got = match file.read_at(&mut buf[..n], start + sent) {
             Ok(0) => break,
             Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -94,12 +100,13 @@ fn copy(file: &mut File, stream: &TcpStream, want: u64, mut pacer: Option<Pacer>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     /// What `send` delivers for `want` bytes of `path`, read by the peer.
     fn delivered(path: &str, want: u64) -> (u64, Vec<u8>) {
-        let mut file = File::open(path).unwrap();
+        let file = File::open(path).unwrap();
         let (mut client, server) = crate::sys::tcp_pair();
-        let sent = send(&mut file, &server, want, None);
+        let sent = send(&file, 0, &server, want, None);
         drop(server);
         let mut got = Vec::new();
         client.read_to_end(&mut got).unwrap();

@@ -7,7 +7,7 @@
 //! a peer sends — nothing, garbage, a hostile pickle, a header claiming
 //! gigabytes — ends its own connection with one log line, never the server.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
@@ -239,7 +239,7 @@ fn send_file(
     stream: &TcpStream,
     n: u64,
 ) -> Result<(u64, Digest)> {
-    let (mut open, digest) = open(shared, session, n)?;
+    let (open, digest) = open(shared, session, n)?;
     let size = open.meta.len();
     if size > MAX_HEADER_VALUE {
         return Err(Error::Other(format!(
@@ -249,10 +249,7 @@ fn send_file(
     let mut out = stream;
     wire::write_header(&mut out, size)
         .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendSize), e))?;
-    open.file
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| Error::local("cannot read the file", e))?;
-    let sent = body::send(&mut open.file, out, size, shared.config.max_rate);
+    let sent = body::send(&open.file, 0, out, size, shared.config.max_rate);
     if sent < size {
         return Err(Error::Other(format!(
             "sent {sent} of {size} bytes: the client went away or the file shrank"

@@ -239,14 +239,24 @@ impl Rejecter {
     fn work(queue: &Receiver<TcpStream>, max_lingering: usize) {
         let mut lingering: Vec<Lingering> = Vec::new();
         let mut scratch = [0u8; 16 * 1024];
+        let linger = |stream| Lingering {
+            stream,
+            until: Instant::now() + REJECT_LINGER,
+            left: DRAIN_BYTES,
+        };
         loop {
+            // Nothing to drain: sleep until a refusal comes (polling here
+            // woke the thread 50 times a second on an idle server).
+            if lingering.is_empty() {
+                match queue.recv() {
+                    Ok(stream) if max_lingering > 0 => lingering.push(linger(stream)),
+                    Ok(_) => continue,
+                    Err(_) => return,
+                }
+            }
             loop {
                 match queue.try_recv() {
-                    Ok(stream) if lingering.len() < max_lingering => lingering.push(Lingering {
-                        stream,
-                        until: Instant::now() + REJECT_LINGER,
-                        left: DRAIN_BYTES,
-                    }),
+                    Ok(stream) if lingering.len() < max_lingering => lingering.push(linger(stream)),
                     Ok(_) => {}
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return,
@@ -254,8 +264,7 @@ impl Rejecter {
             }
             let now = Instant::now();
             lingering.retain_mut(|l| now < l.until && l.drain(&mut scratch));
-            let pause = if lingering.is_empty() { 20 } else { 5 };
-            thread::sleep(Duration::from_millis(pause));
+            thread::sleep(Duration::from_millis(5));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Protocol v1's side of `serve`: one connection's request loop, the key
 //! handshake, and the answers to PING, LIST and GET.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -248,7 +248,7 @@ fn send_file(
     name: &str,
     auth: Option<(&Session, u64)>,
 ) -> Sent {
-    let mut open = shared.root.open(name).map_err(|r| (r.code, r.message))?;
+    let open = shared.root.open(name).map_err(|r| (r.code, r.message))?;
     let key = FileKey::of(&open.meta);
     let digest = shared
         .cache
@@ -276,10 +276,7 @@ fn send_file(
     let want = size - offset;
     // After the header the framing depends on sending exactly `want` bytes:
     // any failure from here on must close the connection.
-    if open.file.seek(SeekFrom::Start(offset)).is_err() {
-        return Ok((Next::Close, 0));
-    }
-    let sent = body::send(&mut open.file, stream, want, shared.config.max_rate);
+    let sent = body::send(&open.file, offset, stream, want, shared.config.max_rate);
     if sent < want {
         // The file shrank while it was sent, or the client went away.
         return Ok((Next::Close, sent));

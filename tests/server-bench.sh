@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# `make bench`, part 3: the server against nginx, and the crowd goals of
+# the system-layer issue (#14), measured in one run.
+#
+#   CPU per GiB        server CPU (utime+stime of the whole process, from
+#                      /proc/PID/stat) to send a 1 GiB file 4 times: tcpfetch
+#                      serve (load: bench --keep-alive, verified) against
+#                      nginx-light (sendfile on, 1 worker, no access log;
+#                      load: curl -o /dev/null)
+#   keep-alive 1 KiB   server CPU per request, 4 connections for DURATION s
+#                      (wrk against nginx, bench --keep-alive against serve)
+#   new conn 1 KiB     the same with a connection per request (wrk with
+#                      "Connection: close", bench without --keep-alive)
+#   new conn 1 MiB     the same for a 1 MiB file
+#   1000 x 64 KiB      bench --clients 1000 at once: failures, p99
+#   10000 x 64 KiB     bench --clients 10000 at once: failures, p99, server
+#                      and bench peak RSS
+#   get / SHA-256      get of 1 GiB to disk, verified, against openssl's
+#                      in-memory single-core SHA-256 rate
+#   zero copy          strace of serve sending 64 MiB: sendfile vs read/write
+#
+# Each figure is the median of RUNS runs (default 3). Installs nginx-light,
+# wrk and strace when missing (Debian). Run as root for C10K: it raises the
+# hard descriptor limit to 65536. Loads both cores for about three minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/tcpfetch}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-4}
+[ -x "$BIN" ] || cargo build --release
+BIN=$(realpath "$BIN")
+
+need=()
+command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk > /dev/null || need+=(wrk)
+command -v strace > /dev/null || need+=(strace)
+command -v curl > /dev/null || need+=(curl)
+command -v openssl > /dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -q > /dev/null
+    $sudo apt-get install -y -q "${need[@]}" > /dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# 10 000 clients need 10 000 sockets in bench and 20 000 files in serve.
+if [ "$(id -u)" = 0 ]; then ulimit -Hn 65536 2>/dev/null || true; fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+dir=$(realpath -m target/bench/server)
+mkdir -p "$dir/files" "$dir/out" "$dir/nginx"
+make_file() { # NAME BYTES
+    local f="$dir/files/$1"
+    [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" = "$2" ] || head -c "$2" /dev/urandom > "$f"
+}
+make_file 1k.bin 1024
+make_file 64k.bin 65536
+make_file 1m.bin 1048576
+make_file 64m.bin 67108864
+make_file 1g.bin 1073741824
+cat "$dir/files/1g.bin" > /dev/null # into the page cache
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# start_serve EXTRA... → $addr, $spid
+start_serve() {
+    "$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q "$@" > "$dir/serve.out" 2> "$dir/serve.err" &
+    spid=$!
+    pids+=("$spid")
+    for _ in $(seq 200); do grep -q '^listening on ' "$dir/serve.out" && break; sleep 0.02; done
+    addr=$(sed -n 's/^listening on //p' "$dir/serve.out" | head -1)
+    [ -n "$addr" ] || { echo "server-bench.sh: serve did not start" >&2; cat "$dir/serve.err" >&2; exit 1; }
+}
+
+# nginx-light on a free port below the ephemeral range, one worker →
+# $nport, $npid (the master)
+start_nginx() {
+    local try
+    for try in 1 2 3 4 5; do
+        nport=$(( 20000 + RANDOM % 12000 ))
+        try_nginx && return
+    done
+    echo "server-bench.sh: nginx did not start" >&2; cat "$dir/nginx/stderr" >&2; exit 1
+}
+try_nginx() {
+    cat > "$dir/nginx/nginx.conf" <<EOF
+worker_processes 1;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+worker_rlimit_nofile 65536;
+events { worker_connections 20000; }
+http {
+    sendfile on;
+    tcp_nopush on;
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $dir/nginx/body;
+    proxy_temp_path $dir/nginx/proxy;
+    fastcgi_temp_path $dir/nginx/fastcgi;
+    uwsgi_temp_path $dir/nginx/uwsgi;
+    scgi_temp_path $dir/nginx/scgi;
+    server { listen 127.0.0.1:$nport backlog=4096; root $dir/files; }
+}
+EOF
+    "$NGINX" -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -g 'daemon off;' 2> "$dir/nginx/stderr" &
+    npid=$!
+    pids+=("$npid")
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "http://127.0.0.1:$nport/1k.bin" && return 0
+        kill -0 "$npid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# CPU seconds used so far by the processes PIDS... (all their threads)
+cpu() {
+    local ticks=0 p
+    for p in "$@"; do
+        ticks=$(( ticks + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+    done
+    echo "scale=4; $ticks / $(getconf CLK_TCK)" | bc -l
+}
+nginx_pids() { echo "$npid $(pgrep -P "$npid" | tr '\n' ' ')"; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+
+# measure_serve LOAD... → "cpu_seconds requests" for one run of LOAD
+# against serve (LOAD prints bench's JSON)
+measure_serve() {
+    local c0 c1 out
+    c0=$(cpu "$spid")
+    out=$("$@")
+    c1=$(cpu "$spid")
+    echo "$(echo "$c1 - $c0" | bc -l) $(echo "$out" | sed 's/.*"ok":\([0-9]*\).*/\1/')"
+}
+measure_nginx() { # LOAD... (prints wrk's summary)
+    local c0 c1 out
+    c0=$(cpu $(nginx_pids))
+    out=$("$@")
+    c1=$(cpu $(nginx_pids))
+    echo "$(echo "$c1 - $c0" | bc -l) $(echo "$out" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')"
+}
+per_request_us() { awk '{ if ($2 > 0) printf "%.1f\n", $1 / $2 * 1e6; else print "nan" }'; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
+echo "date:    $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs each, median; descriptor limit $(ulimit -n)"
+echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/.*: //'), 1 worker, sendfile on, no access log; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+echo
+
+start_serve --max-clients 20000
+start_nginx
+"$BIN" bench "$addr" 1g.bin 1k.bin 1m.bin 64k.bin --clients 1 --requests 4 > /dev/null # digests cached
+
+# 1. CPU per GiB: 4 GiB sent per run.
+t_gib=$(for _ in $(seq "$RUNS"); do
+    measure_serve "$BIN" bench "$addr" 1g.bin --clients 1 --requests 4 --keep-alive --json | awk '{printf "%.4f\n", $1 / 4}'
+done | median)
+n_gib=$(for _ in $(seq "$RUNS"); do
+    measure_nginx bash -c "for i in 1 2 3 4; do curl -s -o /dev/null http://127.0.0.1:$nport/1g.bin; done; echo '4 requests in'" | awk '{printf "%.4f\n", $1 / 4}'
+done | median)
+
+# 2-4. CPU per request: 4 connections for DURATION seconds.
+per_req() { # FILE KEEPALIVE(yes|no) → "tcpfetch_us nginx_us"
+    local file=$1 ka=$2 t n bench_ka=() wrk_h=()
+    [ "$ka" = yes ] && bench_ka=(--keep-alive) || wrk_h=(-H "Connection: close")
+    t=$(for _ in $(seq "$RUNS"); do
+        measure_serve "$BIN" bench "$addr" "$file" --clients 4 --duration "$DURATION" "${bench_ka[@]}" --json | per_request_us
+    done | median)
+    n=$(for _ in $(seq "$RUNS"); do
+        measure_nginx wrk -t 2 -c 4 -d "${DURATION}s" "${wrk_h[@]}" "http://127.0.0.1:$nport/$file" | per_request_us
+    done | median)
+    echo "$t $n"
+}
+read -r t_ka n_ka < <(per_req 1k.bin yes)
+read -r t_c1k n_c1k < <(per_req 1k.bin no)
+read -r t_c1m n_c1m < <(per_req 1m.bin no)
+
+printf '%-40s %12s %12s %8s %s\n' "server CPU" "tcpfetch" "nginx" "ratio" "goal"
+printf '%-40s %12s %12s %8s %s\n' "per GiB sent (s)" "$t_gib" "$n_gib" "$(ratio "$t_gib" "$n_gib")" "<= 1.5"
+printf '%-40s %12s %12s %8s %s\n' "per request, 1 KiB, keep-alive (us)" "$t_ka" "$n_ka" "$(ratio "$t_ka" "$n_ka")" "<= 1.5"
+printf '%-40s %12s %12s %8s %s\n' "per request, 1 KiB, new conn (us)" "$t_c1k" "$n_c1k" "$(ratio "$t_c1k" "$n_c1k")" "<= 2"
+printf '%-40s %12s %12s %8s %s\n' "per request, 1 MiB, new conn (us)" "$t_c1m" "$n_c1m" "$(ratio "$t_c1m" "$n_c1m")" "<= 2"
+echo
+
+# 5. Crowds at once.
+crowd() { # CLIENTS → one line: ok failed p50 p99 bench_rss_kib (median run by p99)
+    local n=$1
+    for _ in $(seq "$RUNS"); do
+        local json rss
+        json=$( { /usr/bin/time -f 'RSS %M' "$BIN" bench "$addr" 64k.bin --clients "$n" --json "${crowd_args[@]}" || true; } 2> "$dir/time.err")
+        rss=$(sed -n 's/^RSS //p' "$dir/time.err")
+        echo "$json" | sed 's/.*"ok":\([0-9]*\),"failed":\([0-9]*\),.*"latency_ms":{[^}]*"p50":\([0-9.]*\),[^}]*"p99":\([0-9.]*\),.*/\4 \1 \2 \3/' |
+            awk -v rss="$rss" '{print $1, $2, $3, $4, rss}'
+    done | sort -g | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+}
+crowd_args=()
+read -r p99_1k ok_1k fail_1k p50_1k rss_1k < <(crowd 1000)
+read -r p99_10k ok_10k fail_10k p50_10k rss_10k < <(crowd 10000)
+# Where the descriptor limit clamps serve below 10 000 clients, the rest
+# are told busy: the same crowd again, retrying busy answers.
+crowd_args=(--retries 20)
+read -r p99_10kr ok_10kr fail_10kr p50_10kr rss_10kr < <(crowd 10000)
+serve_rss=$(awk '/VmHWM/ {print $2}' "/proc/$spid/status")
+echo "1000 clients x 64 KiB at once:   ok $ok_1k, failed $fail_1k, p50 ${p50_1k} ms, p99 ${p99_1k} ms   (goal: 0 failed, p99 < 150 ms)"
+echo "10000 clients x 64 KiB at once:  ok $ok_10k, failed $fail_10k, p50 ${p50_10k} ms, p99 ${p99_10k} ms   (goal: 0 failed, p99 < 1500 ms)"
+echo "10000 clients, --retries 20:     ok $ok_10kr, failed $fail_10kr, p50 ${p50_10kr} ms, p99 ${p99_10kr} ms"
+grep -o "enough for [0-9]* clients[^:]*" "$dir/serve.err" | sed 's/^/serve: /' || true
+echo "peak RSS: serve $((serve_rss / 1024)) MiB (goal < 64), bench of 10000 clients $((rss_10k / 1024)) MiB (goal < 256)"
+
+# 6. get of 1 GiB against the in-memory SHA-256 rate of one core.
+sha=$(openssl speed -evp sha256 -bytes 16384 -seconds 2 2>/dev/null | awk '/^sha256/ {print $NF}' | sed 's/k$//')
+sha_gbs=$(echo "scale=3; $sha * 1000 / 1e9" | bc -l)
+settle() { rm -f "$dir/out/1g.bin"; sync; }
+get_s=$(for _ in $(seq "$RUNS"); do
+    settle
+    t0=$(date +%s.%N)
+    "$BIN" get "$addr" 1g.bin -o "$dir/out/1g.bin" -q
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
+done | median)
+get_gbs=$(echo "scale=3; 1.073741824 / $get_s" | bc -l)
+settle
+echo "get 1 GiB to disk, verified: ${get_gbs} GB/s; openssl sha256 (16 KiB blocks, one core): ${sha_gbs} GB/s; ratio $(ratio "$get_gbs" "$sha_gbs")   (goal >= 0.9)"
+
+# 7. Zero copy: which calls carry 64 MiB out of the server.
+strace -f -q -p "$spid" -e trace=sendfile,read,write,writev,sendto -o "$dir/strace.txt" &
+tracer=$!
+sleep 0.5
+"$BIN" get "$addr" 64m.bin -o "$dir/out/64m.bin" -q --force
+sleep 0.2
+kill "$tracer" 2>/dev/null || true
+wait "$tracer" 2>/dev/null || true
+rm -f "$dir/out/64m.bin"
+awk '
+    /sendfile\(/ { n = $NF; if (n ~ /^[0-9]+$/) s += n; c++ }
+    / (read|write|writev|sendto)\(/ { n = $NF; if (n ~ /^[0-9]+$/) w += n; wc++ }
+    END { printf "zero copy (serve, 64 MiB GET): sendfile %d calls, %d bytes; read/write family %d calls, %d bytes\n", c, s, wc, w }' "$dir/strace.txt"
