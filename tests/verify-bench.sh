@@ -19,8 +19,10 @@
 # medians. Each round also runs two in-memory hashers at once: on a shared
 # or virtual machine two threads may not get two cores' worth, and that
 # ratio is the ceiling for any --jobs 2 speed-up in the same run. Prints
-# the load average too. On a machine shared with other work, run it as
-# `nice -n -15 bash tests/verify-bench.sh` (every contender alike).
+# the load average too. On a machine shared with other work, run it as root
+# with real-time priority, `chrt -f 50 bash tests/verify-bench.sh`, so that
+# the other work cannot take its cores (every contender alike; the kernel
+# still leaves 5 % of each second to the rest).
 #
 # Usage: bash tests/verify-bench.sh [BINARY]   (default target/release/tcpfetch)
 # Env:   BENCH_RUNS=5 BENCH_FILES=200 BENCH_MIB=8 BENCH_BIG_MIB=1024

@@ -23,7 +23,7 @@ output is a SHA256SUMS manifest ('tcpfetch verify -c' and 'sha256sum -c'
 read it). With no FILE, or when FILE is -, read standard input. Names with a
 backslash, newline or carriage return are escaped as sha256sum escapes them.
 Several FILEs are hashed N at a time, printed in the order given; a single
-FILE is read on one thread while another hashes it.
+FILE is read on one thread while another hashes it (unless --jobs 1).
 
 Options:
   --jobs N      hash N files at once (default: the number of cores; 1 reads
