@@ -82,15 +82,22 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         let started = Instant::now();
         let shown = crate::proto::printable(text.as_bytes());
         match answer(shared, &mut session, stream, &text) {
-            Ok((next, bytes)) => {
+            Ok((next, Sent { sent, due })) => {
+                // A file cut short is logged as such, as protocol v1 does:
+                // operators count these.
+                let result = if sent < due {
+                    format!("aborted {sent}/{due}")
+                } else {
+                    format!("ok {sent}")
+                };
                 shared.log.peer(
                     peer,
                     &format!(
-                        "\"{shown}\" ok {bytes} {:.1}ms",
+                        "\"{shown}\" {result} {:.1}ms",
                         started.elapsed().as_secs_f64() * 1000.0
                     ),
                 );
-                if let Next::Close = next {
+                if sent < due || matches!(next, Next::Close) {
                     return;
                 }
             }
@@ -131,32 +138,39 @@ fn wrong_protocol(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> bool
     true
 }
 
+/// File bytes sent of those due (both 0 for a message without a file).
+#[derive(Default)]
+struct Sent {
+    sent: u64,
+    due: u64,
+}
+
 /// Answer one message: what comes next, and the file bytes sent.
 fn answer(
     shared: &Shared,
     session: &mut Session,
     stream: &TcpStream,
     text: &str,
-) -> Result<(Next, u64)> {
+) -> Result<(Next, Sent)> {
     let mut out = stream;
     let word = text.trim().to_uppercase();
     match word.as_str() {
         "TEST" => {
             wire::write_message(&mut out, "OK")
                 .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::AnswerTest), e))?;
-            Ok((Next::Close, 0))
+            Ok((Next::Close, Sent::default()))
         }
         "HELLO" => {
             wire::write_message(&mut out, "HELLO BACK")
                 .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::AnswerHello), e))?;
-            Ok((Next::Continue, 0))
+            Ok((Next::Continue, Sent::default()))
         }
         "PREPARED" => {
             let names = numbered(shared);
             wire::write_message(&mut out, &listing(&names))
                 .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendList), e))?;
             session.names = Some(names);
-            Ok((Next::Continue, 0))
+            Ok((Next::Continue, Sent::default()))
         }
         _ => {
             if let Some(n) = crate::proto::parse_decimal(word.as_bytes()) {
@@ -174,7 +188,7 @@ fn answer(
                     .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendDigest), e))?;
                 out.write_all(&digest)
                     .map_err(|e| Error::net(Phase::Legacy(LegacyStep::SendDigest), e))?;
-                return Ok((Next::Close, 0));
+                return Ok((Next::Close, Sent::default()));
             }
             Err(Error::protocol(
                 "unknown message (expected HELLO, PREPARED, a file number, DIGEST<n> or TEST)",
@@ -232,13 +246,14 @@ fn open(
     Ok((open, digest))
 }
 
-/// The size header, then exactly that many raw bytes.
+/// The size header, then exactly that many raw bytes (fewer if the client
+/// went away or the file shrank).
 fn send_file(
     shared: &Shared,
     session: &mut Session,
     stream: &TcpStream,
     n: u64,
-) -> Result<(u64, Digest)> {
+) -> Result<(Sent, Digest)> {
     let (open, digest) = open(shared, session, n)?;
     let size = open.meta.len();
     if size > MAX_HEADER_VALUE {
@@ -250,12 +265,7 @@ fn send_file(
     wire::write_header(&mut out, size)
         .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendSize), e))?;
     let sent = body::send(&open.file, 0, out, size, shared.config.max_rate);
-    if sent < size {
-        return Err(Error::Other(format!(
-            "sent {sent} of {size} bytes: the client went away or the file shrank"
-        )));
-    }
-    Ok((sent, digest))
+    Ok((Sent { sent, due: size }, digest))
 }
 
 #[cfg(test)]

@@ -2,9 +2,27 @@
 //!
 //! Each listener logs under its own tag, so the lines of the two protocols
 //! read alike (`1.2.3.4:5 - busy …`, `1.2.3.4:5 legacy - busy …`).
+//!
+//! Logging never stops serving. Lines go over a bounded queue to one writer
+//! thread, so a connection (or the accept loop) only ever formats a line
+//! and hands it over: a log reader that stops reading (`serve 2>&1 |
+//! shipper` with the shipper stuck) fills the queue, and further lines are
+//! dropped and counted instead of blocking everyone on a full pipe. The
+//! writer reports the count (`- N log lines dropped …`) once it can write
+//! again. A reader that went away (EPIPE) is ignored the same way: a log
+//! write failing is never a reason to end a connection, let alone `serve`.
 
+use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::OnceLock;
+use std::thread;
 use std::time::SystemTime;
+
+/// Lines queued for the writer before new ones are dropped: about 1 MiB of
+/// lines, several seconds of a busy server's log.
+const QUEUE_LINES: usize = 8192;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
@@ -31,7 +49,8 @@ impl Log {
     /// One line, stamped with the time.
     pub fn line(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {text}", crate::util::format::rfc3339(SystemTime::now()));
+            let stamp = crate::util::format::rfc3339(SystemTime::now());
+            queue(format!("{stamp} {text}"));
         }
     }
 
@@ -40,5 +59,88 @@ impl Log {
         if !self.quiet {
             self.line(&format!("{peer} {}{text}", self.tag));
         }
+    }
+}
+
+/// A line on stderr that is not part of the access log (progress of
+/// `--precompute`, shown even with `-q`), through the same writer so it
+/// can neither block nor interleave mid-line.
+pub fn note(text: &str) {
+    queue(text.to_string());
+}
+
+/// The queue to the writer thread, started on first use.
+struct Writer {
+    /// `None` when the thread could not be started: lines are dropped.
+    queue: Option<SyncSender<String>>,
+    dropped: AtomicU64,
+}
+
+fn writer() -> &'static Writer {
+    static WRITER: OnceLock<Writer> = OnceLock::new();
+    WRITER.get_or_init(|| {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_LINES);
+        let started = thread::Builder::new()
+            .name("log".into())
+            .stack_size(64 * 1024)
+            .spawn(move || write_lines(&rx, &mut io::stderr()));
+        Writer {
+            queue: started.ok().map(|_| tx),
+            dropped: AtomicU64::new(0),
+        }
+    })
+}
+
+fn queue(line: String) {
+    let w = writer();
+    let Some(tx) = &w.queue else {
+        return;
+    };
+    if let Err(TrySendError::Full(_)) = tx.try_send(line) {
+        w.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The writer thread: every queued line, in order, with a note of how many
+/// were dropped since the last one written. Write errors are ignored (the
+/// reader may be gone for good; the lines keep being taken off the queue).
+fn write_lines(rx: &Receiver<String>, out: &mut impl Write) {
+    for line in rx {
+        let dropped = writer().dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let stamp = crate::util::format::rfc3339(SystemTime::now());
+            let _ = writeln!(
+                out,
+                "{stamp} - {dropped} log lines dropped: the log reader was not keeping up"
+            );
+        }
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that always fails, as stderr does once its reader is gone.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+    }
+
+    #[test]
+    fn a_closed_log_is_drained_without_panicking() {
+        let (tx, rx) = mpsc::sync_channel(4);
+        for i in 0..4 {
+            tx.send(format!("line {i}")).unwrap();
+        }
+        drop(tx);
+        write_lines(&rx, &mut Closed);
     }
 }

@@ -258,20 +258,20 @@ fn precompute(root: &Root, cache: &DigestCache, log: Log) {
             continue;
         }
         last_report = Instant::now();
-        eprintln!(
+        log::note(&format!(
             "precompute: {}/{} files, {} of {} hashed",
             i + 1,
             files.len(),
             crate::util::format::bytes(done),
             crate::util::format::bytes(total)
-        );
+        ));
     }
-    eprintln!(
+    log::note(&format!(
         "precompute: done, {} files ({}) in {}",
         files.len(),
         crate::util::format::bytes(total),
         crate::util::format::seconds(started.elapsed())
-    );
+    ));
 }
 
 #[cfg(test)]

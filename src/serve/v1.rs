@@ -55,13 +55,13 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
             return;
         };
         let started = Instant::now();
-        let (outcome, status, bytes) = respond(shared, stream, &line, session.as_mut());
+        let (outcome, result) = respond(shared, stream, &line, session.as_mut());
         let health_check = line == b"PING" && shared.config.quiet_ping;
         if !health_check {
             shared.log.peer(
                 peer,
                 &format!(
-                    "\"{}\" {status} {bytes} {:.1}ms",
+                    "\"{}\" {result} {:.1}ms",
                     proto::printable(&line),
                     started.elapsed().as_secs_f64() * 1000.0
                 ),
@@ -181,14 +181,15 @@ fn handshake(
     Some(session)
 }
 
-/// Answer one request line: what happens next, the status for the log
-/// (`ok` or the error code), and the body bytes sent.
+/// Answer one request line: what happens next, and the result for the log:
+/// `ok <body bytes>`, `aborted <sent>/<due>` for a file cut short (the
+/// client went away, or the file shrank), or `<code> (<message>) 0`.
 fn respond(
     shared: &Shared,
     stream: &TcpStream,
     line: &[u8],
     session: Option<&mut Session>,
-) -> (Next, String, u64) {
+) -> (Next, String) {
     // Every line counts, answered or not, so both ends number alike.
     let auth = session.map(|s| {
         let n = s.next_request();
@@ -201,22 +202,41 @@ fn respond(
         Ok(Request::Get { offset, name }) => send_file(shared, stream, offset, &name, auth),
     };
     match result {
-        Ok((next, bytes)) => (next, "ok".into(), bytes),
+        Ok(Done { sent, due, .. }) if sent < due => (Next::Close, format!("aborted {sent}/{due}")),
+        Ok(Done { next, sent, .. }) => (next, format!("ok {sent}")),
         Err((code, message)) => {
-            let sent = send(stream, &proto::encode_err(code, &message));
-            let next = sent.map_or(Next::Close, |(n, _)| n);
-            (next, format!("{code} ({message})"), 0)
+            let next =
+                send(stream, &proto::encode_err(code, &message)).map_or(Next::Close, |d| d.next);
+            (next, format!("{code} ({message}) 0"))
         }
     }
 }
 
-type Sent = std::result::Result<(Next, u64), (ErrorCode, String)>;
+/// An answer that went out (or was cut short): what comes next, and the
+/// body bytes sent of those due.
+struct Done {
+    next: Next,
+    sent: u64,
+    due: u64,
+}
+
+impl Done {
+    fn with(next: Next) -> Done {
+        Done {
+            next,
+            sent: 0,
+            due: 0,
+        }
+    }
+}
+
+type Sent = std::result::Result<Done, (ErrorCode, String)>;
 
 /// Write a whole status line; a peer that went away ends the connection.
 fn send(stream: &TcpStream, bytes: &[u8]) -> Sent {
     match (&*stream).write_all(bytes) {
-        Ok(()) => Ok((Next::Continue, 0)),
-        Err(_) => Ok((Next::Close, 0)),
+        Ok(()) => Ok(Done::with(Next::Continue)),
+        Err(_) => Ok(Done::with(Next::Close)),
     }
 }
 
@@ -236,8 +256,8 @@ fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
         out.flush()
     };
     match write() {
-        Ok(()) => Ok((Next::Continue, 0)),
-        Err(_) => Ok((Next::Close, 0)),
+        Ok(()) => Ok(Done::with(Next::Continue)),
+        Err(_) => Ok(Done::with(Next::Close)),
     }
 }
 
@@ -267,19 +287,26 @@ fn send_file(
         ));
     }
     let mac = auth.map(|(session, number)| session.get_mac(number, name, offset, size, &digest));
-    if let (Next::Close, _) = send(
-        stream,
-        &FileHeader { size, digest }.encode_with_mac(mac.as_ref()),
-    )? {
-        return Ok((Next::Close, 0));
+    let header = FileHeader { size, digest }.encode_with_mac(mac.as_ref());
+    let due = size - offset;
+    let cut = |sent| Done {
+        next: Next::Close,
+        sent,
+        due,
+    };
+    if let Next::Close = send(stream, &header)?.next {
+        return Ok(cut(0));
     }
-    let want = size - offset;
-    // After the header the framing depends on sending exactly `want` bytes:
+    // After the header the framing depends on sending exactly `due` bytes:
     // any failure from here on must close the connection.
-    let sent = body::send(&open.file, offset, stream, want, shared.config.max_rate);
-    if sent < want {
+    let sent = body::send(&open.file, offset, stream, due, shared.config.max_rate);
+    if sent < due {
         // The file shrank while it was sent, or the client went away.
-        return Ok((Next::Close, sent));
+        return Ok(cut(sent));
     }
-    Ok((Next::Continue, sent))
+    Ok(Done {
+        next: Next::Continue,
+        sent,
+        due,
+    })
 }

@@ -85,6 +85,24 @@ impl Server {
         let n = LOGS.fetch_add(1, Ordering::SeqCst);
         let stderr_path = dir.with_extension(format!("serve-{n}.log"));
         let log = std::fs::File::create(&stderr_path).unwrap();
+        Server::launch(wrapper, dir, extra, log.into(), stderr_path)
+    }
+
+    /// [`Server::start`] with the access log on a pipe the caller holds
+    /// (to close it, or to stop reading it); [`Server::log`] is empty.
+    pub fn start_log_piped(dir: &Path, extra: &[&str]) -> (Server, std::process::ChildStderr) {
+        let mut server = Server::launch(&[], dir, extra, Stdio::piped(), PathBuf::new());
+        let stderr = server.child.stderr.take().unwrap();
+        (server, stderr)
+    }
+
+    fn launch(
+        wrapper: &[&str],
+        dir: &Path,
+        extra: &[&str],
+        stderr: Stdio,
+        stderr_path: PathBuf,
+    ) -> Server {
         let (program, wrapper) = match wrapper.split_first() {
             Some((program, rest)) => (*program, rest),
             None => (BIN, &[][..]),
@@ -97,7 +115,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(log)
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());

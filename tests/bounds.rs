@@ -1,0 +1,165 @@
+//! The server stays up and bounded whatever its surroundings do: a log
+//! reader that dies or stops reading, clients that ask for a huge listing
+//! and never read it, a file that keeps growing while it is served, a
+//! client that goes away mid-transfer (logged as cut, not as `ok`).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn ping_answered(addr: &str) -> bool {
+    exchange(addr, b"PING\n", Duration::from_secs(10)).starts_with(b"TCPFETCH/1 OK ")
+}
+
+/// `serve 2>&1 | shipper`, and the shipper dies: every later log line fails
+/// with EPIPE. Connections are still answered, and the `busy` line the
+/// accept loop logs does not end `serve` (it used to panic: exit 101).
+#[test]
+fn a_closed_log_pipe_neither_stops_nor_kills_the_server() {
+    let t = Scratch::new("log-closed");
+    t.write("srv/a.txt", b"hello");
+    let (mut server, stderr) = Server::start_log_piped(&t.join("srv"), &["--max-clients", "1"]);
+    let addr = server.addr.clone();
+    drop(stderr);
+    assert!(ping_answered(&addr), "a ping after the log closed");
+    // Take the one place (once the ping's connection has let it go), so
+    // the next client is turned away and `busy` is logged on the accept
+    // loop's thread.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let holder = loop {
+        let holder = TcpStream::connect(&addr).unwrap();
+        holder
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (&holder).write_all(b"PING\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(&holder).read_line(&mut line).unwrap();
+        if line.starts_with("TCPFETCH/1 OK ") {
+            break holder;
+        }
+        assert!(Instant::now() < deadline, "never got the place: {line}");
+        thread::sleep(Duration::from_millis(50));
+    };
+    let refused = exchange(&addr, b"PING\n", Duration::from_secs(10));
+    assert!(refused.starts_with(b"TCPFETCH/1 ERR busy "), "{refused:?}");
+    drop(holder);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ping_answered(&addr) {
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "serve exited: {:?}",
+            server.child.try_wait()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no place freed after the holder left"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let dl = t.join("dl");
+    std::fs::create_dir_all(&dl).unwrap();
+    tcpfetch(&dl, &["get", &addr, "a.txt"]).expect_code(0);
+    assert_eq!(server.child.try_wait().unwrap(), None, "serve exited");
+}
+
+/// A log reader that stops reading fills the pipe (64 KiB, about 1100
+/// lines): connections used to stall on the next log line. Now the lines
+/// past what the log queue holds are dropped, every request is answered,
+/// and once the reader reads again the log says how many were lost.
+#[test]
+fn a_stalled_log_reader_does_not_stall_connections() {
+    const REQUESTS: usize = 12_000;
+    let t = Scratch::new("log-stalled");
+    t.write("srv/a.txt", b"hello");
+    let (server, mut stderr) = Server::start_log_piped(&t.join("srv"), &[]);
+    let addr = server.addr.clone();
+    let stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        for chunk in b"PING\n".repeat(REQUESTS).chunks(64 * 1024) {
+            writer.write_all(chunk).unwrap();
+        }
+    });
+    let mut reader = BufReader::new(&stream);
+    for i in 0..REQUESTS {
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("request {i} of {REQUESTS} not answered: {e}"));
+        assert!(line.starts_with("TCPFETCH/1 OK "), "request {i}: {line:?}");
+    }
+    sender.join().unwrap();
+    drop(reader);
+    drop(stream);
+    // The reader wakes up: the queued lines come, then, with the next line
+    // logged, the count of those dropped.
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut log = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            log.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&log);
+            if text.contains("log lines dropped") {
+                let _ = tx.send(text.into_owned());
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        assert!(ping_answered(&addr));
+        if let Ok(log) = rx.recv_timeout(Duration::from_millis(200)) {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no note of dropped log lines");
+    };
+    assert!(log.contains("\"PING\" ok 0"), "{log}");
+}
+
+/// A client that reads 1 MiB of a 16 MiB file and goes away is logged as a
+/// cut transfer, `aborted SENT/DUE`, not as `ok`.
+#[test]
+fn a_transfer_cut_by_the_client_is_logged_as_aborted() {
+    let (t, server) = serve("cut", &[], &[]);
+    const SIZE: u64 = 16 << 20;
+    let file = std::fs::File::create(t.join("srv/big.bin")).unwrap();
+    file.set_len(SIZE).unwrap();
+    let mut s = server.connect();
+    s.write_all(b"GET 0 big.bin\n").unwrap();
+    let mut body = vec![0u8; 1 << 20];
+    let mut reader = BufReader::new(&s);
+    let mut header = String::new();
+    reader.read_line(&mut header).unwrap();
+    assert!(
+        header.starts_with(&format!("TCPFETCH/1 OK {SIZE} ")),
+        "{header}"
+    );
+    reader.read_exact(&mut body).unwrap();
+    drop(reader);
+    let _ = s.shutdown(Shutdown::Both);
+    drop(s);
+    let log = server.wait_for_log("\"GET 0 big.bin\" aborted ");
+    let line = log
+        .lines()
+        .find(|l| l.contains("big.bin\" aborted"))
+        .unwrap();
+    let counts = line.split("aborted ").nth(1).unwrap();
+    let (sent, due) = counts.split_once(' ').unwrap().0.split_once('/').unwrap();
+    let (sent, due): (u64, u64) = (sent.parse().unwrap(), due.parse().unwrap());
+    assert_eq!(due, SIZE, "{line}");
+    assert!((1 << 20..SIZE).contains(&sent), "{line}");
+    assert!(!log.contains("\"GET 0 big.bin\" ok"), "{log}");
+}
