@@ -163,3 +163,72 @@ fn a_transfer_cut_by_the_client_is_logged_as_aborted() {
     assert!((1 << 20..SIZE).contains(&sent), "{line}");
     assert!(!log.contains("\"GET 0 big.bin\" ok"), "{log}");
 }
+
+/// Clients that send `LIST` and never read the answer used to make the
+/// server keep a whole listing each (36 MB per client at 100 000 files).
+/// Now they share one snapshot: 8000 files with long names (1.7 MB of
+/// listing, more than a socket buffers) × 20 such clients stay within a
+/// bound of 32 MiB (7 MiB measured; the previous code peaked at 112 MiB here). The
+/// 100 000 × 100 case is in soak.rs.
+#[test]
+fn clients_that_never_read_a_listing_share_one() {
+    const FILES: usize = 8000;
+    let t = Scratch::new("list-memory");
+    let prefix = "a-name-long-enough-that-the-listing-outgrows-socket-buffers-".repeat(3);
+    empty_files(&t.join("srv"), &prefix, FILES);
+    let server = Server::start(&t.join("srv"), &["-q"]);
+    let silent = silent_listers(&server.addr, 20, FILES);
+    // A client that reads gets the whole listing meanwhile.
+    let answer = exchange(&server.addr, b"LIST\n", Duration::from_secs(30));
+    assert_eq!(String::from_utf8_lossy(&answer).lines().count(), FILES + 1);
+    let peak_kib = proc_status(&server, "VmHWM");
+    assert!(
+        peak_kib < 32 * 1024,
+        "serve peaked at {peak_kib} KiB with 20 silent LIST clients"
+    );
+    drop(silent);
+}
+
+/// A file appended to all the time (a live log) is served as a snapshot:
+/// the first N bytes, N in the header, hashed and sent alike. Every `get`
+/// succeeds and saves a prefix of the file at least as long as it was at
+/// the start (they all failed with `ERR internal … keeps changing while it
+/// is hashed`).
+#[test]
+fn a_file_growing_during_gets_is_served_as_a_consistent_prefix() {
+    let start = random_bytes(8 << 20, 41);
+    let (t, server) = serve("growing", &[("live.log", &start)], &[]);
+    let path = t.join("srv/live.log");
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let appender = thread::spawn(move || {
+        let mut log = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        let mut n = 0u64;
+        while stop_rx.try_recv().is_err() {
+            let line = format!("{n:>12} another line of a live log, appended while it is served\n");
+            log.write_all(line.repeat(32).as_bytes()).unwrap();
+            n += 1;
+            thread::sleep(Duration::from_millis(1));
+        }
+    });
+    for i in 0..20 {
+        let out = format!("live-{i}.log");
+        tcpfetch(
+            &t.join("dl"),
+            &["get", &server.addr, "live.log", "-o", &out, "-q"],
+        )
+        .expect_code(0);
+    }
+    stop_tx.send(()).unwrap();
+    appender.join().unwrap();
+    let whole = std::fs::read(t.join("srv/live.log")).unwrap();
+    let mut grew = 0;
+    for i in 0..20 {
+        let got = std::fs::read(t.join(&format!("dl/live-{i}.log"))).unwrap();
+        assert!(
+            got.len() >= start.len() && whole.starts_with(&got),
+            "download {i}"
+        );
+        grew += usize::from(got.len() > start.len());
+    }
+    assert!(grew > 0, "the file never grew during the downloads");
+}

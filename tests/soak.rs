@@ -363,3 +363,42 @@ fn a_file_past_4_gib_resumes_at_a_64_bit_offset_and_verifies() {
         took.as_secs_f64()
     );
 }
+
+/// #15 item 1's goal: 100 000 empty files, 100 clients that send `LIST` and
+/// never read; the server stays under 128 MiB (it peaked at 2.7–3.6 GB when
+/// every connection built and kept a listing of its own). Then 8 clients
+/// that read, repeating `LIST`, on the same tree.
+#[test]
+#[ignore = "soak: 100 000 files × 100 silent LIST clients (make soak)"]
+fn a_hundred_silent_list_clients_of_100_000_files_stay_under_128_mib() {
+    const FILES: usize = 100_000;
+    let t = Scratch::new("soak-list");
+    empty_files(&t.join("srv"), "f", FILES);
+    let server = Server::start(&t.join("srv"), &["-q", "--max-clients", "200"]);
+    let started = Instant::now();
+    let silent = silent_listers(&server.addr, 100, FILES);
+    let silent_kib = proc_status(&server, "VmHWM");
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = server.addr.clone();
+            thread::spawn(move || {
+                for _ in 0..5 {
+                    let answer = exchange(&addr, b"LIST\n", Duration::from_secs(60));
+                    assert_eq!(answer.iter().filter(|b| **b == b'\n').count(), FILES + 1);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    let peak_kib = proc_status(&server, "VmHWM");
+    println!(
+        "soak: {FILES} files, 100 silent LIST clients: VmHWM {silent_kib} KiB; \
+         then 8 readers × 5 LISTs: VmHWM {peak_kib} KiB ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(peak_kib < 128 * 1024, "VmHWM {peak_kib} KiB");
+    drop(silent);
+    assert_no_panic(&server);
+}

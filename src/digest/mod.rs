@@ -123,12 +123,6 @@ pub fn hash_path(path: &Path) -> io::Result<(Digest, u64)> {
     hash_reader(File::open(path)?)
 }
 
-/// SHA-256 of a whole open file, read with `pread` so the descriptor's
-/// position is left alone for whoever sends it next.
-pub fn hash_file_at(file: &File) -> io::Result<Digest> {
-    hash_reader(PositionalReader { file, pos: 0 }).map(|(d, _)| d)
-}
-
 /// `Read` over `pread`: reads a shared descriptor without moving it.
 struct PositionalReader<'a> {
     file: &'a File,
@@ -277,8 +271,22 @@ pub struct DigestCache {
 /// while the file is hashed.
 type Slot = Mutex<Option<(FileKey, Digest)>>;
 
-/// How many times a file that keeps changing under the hasher is re-read.
+/// How many times a file rewritten under the hasher is re-read.
 const HASH_ATTEMPTS: usize = 3;
+
+/// The error of [`DigestCache::get`] for a file rewritten (not only
+/// appended to) every time it was hashed: it has no digest to give. Not
+/// an internal failure; the client may try again later.
+#[derive(Debug)]
+pub struct Rewritten;
+
+impl std::fmt::Display for Rewritten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file is being rewritten while it is read; try again later")
+    }
+}
+
+impl std::error::Error for Rewritten {}
 
 impl DigestCache {
     /// The cached digest if `key` still matches; never hashes, never waits
@@ -292,8 +300,15 @@ impl DigestCache {
         }
     }
 
-    /// The digest of the open `file` (whose metadata gave `key`), hashing
-    /// it at most once per version.
+    /// The digest of the first `key.size` bytes of the open `file` (whose
+    /// metadata gave `key`), hashing them at most once per version.
+    ///
+    /// A file that grows while it is hashed (a live log) is served as the
+    /// snapshot `key` describes: its first `key.size` bytes, which an
+    /// append leaves alone, so the digest holds for the bytes the caller
+    /// sends (exactly `key.size`). A file rewritten meanwhile (same size
+    /// and a new mtime, or shorter) has no single digest: it is hashed
+    /// again, and after [`HASH_ATTEMPTS`] the error is [`Rewritten`].
     pub fn get(&self, path: &Path, file: &File, key: &FileKey) -> io::Result<Digest> {
         let slot = lock(&self.slots)
             .entry(path.to_path_buf())
@@ -306,17 +321,14 @@ impl DigestCache {
             }
         }
         for _ in 0..HASH_ATTEMPTS {
-            let digest = hash_file_at(file)?;
-            // A file written to while it was hashed has no single digest;
-            // hash it again rather than cache a mixture.
-            if FileKey::of(&file.metadata()?) == *key {
+            let (digest, n) = hash_reader(PositionalReader { file, pos: 0 }.take(key.size))?;
+            let now = FileKey::of(&file.metadata()?);
+            if n == key.size && (now == *key || now.grew_from(key)) {
                 *state = Some((*key, digest));
                 return Ok(digest);
             }
         }
-        Err(io::Error::other(
-            "the file keeps changing while it is hashed",
-        ))
+        Err(io::Error::other(Rewritten))
     }
 }
 

@@ -18,8 +18,10 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use crate::proto::{self, ErrorCode};
+use crate::serve::listing::{Listings, Snapshot};
 
 /// Linux's `O_NONBLOCK`: 0o4000 on every architecture tcpfetch targets
 /// (x86, ARM, RISC-V, PowerPC); MIPS, SPARC and Alpha differ.
@@ -29,9 +31,6 @@ const O_NONBLOCK: i32 = 0o4000;
 const O_NONBLOCK: i32 = 0x80;
 #[cfg(target_arch = "sparc64")]
 const O_NONBLOCK: i32 = 0x4000;
-
-/// Deepest directory nesting that `LIST` descends into.
-const MAX_DEPTH: usize = 64;
 
 /// Why a name is not served; becomes a `TCPFETCH/1 ERR` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,17 +59,11 @@ pub struct OpenFile {
     pub meta: Metadata,
 }
 
-/// A served file, as `LIST` shows it.
-pub struct Listed {
-    pub name: String,
-    pub path: PathBuf,
-    pub meta: Metadata,
-}
-
 /// The directory being served.
 pub struct Root {
     canonical: PathBuf,
     hidden: bool,
+    listings: Listings,
 }
 
 impl Root {
@@ -83,7 +76,11 @@ impl Root {
                 "not a directory",
             ));
         }
-        Ok(Root { canonical, hidden })
+        Ok(Root {
+            canonical,
+            hidden,
+            listings: Listings::default(),
+        })
     }
 
     /// Open the regular file that `name` denotes, or say why not.
@@ -168,61 +165,20 @@ impl Root {
         Ok(canonical)
     }
 
-    /// Every file a client may request, sorted by name. Symlinks count when
-    /// they resolve to a regular file inside the root; symlinked directories
-    /// are not followed (no loops). Names a request could not carry (not
-    /// UTF-8, control characters) are left out.
-    pub fn list(&self) -> Vec<Listed> {
-        let mut out = Vec::new();
-        self.walk(&self.canonical, "", 0, &mut out);
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+    /// Every file a client may request, sorted by name: a snapshot shared
+    /// with every other caller while the tree is unchanged (see `listing`).
+    pub fn listing(&self) -> Arc<Snapshot> {
+        self.listings.get(self)
     }
 
-    fn walk(&self, dir: &Path, prefix: &str, depth: usize, out: &mut Vec<Listed>) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Ok(file_name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if file_name.starts_with('.') && !self.hidden {
-                continue;
-            }
-            let name = format!("{prefix}{file_name}");
-            if proto::check_name(&name).is_err() || name.contains('\\') {
-                continue;
-            }
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                if depth < MAX_DEPTH {
-                    self.walk(&entry.path(), &format!("{name}/"), depth + 1, out);
-                }
-            } else if kind.is_file() {
-                // The walk starts at the canonical root and only descends
-                // real directories, so this path is already canonical: no
-                // need to resolve it again (LIST of 10 000 files would
-                // otherwise canonicalise 10 000 paths).
-                if let Ok(meta) = entry.metadata() {
-                    out.push(Listed {
-                        name,
-                        path: entry.path(),
-                        meta,
-                    });
-                }
-            } else if kind.is_symlink() {
-                if let Ok(path) = self.resolve(&name) {
-                    if let Ok(meta) = fs::metadata(&path) {
-                        if meta.is_file() {
-                            out.push(Listed { name, path, meta });
-                        }
-                    }
-                }
-            }
-        }
+    /// The canonical path of the served directory.
+    pub fn canonical(&self) -> &Path {
+        &self.canonical
+    }
+
+    /// Whether dotfiles are served (`--hidden`).
+    pub fn hidden(&self) -> bool {
+        self.hidden
     }
 }
 
@@ -277,6 +233,14 @@ impl FileKey {
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
             ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         }
+    }
+
+    /// Whether this is the same file as `before`, only longer: what an
+    /// append does. Its first `before.size` bytes are then taken to be
+    /// unchanged (a rewrite that also grows the file is not told apart;
+    /// the client's check of the digest against the body catches that).
+    pub fn grew_from(&self, before: &FileKey) -> bool {
+        self.dev == before.dev && self.ino == before.ino && self.size > before.size
     }
 }
 
@@ -354,14 +318,16 @@ mod tests {
         let (base, _) = tree("hidden");
         let root = Root::new(&base.join("root"), true).unwrap();
         assert!(root.open(".env").is_ok());
-        assert!(root.list().iter().any(|l| l.name == ".git/config"));
+        let listing = root.listing();
+        assert!(listing.entries().iter().any(|l| &*l.name == ".git/config"));
         fs::remove_dir_all(base).unwrap();
     }
 
     #[test]
     fn listing_shows_servable_files_sorted() {
         let (base, root) = tree("list");
-        let names: Vec<String> = root.list().into_iter().map(|l| l.name).collect();
+        let listing = root.listing();
+        let names: Vec<&str> = listing.entries().iter().map(|l| &*l.name).collect();
         assert_eq!(
             names,
             ["a.txt", "link-in", "sub/b c.txt", "sub/deeper/ü.bin"]

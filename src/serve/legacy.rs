@@ -9,12 +9,14 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{Error, LegacyStep, Phase, Result};
 use crate::serve::body;
 use crate::serve::files::FileKey;
 use crate::serve::listener::{DeadlineReader, Handler, Refusal};
+use crate::serve::listing::Snapshot;
 use crate::serve::Shared;
 use crate::util::hex::Digest;
 
@@ -44,7 +46,7 @@ impl Handler for Legacy {
 
 /// The files as numbered for this session, and the file last sent.
 struct Session {
-    names: Option<Vec<String>>,
+    names: Option<Arc<Snapshot>>,
     sent: Option<(u64, Digest)>,
 }
 
@@ -167,7 +169,7 @@ fn answer(
         }
         "PREPARED" => {
             let names = numbered(shared);
-            wire::write_message(&mut out, &listing(&names))
+            wire::write_message(&mut out, &listing(names.entries()))
                 .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendList), e))?;
             session.names = Some(names);
             Ok((Next::Continue, Sent::default()))
@@ -197,17 +199,18 @@ fn answer(
     }
 }
 
-/// The served files' names, numbered from 1 in `LIST` order.
-fn numbered(shared: &Shared) -> Vec<String> {
-    shared.root.list().into_iter().map(|l| l.name).collect()
+/// The served files, numbered from 1 in `LIST` order (the snapshot `LIST`
+/// shares).
+fn numbered(shared: &Shared) -> Arc<Snapshot> {
+    shared.root.listing()
 }
 
 /// `ARCHIVOS: 1. <name>`, further entries on lines of their own, cut short
 /// (with a note) before it outgrows one message.
-pub fn listing(names: &[String]) -> String {
+pub fn listing(names: &[impl AsRef<str>]) -> String {
     let mut text = String::from("ARCHIVOS:");
     for (i, name) in names.iter().enumerate() {
-        let entry = format!("{}. {name}", i + 1);
+        let entry = format!("{}. {}", i + 1, name.as_ref());
         if text.len() + entry.len() + 40 > LIST_BUDGET {
             text.push_str(&format!(
                 "\n({} more; ask for them by number)",
@@ -228,6 +231,7 @@ fn open(
     n: u64,
 ) -> Result<(crate::serve::files::OpenFile, Digest)> {
     let names = session.names.get_or_insert_with(|| numbered(shared));
+    let names = names.entries();
     let count = names.len();
     let name = usize::try_from(n)
         .ok()
@@ -236,7 +240,7 @@ fn open(
         .ok_or_else(|| Error::Other(format!("no file {n} (files are 1 to {count})")))?;
     let open = shared
         .root
-        .open(name)
+        .open(&name.name)
         .map_err(|r| Error::Other(format!("{}: {}", r.code, r.message)))?;
     let key = FileKey::of(&open.meta);
     let digest = shared
@@ -275,8 +279,8 @@ mod tests {
 
     #[test]
     fn one_file_lists_exactly_as_the_old_server_does() {
-        assert_eq!(listing(&["data.bin".into()]), "ARCHIVOS: 1. data.bin");
-        assert_eq!(listing(&[]), "ARCHIVOS:");
+        assert_eq!(listing(&["data.bin"]), "ARCHIVOS: 1. data.bin");
+        assert_eq!(listing(&[] as &[&str]), "ARCHIVOS:");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod body;
 pub mod files;
 pub mod legacy;
 pub mod listener;
+pub mod listing;
 pub mod log;
 pub mod v1;
 
@@ -238,8 +239,13 @@ fn announce(line: &str) -> Result<()> {
 /// the meantime wait for the same single hash instead of starting another.
 fn precompute(root: &Root, cache: &DigestCache, log: Log) {
     let started = Instant::now();
-    let files = root.list();
-    let total: u64 = files.iter().map(|f| f.meta.len()).sum();
+    let listing = root.listing();
+    let files = listing.entries();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| f.stat(root))
+        .map(|(_, meta)| meta.len())
+        .sum();
     let mut done = 0u64;
     let mut last_report = Instant::now();
     for (i, item) in files.iter().enumerate() {
@@ -252,8 +258,8 @@ fn precompute(root: &Root, cache: &DigestCache, log: Log) {
                     crate::error::describe_io(&e)
                 ));
             }
+            done += open.meta.len();
         }
-        done += item.meta.len();
         if last_report.elapsed() < Duration::from_secs(1) {
             continue;
         }

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::digest::Rewritten;
 use crate::proto::auth::{self, Key, Session, Side};
 use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Request, MAX_LINE};
 use crate::serve::body;
@@ -13,6 +14,9 @@ use crate::serve::files::FileKey;
 use crate::serve::listener::{close_gently, DeadlineReader, Handler, Refusal};
 use crate::serve::Shared;
 use crate::util::cli::VERSION;
+
+/// The write buffer of a `LIST` answer: a few hundred lines per write.
+const LIST_BUFFER: usize = 32 * 1024;
 
 /// Protocol v1's handler.
 pub struct V1(pub Shared);
@@ -240,16 +244,25 @@ fn send(stream: &TcpStream, bytes: &[u8]) -> Sent {
     }
 }
 
+/// The listing, from the snapshot every connection shares; each file's
+/// size and (cached) digest are read as its line is written, so what a
+/// connection holds while a slow client reads is the snapshot's `Arc` and
+/// one small buffer.
 fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
-    let listed = shared.root.list();
-    let mut out = BufWriter::with_capacity(64 * 1024, stream);
+    let listing = shared.root.listing();
+    let mut out = BufWriter::with_capacity(LIST_BUFFER, stream);
     let mut write = || -> io::Result<()> {
-        out.write_all(&proto::encode_ok(&listed.len().to_string()))?;
-        for item in &listed {
+        out.write_all(&proto::encode_ok(&listing.entries().len().to_string()))?;
+        for item in listing.entries() {
+            // A file removed since the snapshot was taken still has its
+            // line (the count is sent): empty, with no digest.
+            let (size, digest) = item.stat(&shared.root).map_or((0, None), |(path, meta)| {
+                (meta.len(), shared.cache.peek(&path, &FileKey::of(&meta)))
+            });
             let entry = ListEntry {
-                size: item.meta.len(),
-                digest: shared.cache.peek(&item.path, &FileKey::of(&item.meta)),
-                name: item.name.clone(),
+                size,
+                digest,
+                name: item.name.to_string(),
             };
             out.write_all(entry.encode().as_bytes())?;
         }
@@ -273,12 +286,17 @@ fn send_file(
     let digest = shared
         .cache
         .get(&open.path, &open.file, &key)
-        .map_err(|e| {
-            (
-                ErrorCode::Internal,
-                format!("cannot read the file: {}", crate::error::describe_io(&e)),
-            )
-        })?;
+        .map_err(
+            |e| match e.get_ref().and_then(|e| e.downcast_ref::<Rewritten>()) {
+                // Not the server's failure, and it may pass: `busy`, which
+                // clients retry after a pause.
+                Some(rewritten) => (ErrorCode::Busy, rewritten.to_string()),
+                None => (
+                    ErrorCode::Internal,
+                    format!("cannot read the file: {}", crate::error::describe_io(&e)),
+                ),
+            },
+        )?;
     let size = key.size;
     if offset > size {
         return Err((

@@ -534,3 +534,33 @@ pub fn sha256_hex(data: &[u8]) -> String {
     let out = child.wait_with_output().unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
+
+/// `clients` connections that each send `LIST`, read only the answer's
+/// status line (proof that the server built the listing and began to
+/// send it) and then nothing more: each holds the server to a listing it
+/// cannot finish sending. `files` is the count the status line must show.
+pub fn silent_listers(addr: &str, clients: usize, files: usize) -> Vec<TcpStream> {
+    let status = format!("TCPFETCH/1 OK {files}\n");
+    let conns: Vec<TcpStream> = (0..clients)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            s.write_all(b"LIST\n").unwrap();
+            s
+        })
+        .collect();
+    for mut s in &conns {
+        let mut got = vec![0u8; status.len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), status);
+    }
+    conns
+}
+
+/// `count` empty files named `<prefix>NNNNNNN` in `dir`.
+pub fn empty_files(dir: &Path, prefix: &str, count: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..count {
+        std::fs::File::create(dir.join(format!("{prefix}{i:07}"))).unwrap();
+    }
+}
