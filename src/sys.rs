@@ -22,6 +22,13 @@ pub const O_NOFOLLOW: i32 = libc::O_NOFOLLOW;
 /// nothing for a regular file.
 pub const O_NONBLOCK: i32 = libc::O_NONBLOCK;
 
+/// `open(2)` flag: a terminal opened with it never becomes the process's
+/// controlling terminal (which a session leader without one would get, and
+/// with it the terminal's signals). `serve` opens every requested path
+/// with it and `O_NONBLOCK`, so a tty or device swapped in for a checked
+/// file neither hangs a thread nor takes the server over.
+pub const O_NOCTTY: i32 = libc::O_NOCTTY;
+
 /// Ignore `SIGXFSZ`. Under a file-size limit (`ulimit -f`, `RLIMIT_FSIZE`)
 /// the kernel's default for a write past the limit is to kill the process
 /// with no message; ignored, the write fails with `EFBIG` instead, and
@@ -161,7 +168,7 @@ mod tests {
     use super::*;
     use std::fs::{self, OpenOptions};
     use std::io::Write;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("tcpfetch-sys-{}-{name}", std::process::id()));
@@ -185,6 +192,22 @@ mod tests {
         assert!(open("link").is_err());
         open("plain").unwrap().write_all(b"x").unwrap();
         assert_eq!(fs::read(dir.join("victim")).unwrap(), b"keep");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_opens_at_once_without_a_writer() {
+        let dir = scratch("fifo");
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo failed");
+        // Without O_NONBLOCK this open would wait for a writer forever.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(O_NONBLOCK | O_NOCTTY)
+            .open(&fifo)
+            .unwrap();
+        assert!(file.metadata().unwrap().file_type().is_fifo());
         fs::remove_dir_all(&dir).unwrap();
     }
 

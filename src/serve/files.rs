@@ -9,9 +9,12 @@
 //!    the server runs with `--hidden`: the answer must not confirm it exists.
 //! 3. The joined path is canonicalised (symlinks resolved) and compared with
 //!    the canonical root *component by component*; outside is `forbidden`.
-//! 4. Only regular files are served. The file is opened with `O_NONBLOCK` so
-//!    that a FIFO swapped in after the check cannot hang the thread, and the
-//!    check is repeated on the open descriptor.
+//! 4. Only regular files are served. The path is checked first (so nothing
+//!    else is ever opened knowingly: opening some devices has effects), then
+//!    opened with `O_NONBLOCK` and `O_NOCTTY`, so that a FIFO, a tty or a
+//!    device swapped in after the check can neither hang the thread nor
+//!    become the server's controlling terminal, and the check is repeated
+//!    on the open descriptor.
 
 use std::fs::{self, File, Metadata};
 use std::io;
@@ -22,15 +25,7 @@ use std::sync::Arc;
 
 use crate::proto::{self, ErrorCode};
 use crate::serve::listing::{Listings, Snapshot};
-
-/// Linux's `O_NONBLOCK`: 0o4000 on every architecture tcpfetch targets
-/// (x86, ARM, RISC-V, PowerPC); MIPS, SPARC and Alpha differ.
-#[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
-const O_NONBLOCK: i32 = 0o4000;
-#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
-const O_NONBLOCK: i32 = 0x80;
-#[cfg(target_arch = "sparc64")]
-const O_NONBLOCK: i32 = 0x4000;
+use crate::sys;
 
 /// Why a name is not served; becomes a `TCPFETCH/1 ERR` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +87,7 @@ impl Root {
         }
         let file = fs::OpenOptions::new()
             .read(true)
-            .custom_flags(O_NONBLOCK)
+            .custom_flags(sys::O_NONBLOCK | sys::O_NOCTTY)
             .open(&path)
             .map_err(|e| refusal_for(&e))?;
         // Checked again on the descriptor: the path may have been swapped
