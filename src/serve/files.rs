@@ -1,5 +1,5 @@
 //! The served directory: turning a requested name into an open file without
-//! ever leaving the directory, and listing what may be requested.
+//! ever leaving the directory (what `LIST` shows is in `listing`).
 //!
 //! The rules, in the order they are checked:
 //! 1. The name is split on `/`. An absolute path, an empty component (`a//b`),
@@ -21,10 +21,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 
 use crate::proto::{self, ErrorCode};
-use crate::serve::listing::{Listings, Snapshot};
 use crate::sys;
 
 /// Why a name is not served; becomes a `TCPFETCH/1 ERR` line.
@@ -58,7 +56,6 @@ pub struct OpenFile {
 pub struct Root {
     canonical: PathBuf,
     hidden: bool,
-    listings: Listings,
 }
 
 impl Root {
@@ -71,11 +68,7 @@ impl Root {
                 "not a directory",
             ));
         }
-        Ok(Root {
-            canonical,
-            hidden,
-            listings: Listings::default(),
-        })
+        Ok(Root { canonical, hidden })
     }
 
     /// Open the regular file that `name` denotes, or say why not.
@@ -158,12 +151,6 @@ impl Root {
             return Err(Refusal::not_found());
         }
         Ok(canonical)
-    }
-
-    /// Every file a client may request, sorted by name: a snapshot shared
-    /// with every other caller while the tree is unchanged (see `listing`).
-    pub fn listing(&self) -> Arc<Snapshot> {
-        self.listings.get(self)
     }
 
     /// The canonical path of the served directory.
@@ -305,28 +292,6 @@ mod tests {
             let got = root.open(name).err().map(|r| r.code);
             assert_eq!(got, *want, "{name:?}");
         }
-        fs::remove_dir_all(base).unwrap();
-    }
-
-    #[test]
-    fn hidden_files_are_served_only_when_asked() {
-        let (base, _) = tree("hidden");
-        let root = Root::new(&base.join("root"), true).unwrap();
-        assert!(root.open(".env").is_ok());
-        let listing = root.listing();
-        assert!(listing.entries().iter().any(|l| &*l.name == ".git/config"));
-        fs::remove_dir_all(base).unwrap();
-    }
-
-    #[test]
-    fn listing_shows_servable_files_sorted() {
-        let (base, root) = tree("list");
-        let listing = root.listing();
-        let names: Vec<&str> = listing.entries().iter().map(|l| &*l.name).collect();
-        assert_eq!(
-            names,
-            ["a.txt", "link-in", "sub/b c.txt", "sub/deeper/ü.bin"]
-        );
         fs::remove_dir_all(base).unwrap();
     }
 }

@@ -202,7 +202,7 @@ fn answer(
 /// The served files, numbered from 1 in `LIST` order (the snapshot `LIST`
 /// shares).
 fn numbered(shared: &Shared) -> Arc<Snapshot> {
-    shared.root.listing()
+    shared.listings.get(&shared.root)
 }
 
 /// `ARCHIVOS: 1. <name>`, further entries on lines of their own, cut short

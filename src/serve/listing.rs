@@ -276,17 +276,56 @@ mod tests {
     }
 
     #[test]
+    fn listing_shows_servable_files_sorted() {
+        use std::os::unix::fs::symlink;
+        let base = scratch("sorted");
+        let dir = base.join("root");
+        fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        fs::create_dir_all(dir.join(".git")).unwrap();
+        for f in [
+            "a.txt",
+            "sub/b c.txt",
+            "sub/deeper/ü.bin",
+            ".env",
+            ".git/config",
+        ] {
+            fs::write(dir.join(f), b"x").unwrap();
+        }
+        fs::write(base.join("outside.txt"), b"out").unwrap();
+        for (target, link) in [
+            ("a.txt", "link-in"),
+            ("../outside.txt", "link-out"),
+            ("loop", "loop"),
+            (".env", "to-hidden"),
+            ("sub", "dirlink"),
+        ] {
+            symlink(target, dir.join(link)).unwrap();
+        }
+        let root = Root::new(&dir, false).unwrap();
+        let listing = Listings::default().get(&root);
+        assert_eq!(
+            names(&listing),
+            ["a.txt", "link-in", "sub/b c.txt", "sub/deeper/ü.bin"]
+        );
+        let hidden = Root::new(&dir, true).unwrap();
+        let listing = Listings::default().get(&hidden);
+        assert!(names(&listing).contains(&".git/config"));
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
     fn a_snapshot_is_shared_until_the_tree_changes() {
         let dir = scratch("shared");
         fs::write(dir.join("a"), b"a").unwrap();
         fs::write(dir.join("sub/b"), b"b").unwrap();
         let root = Root::new(&dir, false).unwrap();
-        let first = root.listing();
+        let listings = Listings::default();
+        let first = listings.get(&root);
         assert_eq!(names(&first), ["a", "sub/b"]);
         // Just built, the directories are not settled: a new call walks
         // again, and sees a file added in the same tick.
         fs::write(dir.join("sub/c"), b"c").unwrap();
-        let second = root.listing();
+        let second = listings.get(&root);
         assert!(!Arc::ptr_eq(&first, &second));
         assert_eq!(names(&second), ["a", "sub/b", "sub/c"]);
         // Settled directories (mtimes set back by two seconds) and an
@@ -295,11 +334,11 @@ mod tests {
         for d in [dir.clone(), dir.join("sub")] {
             fs::File::open(&d).unwrap().set_modified(old).unwrap();
         }
-        let third = root.listing();
-        assert!(Arc::ptr_eq(&third, &root.listing()));
+        let third = listings.get(&root);
+        assert!(Arc::ptr_eq(&third, &listings.get(&root)));
         // A file removed changes its directory: a new snapshot.
         fs::remove_file(dir.join("sub/b")).unwrap();
-        assert_eq!(names(&root.listing()), ["a", "sub/c"]);
+        assert_eq!(names(&listings.get(&root)), ["a", "sub/c"]);
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -307,10 +346,11 @@ mod tests {
     fn live_snapshots_are_bounded() {
         let dir = scratch("live");
         let root = Root::new(&dir, false).unwrap();
+        let listings = Listings::default();
         let mut held = Vec::new();
         for i in 0..3 * MAX_LIVE {
             fs::write(dir.join(format!("f{i}")), b"").unwrap();
-            held.push(root.listing());
+            held.push(listings.get(&root));
         }
         let distinct = held
             .iter()
@@ -320,7 +360,7 @@ mod tests {
         assert_eq!(distinct, MAX_LIVE);
         drop(held);
         fs::write(dir.join("last"), b"").unwrap();
-        assert!(names(&root.listing()).contains(&"last"));
+        assert!(names(&listings.get(&root)).contains(&"last"));
         fs::remove_dir_all(dir).unwrap();
     }
 }

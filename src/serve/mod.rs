@@ -30,6 +30,7 @@ use crate::proto::auth::Key;
 use crate::serve::access::AllowList;
 use crate::serve::files::{FileKey, Root};
 use crate::serve::listener::Listener;
+use crate::serve::listing::{Listings, Snapshot};
 use crate::serve::log::Log;
 
 /// How a `serve` was asked to run.
@@ -55,6 +56,8 @@ pub struct Shared {
     /// Both listeners serve the same files from the same digest cache.
     pub root: Arc<Root>,
     pub cache: Arc<DigestCache>,
+    /// The snapshot of `root` every `LIST` shares.
+    pub listings: Arc<Listings>,
     pub config: Config,
     pub log: Log,
 }
@@ -66,6 +69,7 @@ pub fn run(mut config: Config) -> Result<()> {
     let root = Root::new(&config.dir, config.hidden)
         .map_err(|e| Error::local(format!("cannot serve '{}'", config.dir.display()), e))?;
     let (root, cache) = (Arc::new(root), Arc::new(DigestCache::default()));
+    let listings = Arc::new(Listings::default());
     let main = open(&config.listen, "client", "", &config, budget)?;
     // --- legacy hook: the old protocol on a second listener.
     if let Some(addr) = &config.legacy_listen {
@@ -73,6 +77,7 @@ pub fn run(mut config: Config) -> Result<()> {
         let server = Arc::new(legacy::Legacy(Shared {
             root: Arc::clone(&root),
             cache: Arc::clone(&cache),
+            listings: Arc::clone(&listings),
             config: config.clone(),
             log: listener.log,
         }));
@@ -84,14 +89,16 @@ pub fn run(mut config: Config) -> Result<()> {
     // --- end legacy hook
     if config.precompute {
         let (root, cache, log) = (Arc::clone(&root), Arc::clone(&cache), main.log);
+        let listing = listings.get(&root);
         // Hashing is best effort: without the thread, GETs hash on demand.
         let _ = thread::Builder::new()
             .name("precompute".into())
-            .spawn(move || precompute(&root, &cache, log));
+            .spawn(move || precompute(&root, &listing, &cache, log));
     }
     let server = Arc::new(v1::V1(Shared {
         root,
         cache,
+        listings,
         log: main.log,
         config,
     }));
@@ -237,9 +244,8 @@ fn announce(line: &str) -> Result<()> {
 /// `--precompute`: hash every listed file through the cache, in the
 /// background, reporting progress on stderr. Clients asking for a file in
 /// the meantime wait for the same single hash instead of starting another.
-fn precompute(root: &Root, cache: &DigestCache, log: Log) {
+fn precompute(root: &Root, listing: &Snapshot, cache: &DigestCache, log: Log) {
     let started = Instant::now();
-    let listing = root.listing();
     let files = listing.entries();
     let total: u64 = files
         .iter()

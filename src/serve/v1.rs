@@ -249,7 +249,7 @@ fn send(stream: &TcpStream, bytes: &[u8]) -> Sent {
 /// connection holds while a slow client reads is the snapshot's `Arc` and
 /// one small buffer.
 fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
-    let listing = shared.root.listing();
+    let listing = shared.listings.get(&shared.root);
     let mut out = BufWriter::with_capacity(LIST_BUFFER, stream);
     let mut write = || -> io::Result<()> {
         out.write_all(&proto::encode_ok(&listing.entries().len().to_string()))?;
