@@ -151,17 +151,10 @@ fn a_transfer_cut_by_the_client_is_logged_as_aborted() {
     drop(reader);
     let _ = s.shutdown(Shutdown::Both);
     drop(s);
-    let log = server.wait_for_log("\"GET 0 big.bin\" aborted ");
-    let line = log
-        .lines()
-        .find(|l| l.contains("big.bin\" aborted"))
-        .unwrap();
-    let counts = line.split("aborted ").nth(1).unwrap();
-    let (sent, due) = counts.split_once(' ').unwrap().0.split_once('/').unwrap();
-    let (sent, due): (u64, u64) = (sent.parse().unwrap(), due.parse().unwrap());
-    assert_eq!(due, SIZE, "{line}");
-    assert!((1 << 20..SIZE).contains(&sent), "{line}");
-    assert!(!log.contains("\"GET 0 big.bin\" ok"), "{log}");
+    let (sent, due) = wait_for_aborted(&server, "\"GET 0 big.bin\"");
+    assert_eq!(due, SIZE);
+    assert!((1 << 20..SIZE).contains(&sent), "sent {sent}");
+    assert!(!server.log().contains("\"GET 0 big.bin\" ok"));
 }
 
 /// Clients that send `LIST` and never read the answer used to make the

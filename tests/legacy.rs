@@ -596,3 +596,29 @@ fn every_legacy_session_ends_as_the_old_clients_do() {
     let log = server.wait_for_log("\"DIGEST1\"");
     assert_eq!(log.matches("\"TEST\"").count(), 1, "{log}");
 }
+
+/// A legacy client that reads 1 MiB of a 16 MiB file and goes away is
+/// logged as a cut transfer, `aborted SENT/DUE`, as protocol v1's are (it
+/// was logged as a failure with its own wording).
+#[test]
+fn a_legacy_transfer_cut_by_the_client_is_logged_as_aborted() {
+    const SIZE: u64 = 16 << 20;
+    let t = Scratch::new("lg-cut");
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    let file = std::fs::File::create(t.join("srv/big.bin")).unwrap();
+    file.set_len(SIZE).unwrap();
+    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let mut s = TcpStream::connect(&legacy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&message("1")).unwrap();
+    let mut header = [0u8; 10];
+    s.read_exact(&mut header).unwrap();
+    assert_eq!(String::from_utf8_lossy(&header).trim(), SIZE.to_string());
+    let mut body = vec![0u8; 1 << 20];
+    s.read_exact(&mut body).unwrap();
+    let _ = s.shutdown(Shutdown::Both);
+    drop(s);
+    let (sent, due) = wait_for_aborted(&server, "legacy \"1\"");
+    assert_eq!(due, SIZE);
+    assert!((1 << 20..SIZE).contains(&sent), "sent {sent}");
+}

@@ -564,3 +564,15 @@ pub fn empty_files(dir: &Path, prefix: &str, count: usize) {
         std::fs::File::create(dir.join(format!("{prefix}{i:07}"))).unwrap();
     }
 }
+
+/// Wait for the server's log line `<request> aborted SENT/DUE` (`request`
+/// quoted as the log quotes it, with the listener's tag before it if any)
+/// and return SENT and DUE.
+pub fn wait_for_aborted(server: &Server, request: &str) -> (u64, u64) {
+    let needle = format!("{request} aborted ");
+    let log = server.wait_for_log(&needle);
+    let line = log.lines().find(|l| l.contains(&needle)).unwrap();
+    let counts = line.split(&needle).nth(1).unwrap();
+    let (sent, due) = counts.split_once(' ').unwrap().0.split_once('/').unwrap();
+    (sent.parse().unwrap(), due.parse().unwrap())
+}
