@@ -57,14 +57,16 @@ impl AsRef<str> for Entry {
 }
 
 impl Entry {
-    /// The file's canonical path and what `stat` says of it now; `None`
-    /// if it is gone or no longer a regular file.
+    /// The file's canonical path and what `lstat` says of it now; `None`
+    /// if it is gone or no longer a regular file. Not `stat`: a file
+    /// replaced by a symlink since the walk is not followed, so `LIST`
+    /// never shows the size of a file outside the root.
     pub fn stat(&self, root: &Root) -> Option<(PathBuf, Metadata)> {
         let path = match &self.target {
             Some(target) => target.to_path_buf(),
             None => root.canonical().join(&*self.name),
         };
-        let meta = fs::metadata(&path).ok().filter(Metadata::is_file)?;
+        let meta = fs::symlink_metadata(&path).ok().filter(Metadata::is_file)?;
         Some((path, meta))
     }
 }
@@ -340,6 +342,22 @@ mod tests {
         fs::remove_file(dir.join("sub/b")).unwrap();
         assert_eq!(names(&listings.get(&root)), ["a", "sub/c"]);
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_symlink_after_the_walk_is_not_followed() {
+        let base = scratch("swap");
+        let dir = base.join("root");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("a"), b"a").unwrap();
+        fs::write(base.join("outside"), b"secret size").unwrap();
+        let root = Root::new(&dir, false).unwrap();
+        let listing = Listings::default().get(&root);
+        assert_eq!(listing.entries()[0].stat(&root).unwrap().1.len(), 1);
+        fs::remove_file(dir.join("a")).unwrap();
+        std::os::unix::fs::symlink(base.join("outside"), dir.join("a")).unwrap();
+        assert!(listing.entries()[0].stat(&root).is_none());
+        fs::remove_dir_all(base).unwrap();
     }
 
     #[test]
