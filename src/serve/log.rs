@@ -104,17 +104,22 @@ fn queue(line: String) {
 /// The writer thread: every queued line, in order, with a note of how many
 /// were dropped since the last one written. Write errors are ignored (the
 /// reader may be gone for good; the lines keep being taken off the queue).
+///
+/// Each line goes out in one `write_all` with its newline (`writeln!` on
+/// unbuffered stderr makes a write per piece), so a reader never sees
+/// half a line.
 fn write_lines(rx: &Receiver<String>, out: &mut impl Write) {
-    for line in rx {
+    for mut line in rx {
         let dropped = writer().dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             let stamp = crate::util::format::rfc3339(SystemTime::now());
-            let _ = writeln!(
-                out,
-                "{stamp} - {dropped} log lines dropped: the log reader was not keeping up"
+            let note = format!(
+                "{stamp} - {dropped} log lines dropped: the log reader was not keeping up\n"
             );
+            let _ = out.write_all(note.as_bytes());
         }
-        let _ = writeln!(out, "{line}");
+        line.push('\n');
+        let _ = out.write_all(line.as_bytes());
     }
 }
 

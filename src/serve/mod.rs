@@ -211,10 +211,10 @@ fn open(
         } else {
             "[::1]"
         };
-        eprintln!(
+        log::note(&format!(
             "{tag}listening on {local} (all interfaces; {flag} {lo}:{} to keep it local)",
             local.port()
-        );
+        ));
     }
     Ok(Listener {
         socket,
