@@ -413,7 +413,7 @@ fn retries_survive_a_server_killed_mid_transfer_and_restarted() {
     assert_eq!(fs::read(dl.join("big.bin")).unwrap(), data);
     assert_eq!(listing(&dl), ["big.bin"]);
     // The restarted server was asked only for the rest.
-    let log = restarted.log();
+    let log = restarted.wait_for_log("\"GET ");
     let resumed = log
         .lines()
         .find_map(|l| l.split("\"GET ").nth(1))
@@ -687,7 +687,7 @@ fn not_found_and_forbidden_are_never_retried() {
         run.expect_code(1);
         assert!(!run.stderr().contains("retrying"), "{run}");
     }
-    assert_eq!(server.log().matches("\"GET ").count(), 2);
+    assert_eq!(server.wait_for_count("\"GET ", 2), 2);
 }
 #[test]
 fn a_local_write_failure_is_not_retried() {
@@ -709,12 +709,7 @@ fn a_local_write_failure_is_not_retried() {
     run.expect_code(1);
     assert!(run.stderr().contains("file too large"), "{run}");
     assert!(!run.stderr().contains("retrying"), "{run}");
-    assert_eq!(
-        server.log().matches("\"GET ").count(),
-        1,
-        "{}",
-        server.log()
-    );
+    assert_eq!(server.wait_for_count("\"GET ", 1), 1, "{}", server.log());
 }
 
 #[test]

@@ -166,6 +166,20 @@ impl Server {
         }
     }
 
+    /// Wait (up to 10 s) until the log holds `count` lines with `needle`,
+    /// then return how many it holds (a caller asserts it is exactly
+    /// `count`). Lines are written by a log thread, after the answer.
+    pub fn wait_for_count(&self, needle: &str, count: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen = self.log().matches(needle).count();
+            if seen >= count || Instant::now() >= deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A raw connection with a read timeout, for speaking the protocol by hand.
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(&self.addr).unwrap();
