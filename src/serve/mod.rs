@@ -134,17 +134,20 @@ fn fit_descriptors(wanted: usize, listeners: u64) -> Budget {
     };
     let budget = Budget::within(limit.soft, listeners, wanted);
     if budget.clients < wanted {
-        eprintln!(
+        // Written whole and at once (before serving starts, so nothing
+        // queues behind it); a closed stderr is ignored, not a panic.
+        let note = format!(
             "tcpfetch: serve: the open-file limit is {} (hard limit {}), enough for {} clients at once, \
              not --max-clients {wanted}: serving {} at a time, the rest get 'ERR busy'. \
              To serve more, raise the hard limit (ulimit -Hn as root; LimitNOFILE= for a systemd service) \
-             to about {}.",
+             to about {}.\n",
             limit.soft,
             limit.hard,
             budget.clients,
             budget.clients,
             Budget::files_needed(wanted, listeners),
         );
+        let _ = io::stderr().write_all(note.as_bytes());
     }
     budget
 }
