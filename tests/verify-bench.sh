@@ -10,7 +10,7 @@
 #           hash in turn) against the in-memory rate of one core: the same
 #           sha2 crate and release profile hashing one cache-resident 128 KiB
 #           buffer over and over, as many bytes, nothing read
-#           (examples/sha256_rate.rs). `openssl speed` is shown for scale.
+#           (tests/tools/sha256_rate.rs). `openssl speed` is shown for scale.
 #
 # Every figure is from a warm page cache: the files are read once before
 # the first timing, so no side waits for the disk and both sides read the
