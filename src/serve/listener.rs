@@ -3,9 +3,9 @@
 //!
 //! The loop owns what is the same for all of them: `--allow`, a bounded
 //! number of connections (each holding a [`Slot`]), a thread per
-//! connection, turning away the rest without a thread each, and surviving
-//! accept errors. What differs is the [`Handler`]: how a connection is
-//! served, and what the protocol says to one it turns away.
+//! connection (reused: [`Pool`]), turning away the rest without a thread
+//! each, and surviving accept errors. What differs is the [`Handler`]: how
+//! a connection is served, and what the protocol says to one it turns away.
 //!
 //! A panic in a connection thread ends that thread only: it unwinds (the
 //! release profile keeps `panic = "unwind"` for this), its slot is freed by
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::serve::access::AllowList;
 use crate::serve::log::Log;
+use crate::serve::pool::Pool;
 
 /// Why the listener turned a connection away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub trait Handler: Send + Sync + 'static {
 /// A bound socket and the rules it accepts by.
 pub struct Listener {
     pub socket: TcpListener,
-    /// Names the connection threads: `<name> <peer>`.
+    /// Names the connection threads (a pooled thread serves many peers).
     pub name: &'static str,
     pub log: Log,
     /// Connections served at once (`--max-clients`).
@@ -63,6 +64,7 @@ impl Listener {
     pub fn run<H: Handler>(&self, handler: &Arc<H>) {
         let rejecter = Rejecter::start(self.max_lingering);
         let active = Arc::new(AtomicUsize::new(0));
+        let pool = Arc::new(Pool::default());
         loop {
             let (stream, peer) = match self.socket.accept() {
                 Ok(conn) => conn,
@@ -86,22 +88,26 @@ impl Listener {
                 rejecter.reject(stream, &handler.refusal(Refusal::Busy));
                 continue;
             };
-            self.spawn(stream, peer, slot, handler);
+            self.spawn(&pool, stream, peer, slot, handler);
         }
     }
 
-    fn spawn<H: Handler>(&self, stream: TcpStream, peer: SocketAddr, slot: Slot, handler: &Arc<H>) {
+    fn spawn<H: Handler>(
+        &self,
+        pool: &Arc<Pool>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: Slot,
+        handler: &Arc<H>,
+    ) {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(self.write_timeout));
         let handler = Arc::clone(handler);
-        let spawned = thread::Builder::new()
-            .name(format!("{} {peer}", self.name))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let _slot = slot;
-                handler.handle(stream, peer);
-            });
-        if let Err(e) = spawned {
+        let job = Box::new(move || {
+            let _slot = slot;
+            handler.handle(stream, peer);
+        });
+        if let Err(e) = pool.run(self.name, job) {
             self.log
                 .peer(peer, &format!("- cannot start a thread: {e}"));
         }
@@ -142,7 +148,15 @@ pub struct DeadlineReader<'a> {
     pub deadline: Instant,
     /// The longest one read may wait, deadline or not.
     pub silence: Duration,
+    /// The read timeout last set on the socket.
+    armed: Option<Duration>,
 }
+
+/// How far the socket's read timeout may be off what a read should wait
+/// before it is set again. A keep-alive connection waits for each request
+/// with the same idle timeout, so without this slack every request paid a
+/// setsockopt for a value a few microseconds from the one already set.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(20);
 
 impl<'a> DeadlineReader<'a> {
     /// Reads that must all be done within `total` from now.
@@ -151,6 +165,7 @@ impl<'a> DeadlineReader<'a> {
             stream,
             deadline: Instant::now() + total,
             silence: Duration::MAX,
+            armed: None,
         }
     }
 
@@ -166,7 +181,12 @@ impl Read for DeadlineReader<'_> {
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        self.stream.set_read_timeout(Some(left.min(self.silence)))?;
+        let wait = left.min(self.silence);
+        let close = |armed: Duration| armed.abs_diff(wait) <= TIMEOUT_SLACK;
+        if !self.armed.is_some_and(close) {
+            self.stream.set_read_timeout(Some(wait))?;
+            self.armed = Some(wait);
+        }
         self.stream.read(buf)
     }
 }

@@ -15,6 +15,7 @@ pub mod legacy;
 pub mod listener;
 pub mod listing;
 pub mod log;
+pub mod pool;
 pub mod v1;
 
 use std::io::{self, Write};

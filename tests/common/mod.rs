@@ -405,17 +405,19 @@ pub fn idle_threads(server: &Server) -> u64 {
     last
 }
 
-/// Wait (at most `limit`) for the thread count to fall back to `idle`,
-/// panicking with `what` if it does not; how long it took.
+/// Wait (at most `limit`) for the thread count to fall back to `idle` (or
+/// below: a connection thread kept for reuse when `idle` was counted may
+/// have exited since, after its 2 s wait), panicking with `what` if it does
+/// not; how long it took.
 pub fn back_to_idle(server: &Server, idle: u64, limit: Duration, what: &str) -> Duration {
     let started = Instant::now();
     while threads(server) > idle && started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        threads(server),
-        idle,
-        "{what}: threads did not return to idle"
+    let now = threads(server);
+    assert!(
+        now <= idle,
+        "{what}: threads did not return to idle ({now}, at rest {idle})"
     );
     started.elapsed()
 }
