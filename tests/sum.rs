@@ -10,9 +10,19 @@ use common::*;
 
 const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// `sha256sum ARGS` and `tcpfetch SUB ARGS` on the same input.
+/// `sha256sum ARGS` and `tcpfetch SUB ARGS` on the same input; a
+/// `--jobs N` in ARGS goes to tcpfetch only.
 fn both(cwd: &Path, sub: &str, args: &[&str], stdin: &[u8]) -> (Run, Run) {
-    let theirs = run_program("sha256sum", cwd, args, stdin);
+    let mut coreutils_args = Vec::new();
+    let mut rest = args.iter();
+    while let Some(&arg) = rest.next() {
+        if arg == "--jobs" {
+            rest.next();
+        } else {
+            coreutils_args.push(arg);
+        }
+    }
+    let theirs = run_program("sha256sum", cwd, &coreutils_args, stdin);
     let mut ours_args = vec![sub];
     ours_args.extend_from_slice(args);
     let ours = run_program(BIN, cwd, &ours_args, stdin);
@@ -85,6 +95,30 @@ fn sum_prints_what_sha256sum_prints() {
     let (theirs, ours) = both(&t.path, "sum", NAMES, b"");
     assert_same(&theirs, &ours, same_code);
     assert_eq!(ours.code(), 0);
+}
+
+/// `--tag` and `-z`, alone and together, on every awkward name, stdin and
+/// a missing file: what `sha256sum` prints with the same flags.
+#[test]
+fn sum_tag_and_zero_print_what_sha256sum_prints() {
+    let t = Scratch::new("sum-flags");
+    populate(&t);
+    let files = [NAMES, &["-", "missing"]].concat();
+    let rows: &[&[&str]] = &[
+        &["--tag"],
+        &["-z"],
+        &["--zero"],
+        &["--tag", "-z"],
+        &["--tag", "--jobs", "1"],
+        &["-z", "--jobs", "3"],
+        &["--tag", "-z", "--jobs", "3"],
+    ];
+    for flags in rows {
+        let args = [flags, &files[..]].concat();
+        let (theirs, ours) = both(&t.path, "sum", &args, b"from stdin");
+        assert_same(&theirs, &ours, same_code);
+        assert_eq!(ours.code(), 1, "{flags:?}");
+    }
 }
 
 #[test]

@@ -10,13 +10,14 @@ use std::os::unix::ffi::OsStrExt;
 
 use lexopt::prelude::*;
 
+use crate::digest::manifest::{self, Form};
 use crate::digest::parallel::{self, Job};
-use crate::digest::{self, coreutils, manifest};
+use crate::digest::{self, coreutils};
 use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
 
 pub const USAGE: &str = "\
-Usage: tcpfetch sum [FILE...] [--jobs N]
+Usage: tcpfetch sum [FILE...] [--tag] [-z] [--jobs N]
 
 Print the SHA-256 of each FILE in the format of coreutils 'sha256sum', so the
 output is a SHA256SUMS manifest ('tcpfetch verify -c' and 'sha256sum -c'
@@ -26,6 +27,10 @@ Several FILEs are hashed N at a time, printed in the order given; a single
 FILE is read on one thread while another hashes it (unless --jobs 1).
 
 Options:
+  --tag         print BSD-style lines, 'SHA256 (NAME) = HEX', as
+                'sha256sum --tag' does
+  -z, --zero    end each line with NUL, not newline, and write names as they
+                are, unescaped ('sha256sum -z'; 'verify -c -z' reads it)
   --jobs N      hash N files at once (default: the number of cores; 1 reads
                 and hashes one file after the other on one thread)
   -h, --help    show this help
@@ -37,6 +42,10 @@ printed), 2 usage error.
 #[derive(Debug)]
 pub struct Args {
     pub files: Vec<OsString>,
+    /// `--tag`: BSD-style lines.
+    pub tag: bool,
+    /// `-z`: lines end with NUL, names unescaped.
+    pub zero: bool,
     /// `None`: one per core.
     pub jobs: Option<NonZeroUsize>,
 }
@@ -44,11 +53,14 @@ pub struct Args {
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut files = Vec::new();
     let mut jobs = None;
+    let (mut tag, mut zero) = (false, false);
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
         }
         match arg {
+            Long("tag") => tag = true,
+            Short('z') | Long("zero") => zero = true,
             Long("jobs") => jobs = Some(cli::count_value(parser, "--jobs", parallel::MAX_JOBS)?),
             Value(v) => files.push(v),
             _ => return Err(arg.unexpected().into()),
@@ -57,7 +69,12 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     if files.is_empty() {
         files.push(OsString::from("-"));
     }
-    Ok(Some(Args { files, jobs }))
+    Ok(Some(Args {
+        files,
+        tag,
+        zero,
+        jobs,
+    }))
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -70,10 +87,12 @@ pub fn run(args: Args) -> Result<()> {
         b"-" => Job::Ready(hash(b"-")),
         name => Job::Run(name),
     });
+    let form = if args.tag { Form::Tag } else { Form::Text };
+    let end = if args.zero { b'\0' } else { b'\n' };
     let mut out = io::stdout().lock();
     let mut failed = false;
     let printed = parallel::ordered(jobs, items, hash, |(name, result)| match result {
-        Ok(digest) => out.write_all(&manifest::format_line(&digest, &name, false)),
+        Ok(digest) => out.write_all(&manifest::format_entry(&digest, &name, form, end)),
         Err(e) => {
             failed = true;
             coreutils::report_file_error(&name, &e);
@@ -107,6 +126,9 @@ mod tests {
     fn no_file_means_stdin() {
         let mut p = lexopt::Parser::from_args(Vec::<OsString>::new());
         assert_eq!(parse(&mut p).unwrap().unwrap().files, vec!["-"]);
+        let mut p = lexopt::Parser::from_args(["-z", "--tag", "f"]);
+        let a = parse(&mut p).unwrap().unwrap();
+        assert!(a.zero && a.tag && a.files == ["f"]);
         let mut p = lexopt::Parser::from_args(["--bogus"]);
         assert!(parse(&mut p).is_err());
     }

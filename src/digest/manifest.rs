@@ -83,21 +83,49 @@ pub fn unescape(text: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// How [`format_entry`] writes a line: the forms `sha256sum` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `HEX  NAME`
+    Text,
+    /// `HEX *NAME`
+    Binary,
+    /// `SHA256 (NAME) = HEX` (`sha256sum --tag`)
+    Tag,
+}
+
 /// One manifest line, newline included, exactly as `sha256sum` prints it.
 pub fn format_line(digest: &Digest, name: &[u8], binary: bool) -> Vec<u8> {
-    let escaped = needs_escape(name);
-    let mut line = Vec::with_capacity(name.len() + 68);
+    let form = if binary { Form::Binary } else { Form::Text };
+    format_entry(digest, name, form, b'\n')
+}
+
+/// One manifest line in `form`, ended by `end`, exactly as `sha256sum`
+/// (`--tag`, `-z`) prints it. A line ended by NUL (`-z`) holds the name
+/// as it is: only a newline-ended line needs the escapes to stay one line.
+pub fn format_entry(digest: &Digest, name: &[u8], form: Form, end: u8) -> Vec<u8> {
+    let escaped = end == b'\n' && needs_escape(name);
+    let name = if escaped { escape(name) } else { name.to_vec() };
+    let hex = hex::encode(digest);
+    let mut line = Vec::with_capacity(name.len() + 80);
     if escaped {
         line.push(b'\\');
     }
-    line.extend_from_slice(hex::encode(digest).as_bytes());
-    line.extend_from_slice(if binary { b" *" } else { b"  " });
-    if escaped {
-        line.extend_from_slice(&escape(name));
-    } else {
-        line.extend_from_slice(name);
+    match form {
+        Form::Tag => {
+            line.extend_from_slice(TAG);
+            line.extend_from_slice(b" (");
+            line.extend_from_slice(&name);
+            line.extend_from_slice(b") = ");
+            line.extend_from_slice(hex.as_bytes());
+        }
+        Form::Text | Form::Binary => {
+            line.extend_from_slice(hex.as_bytes());
+            line.extend_from_slice(if form == Form::Binary { b" *" } else { b"  " });
+            line.extend_from_slice(&name);
+        }
     }
-    line.push(b'\n');
+    line.push(end);
     line
 }
 
@@ -107,18 +135,25 @@ pub fn format_line(digest: &Digest, name: &[u8], binary: bool) -> Vec<u8> {
 pub struct Parser {
     /// `None` until the first entry; then whether it was `HEX NAME`.
     reversed: Option<bool>,
+    /// Lines end with NUL (`-z`): a carriage return before the end is the
+    /// name's last byte, not half of a CRLF.
+    keep_cr: bool,
 }
 
 const HEX_LEN: usize = 64;
 const TAG: &[u8] = b"SHA256";
 
 impl Parser {
-    /// Parse one line, without its `\n` (a trailing `\r` is dropped here).
+    /// Parse one line, without its end (a `\r` before a `\n` end is
+    /// dropped here).
     pub fn parse(&mut self, line: &[u8]) -> Line {
         if line.first() == Some(&b'#') {
             return Line::Blank;
         }
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = match line.strip_suffix(b"\r") {
+            Some(cut) if !self.keep_cr => cut,
+            _ => line,
+        };
         if line.is_empty() {
             return Line::Blank;
         }
@@ -225,15 +260,27 @@ fn trim_blanks(s: &[u8]) -> &[u8] {
 pub struct Reader<R> {
     inner: R,
     parser: Parser,
+    /// What ends a line: `\n`, or NUL for what `sha256sum -z` writes.
+    end: u8,
     number: u64,
     buf: Vec<u8>,
 }
 
 impl<R: BufRead> Reader<R> {
     pub fn new(inner: R) -> Reader<R> {
+        Reader::with_end(inner, b'\n')
+    }
+
+    /// A reader of lines ended by `end` (NUL: a manifest written by
+    /// `sum -z`, whose names are not escaped).
+    pub fn with_end(inner: R, end: u8) -> Reader<R> {
         Reader {
             inner,
-            parser: Parser::default(),
+            parser: Parser {
+                reversed: None,
+                keep_cr: end != b'\n',
+            },
+            end,
             number: 0,
             buf: Vec::new(),
         }
@@ -245,12 +292,12 @@ impl<R: BufRead> Reader<R> {
         let limit = MAX_LINE as u64 + 1;
         let n = (&mut self.inner)
             .take(limit)
-            .read_until(b'\n', &mut self.buf)?;
+            .read_until(self.end, &mut self.buf)?;
         if n == 0 {
             return Ok(None);
         }
         self.number += 1;
-        if self.buf.last() == Some(&b'\n') {
+        if self.buf.last() == Some(&self.end) {
             self.buf.pop();
         } else if n as u64 == limit {
             self.skip_rest_of_line()?;
@@ -265,7 +312,7 @@ impl<R: BufRead> Reader<R> {
             if chunk.is_empty() {
                 return Ok(());
             }
-            match chunk.iter().position(|&b| b == b'\n') {
+            match chunk.iter().position(|&b| b == self.end) {
                 Some(i) => {
                     self.inner.consume(i + 1);
                     return Ok(());
@@ -335,6 +382,33 @@ mod tests {
                 want,
                 "{name:?}"
             );
+        }
+    }
+
+    #[test]
+    fn formats_tagged_and_nul_ended_lines_like_sha256sum() {
+        let rows: &[(&[u8], Form, u8, String)] = &[
+            (b"a b", Form::Tag, b'\n', format!("SHA256 (a b) = {ABC}\n")),
+            (b"(x)", Form::Tag, b'\n', format!("SHA256 ((x)) = {ABC}\n")),
+            (
+                b"n\nl",
+                Form::Tag,
+                b'\n',
+                format!("\\SHA256 (n\\nl) = {ABC}\n"),
+            ),
+            (
+                b"b\\s",
+                Form::Tag,
+                b'\n',
+                format!("\\SHA256 (b\\\\s) = {ABC}\n"),
+            ),
+            (b"n\nl", Form::Tag, 0, format!("SHA256 (n\nl) = {ABC}\0")),
+            (b"b\\s\r", Form::Text, 0, format!("{ABC}  b\\s\r\0")),
+            (b"bin", Form::Binary, 0, format!("{ABC} *bin\0")),
+        ];
+        for (name, form, end, want) in rows {
+            let line = format_entry(&abc(), name, *form, *end);
+            assert_eq!(String::from_utf8(line).unwrap(), *want, "{name:?} {form:?}");
         }
     }
 
