@@ -32,6 +32,13 @@ fn both(cwd: &Path, sub: &str, args: &[&str], stdin: &[u8]) -> (Run, Run) {
 /// Same stdout bytes, same stderr but for the program name, and the exit
 /// status `theirs` gave, mapped through `exit`.
 fn assert_same(theirs: &Run, ours: &Run, exit: fn(i32) -> i32) {
+    assert_same_output(theirs, ours);
+    let msg = format!("coreutils:{theirs}\ntcpfetch:{ours}");
+    assert_eq!(exit(theirs.code()), ours.code(), "exit status differs{msg}");
+}
+
+/// Same stdout bytes, same stderr but for the program name.
+fn assert_same_output(theirs: &Run, ours: &Run) {
     let msg = format!("coreutils:{theirs}\ntcpfetch:{ours}");
     assert_eq!(
         theirs.output.stdout, ours.output.stdout,
@@ -40,7 +47,6 @@ fn assert_same(theirs: &Run, ours: &Run, exit: fn(i32) -> i32) {
     let their_err =
         String::from_utf8_lossy(&theirs.output.stderr).replace("sha256sum: ", "tcpfetch: ");
     assert_eq!(their_err, ours.stderr(), "stderr differs{msg}");
-    assert_eq!(exit(theirs.code()), ours.code(), "exit status differs{msg}");
 }
 
 fn same_code(code: i32) -> i32 {
@@ -265,6 +271,155 @@ fn verify_reads_escaped_tagged_and_odd_lines_like_sha256sum_c() {
     assert!(ours.stderr().contains("4 lines are improperly"), "{ours}");
 }
 
+/// Manifests for the flag table: `damaged` (a corrupt file, a missing one,
+/// malformed lines), only missing files, and all good but for one
+/// malformed line.
+fn flag_manifests(t: &Scratch) {
+    damaged(t);
+    t.write(
+        "MISSING",
+        format!("{EMPTY}  gone\n{EMPTY}  also gone\n").as_bytes(),
+    );
+    let one_bad = coreutils_manifest(t);
+    t.write("ONEBAD", &[&one_bad[..], b"not a line\n"].concat());
+}
+
+/// Every coreutils check flag, alone and in the combinations where they
+/// override each other (the last of --quiet/--status/--warn counts), on
+/// each manifest, with one job and with three: the same stdout and stderr
+/// as `sha256sum -c`, and its exit status but 3 for a file that failed.
+#[test]
+fn verify_check_flags_print_what_sha256sum_c_prints() {
+    let t = Scratch::new("verify-flags");
+    flag_manifests(&t);
+    // (manifest, flags, tcpfetch's exit status)
+    let rows: &[(&str, &[&str], i32)] = &[
+        ("SHA256SUMS", &["--ignore-missing"], 3),
+        ("SHA256SUMS", &["--strict"], 3),
+        ("SHA256SUMS", &["-w"], 3),
+        ("SHA256SUMS", &["--warn", "--quiet"], 3),
+        ("SHA256SUMS", &["--quiet", "-w"], 3),
+        ("SHA256SUMS", &["--status", "--warn"], 3),
+        ("SHA256SUMS", &["-w", "--status"], 3),
+        ("SHA256SUMS", &["--quiet", "--status"], 3),
+        ("SHA256SUMS", &["--status", "--quiet"], 3),
+        ("SHA256SUMS", &["--ignore-missing", "--strict", "-w"], 3),
+        ("SHA256SUMS", &["--ignore-missing", "--status"], 3),
+        ("MISSING", &[], 3),
+        ("MISSING", &["--ignore-missing"], 1),
+        ("MISSING", &["--ignore-missing", "--quiet"], 1),
+        ("MISSING", &["--ignore-missing", "--status"], 1),
+        ("ONEBAD", &[], 0),
+        ("ONEBAD", &["--strict"], 1),
+        ("ONEBAD", &["--strict", "--quiet"], 1),
+        ("ONEBAD", &["--strict", "--status"], 1),
+        ("ONEBAD", &["-w"], 0),
+        ("ONEBAD", &["--ignore-missing", "-w"], 0),
+    ];
+    for &(manifest, flags, code) in rows {
+        for jobs in ["1", "3"] {
+            let args = [&["-c", manifest, "--jobs", jobs], flags].concat();
+            let (theirs, ours) = both(&t.path, "verify", &args, b"");
+            assert_same_output(&theirs, &ours);
+            assert_eq!(theirs.code(), code.min(1), "{theirs}");
+            assert_eq!(ours.code(), code, "{ours}");
+        }
+    }
+}
+
+/// The per-line warnings of `-w` name the manifest as coreutils does,
+/// standard input included, and count every line (comments, blanks).
+#[test]
+fn verify_warn_numbers_lines_and_names_stdin_like_sha256sum_c() {
+    let t = Scratch::new("verify-warn-stdin");
+    populate(&t);
+    let manifest = [
+        &b"# comment\n\nbad\n"[..],
+        &coreutils_manifest(&t),
+        format!("{EMPTY}  -\n").as_bytes(),
+    ]
+    .concat();
+    let (theirs, ours) = both(&t.path, "verify", &["-c", "-", "-w"], &manifest);
+    assert_same(&theirs, &ours, same_code);
+    assert!(
+        ours.stderr().contains("'standard input': 3: improperly"),
+        "{ours}"
+    );
+}
+
+/// `-z` reads the NUL-ended lines `sha256sum -z` (and `sum -z`) writes,
+/// names unescaped, and prints what `sha256sum -c` prints for the same
+/// entries in its newline form — `-w` line numbers, missing files and
+/// malformed lines included.
+#[test]
+fn verify_zero_reads_nul_ended_manifests() {
+    let t = Scratch::new("verify-zero");
+    populate(&t);
+    let zero = run_program("sha256sum", &t.path, &[&["-z"], NAMES].concat(), b"");
+    zero.expect_code(0);
+    let ours_zero = tcpfetch(&t.path, &[&["sum", "-z"], NAMES].concat());
+    assert_eq!(ours_zero.output.stdout, zero.output.stdout, "{ours_zero}");
+    let extra = format!("{EMPTY}  gone\nnot a line\n{EMPTY}  empty\n");
+    let newline = [coreutils_manifest(&t), extra.clone().into_bytes()].concat();
+    let nul = [zero.output.stdout, extra.replace('\n', "\0").into_bytes()].concat();
+    t.write("SUMS", &newline);
+    t.write("ZSUMS", &nul);
+    let rows: &[&[&str]] = &[
+        &[],
+        &["-w"],
+        &["--ignore-missing"],
+        &["--quiet", "--strict"],
+    ];
+    for flags in rows {
+        for jobs in ["1", "3"] {
+            let theirs = run_program(
+                "sha256sum",
+                &t.path,
+                &[&["-c", "SUMS"], *flags].concat(),
+                b"",
+            );
+            let mut args = vec!["verify", "-z", "-c", "ZSUMS", "--jobs", jobs];
+            args.extend_from_slice(flags);
+            let ours = tcpfetch(&t.path, &args);
+            let their_err = theirs.stderr().replace("SUMS", "ZSUMS");
+            assert_eq!(theirs.output.stdout, ours.output.stdout, "{theirs}{ours}");
+            assert_eq!(
+                their_err.replace("sha256sum: ", "tcpfetch: "),
+                ours.stderr()
+            );
+            assert_eq!(integrity_code(theirs.code()), ours.code(), "{ours}");
+        }
+    }
+    let stdin = run_program(
+        BIN,
+        &t.path,
+        &["verify", "-c", "-", "--zero"],
+        &nul[..nul.len() - extra.len()],
+    );
+    stdin.expect_code(0);
+    assert_eq!(
+        stdin.stdout().matches(": OK\n").count(),
+        NAMES.len(),
+        "{stdin}"
+    );
+}
+
+/// A name ending in a carriage return survives `sum -z` and `verify -z`
+/// (a newline-ended manifest drops a CR before the newline; a NUL-ended
+/// one must not).
+#[test]
+fn sum_zero_and_verify_zero_round_trip_a_trailing_cr() {
+    let t = Scratch::new("verify-zero-cr");
+    t.write("cr\r", b"data");
+    t.write("cr", b"other");
+    let made = tcpfetch(&t.path, &["sum", "-z", "cr\r"]);
+    made.expect_code(0);
+    t.write("ZSUMS", &made.output.stdout);
+    let run = tcpfetch(&t.path, &["verify", "-z", "-c", "ZSUMS"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "cr\r: OK\n");
+}
+
 #[test]
 fn verify_reads_the_manifest_from_stdin() {
     let t = Scratch::new("verify-stdin");
@@ -332,6 +487,13 @@ fn verify_rejects_bad_arguments_as_usage_errors() {
         &["verify", "a", "b", "--sha256", EMPTY],
         &["verify", "--bogus"],
         &["sum", "--bogus"],
+        &["sum", "--strict"],
+        &["sum", "-w"],
+        &["sum", "--ignore-missing"],
+        &["verify", "f", "--sha256", EMPTY, "--strict"],
+        &["verify", "f", "--sha256", EMPTY, "-w"],
+        &["verify", "f", "--sha256", EMPTY, "--ignore-missing"],
+        &["verify", "f", "--sha256", EMPTY, "-z"],
     ];
     for args in rows {
         tcpfetch(&t.path, args).expect_code(2);

@@ -3,7 +3,9 @@
 //!
 //! The only deliberate difference from coreutils is the exit status: 3 when
 //! any file did not match or could not be read, as everywhere in tcpfetch,
-//! where `sha256sum -c` says 1.
+//! where `sha256sum -c` says 1. One addition: `-z` reads the NUL-ended
+//! lines `sha256sum -z` writes (coreutils 9.1 refuses `-c -z`); what is
+//! printed stays one newline-ended line per file.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -23,35 +25,64 @@ use crate::util::hex::{self, Digest};
 
 pub const USAGE: &str = "\
 Usage: tcpfetch verify -c SHA256SUMS [OPTIONS]
-       tcpfetch verify FILE --sha256 HEX [OPTIONS]
+       tcpfetch verify FILE --sha256 HEX [--quiet | --status]
 
 Check files against a SHA256SUMS manifest (as made by 'tcpfetch sum' or
 'sha256sum'; '-' reads it from standard input), printing what
 'sha256sum -c' prints: 'NAME: OK', 'NAME: FAILED', 'NAME: FAILED open or
 read', then warnings on stderr. Text, binary (*), escaped and BSD-tagged
-lines are read; malformed lines are counted, not fatal. The second form
-checks one FILE against one digest.
+lines are read; malformed lines are counted, not fatal (unless --strict).
+The second form checks one FILE against one digest.
 
 Options:
   -c, --check FILE  the manifest to check against
   --sha256 HEX      the digest FILE must have
+  --ignore-missing  don't fail or report status for missing files
   --quiet           don't print OK for each file that matched
   --status          print nothing on stdout; the exit status tells
+  --strict          exit non-zero for improperly formatted checksum lines
+  -w, --warn        warn about each improperly formatted checksum line
+  -z, --zero        the manifest's lines end with NUL, names unescaped (as
+                    'sum -z' and 'sha256sum -z' write them)
   --jobs N          hash N files at once (default: the number of cores);
                     the output is the same, in manifest order
   -h, --help        show this help
 
-Exit status: 0 every file matched, 1 the manifest could not be read or has
-no checksum line, 2 usage error, 3 a file did not match or could not be read.
+Of --quiet, --status and --warn the last one given counts, as in sha256sum.
+
+Exit status: 0 every file matched, 1 the manifest could not be read, has no
+checksum line, has a malformed line (--strict) or no file was found
+(--ignore-missing), 2 usage error, 3 a file did not match or could not be
+read.
 ";
 
 #[derive(Debug)]
 pub struct Args {
     pub check: Check,
-    pub quiet: bool,
-    pub status: bool,
+    pub verbosity: Verbosity,
+    /// `--strict`: a malformed line fails the check.
+    pub strict: bool,
+    /// `--ignore-missing`: a listed file that does not exist is skipped.
+    pub ignore_missing: bool,
+    /// `-z`: the manifest's lines end with NUL.
+    pub zero: bool,
     /// `None`: one per core.
     pub jobs: Option<NonZeroUsize>,
+}
+
+/// What is printed besides failures. `sha256sum` has three flags for it,
+/// each of which turns the other two off, so one value says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// A line per file, the closing warnings.
+    #[default]
+    Normal,
+    /// `-w`: also a warning for each malformed line.
+    Warn,
+    /// `--quiet`: no `OK` lines.
+    Quiet,
+    /// `--status`: nothing on stdout, no warnings.
+    Status,
 }
 
 #[derive(Debug, PartialEq)]
@@ -66,7 +97,10 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut manifest = None;
     let mut digest = None;
     let mut file = None;
-    let (mut quiet, mut status) = (false, false);
+    let mut verbosity = Verbosity::Normal;
+    // The flags that only mean something for a manifest, for the error.
+    let mut manifest_only = None;
+    let (mut strict, mut ignore_missing, mut zero) = (false, false, false);
     let mut jobs = None;
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
@@ -81,12 +115,26 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
                 })?;
                 digest = Some(d);
             }
-            Long("quiet") => quiet = true,
-            Long("status") => status = true,
+            Long("quiet") => verbosity = Verbosity::Quiet,
+            Long("status") => verbosity = Verbosity::Status,
+            Short('w') | Long("warn") => {
+                verbosity = Verbosity::Warn;
+                manifest_only = Some("--warn");
+            }
+            Long("strict") => (strict, manifest_only) = (true, Some("--strict")),
+            Long("ignore-missing") => {
+                (ignore_missing, manifest_only) = (true, Some("--ignore-missing"))
+            }
+            Short('z') | Long("zero") => (zero, manifest_only) = (true, Some("--zero")),
             Long("jobs") => jobs = Some(cli::count_value(parser, "--jobs", parallel::MAX_JOBS)?),
             Value(v) if file.is_none() => file = Some(v),
             _ => return Err(arg.unexpected().into()),
         }
+    }
+    if let (None, Some(flag)) = (&manifest, manifest_only) {
+        return Err(Error::usage(format!(
+            "{flag} is meaningful only with -c SHA256SUMS"
+        )));
     }
     let check = match (manifest, file, digest) {
         (Some(m), None, None) => Check::Manifest(m),
@@ -109,18 +157,25 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     };
     Ok(Some(Args {
         check,
-        quiet,
-        status,
+        verbosity,
+        strict,
+        ignore_missing,
+        zero,
         jobs,
     }))
 }
 
 pub fn run(args: Args) -> Result<()> {
     let jobs = args.jobs.unwrap_or_else(parallel::default_jobs);
+    let manifest = match &args.check {
+        Check::Manifest(path) => manifest_name(path.as_bytes()),
+        Check::One { .. } => String::new(),
+    };
     let mut checker = Checker {
         out: io::stdout().lock(),
-        quiet: args.quiet,
-        status: args.status,
+        verbosity: args.verbosity,
+        ignore_missing: args.ignore_missing,
+        manifest,
         tally: Tally::default(),
     };
     let result = match &args.check {
@@ -134,7 +189,9 @@ pub fn run(args: Args) -> Result<()> {
                 })?;
                 Box::new(BufReader::new(file))
             };
-            checker.entries(manifest::Reader::new(input), from_stdin, jobs)
+            let end = if args.zero { b'\0' } else { b'\n' };
+            let reader = manifest::Reader::with_end(input, end);
+            checker.entries(reader, from_stdin, jobs)
         }
         Check::One { file, digest } => {
             let reading = parallel::reading(jobs, 1);
@@ -150,30 +207,10 @@ pub fn run(args: Args) -> Result<()> {
         }
         Err(e) => return Err(Error::local("cannot write to stdout", e)),
     }
-    let tally = &checker.tally;
-    if let Check::Manifest(path) = &args.check {
-        if tally.read_error {
-            return Err(Error::Other(format!(
-                "{}: read error",
-                manifest_name(path.as_bytes())
-            )));
-        }
-        if tally.entries == 0 {
-            return Err(Error::Other(format!(
-                "{}: no properly formatted checksum lines found",
-                manifest_name(path.as_bytes())
-            )));
-        }
-        if !args.status {
-            for warning in tally.warnings() {
-                eprintln!("tcpfetch: WARNING: {warning}");
-            }
-        }
+    match &args.check {
+        Check::Manifest(_) => checker.conclude(args.strict),
+        Check::One { .. } => checker.tally.integrity(),
     }
-    if tally.mismatched > 0 || tally.unreadable > 0 {
-        return Err(Error::Reported(ExitKind::Integrity));
-    }
-    Ok(())
 }
 
 /// What was seen so far.
@@ -183,6 +220,7 @@ struct Tally {
     malformed: u64,
     unreadable: u64,
     mismatched: u64,
+    matched: u64,
     /// The manifest itself could not be read to the end.
     read_error: bool,
 }
@@ -216,6 +254,14 @@ impl Tally {
         }
         out
     }
+
+    /// Exit 3 when some file did not match or could not be read.
+    fn integrity(&self) -> Result<()> {
+        if self.mismatched > 0 || self.unreadable > 0 {
+            return Err(Error::Reported(ExitKind::Integrity));
+        }
+        Ok(())
+    }
 }
 
 /// One file checked: its name, the digest it should have and what
@@ -231,10 +277,19 @@ fn check(name: Vec<u8>, want: Digest, reading: Reading) -> Outcome {
     Outcome { name, want, got }
 }
 
+/// What one manifest line comes to, reported in manifest order.
+enum Verdict {
+    Checked(Outcome),
+    /// The line with this number is not a checksum line.
+    Malformed(u64),
+}
+
 struct Checker<W> {
     out: W,
-    quiet: bool,
-    status: bool,
+    verbosity: Verbosity,
+    ignore_missing: bool,
+    /// The manifest as diagnostics name it.
+    manifest: String,
     tally: Tally,
 }
 
@@ -251,38 +306,57 @@ impl<W: Write> Checker<W> {
         let mut lines = Entries {
             reader,
             from_stdin,
-            tally: Tally::default(),
+            entries: 0,
+            read_error: false,
         };
-        let items = (&mut lines).map(|e| {
-            let name = e.name;
+        // A malformed line takes its place in the order too, so that its
+        // `-w` warning comes between the same verdicts as with one job.
+        let items = (&mut lines).map(|listed| match listed {
+            Listed::Malformed(number) => Job::Ready(Verdict::Malformed(number)),
             // A `-` entry reads standard input: done here, where the
             // manifest is walked, so several take its bytes in order.
-            if name == b"-" {
-                Job::Ready(check(name, e.digest, Reading::Plain))
-            } else {
-                Job::Run((name, e.digest))
+            Listed::Entry(e) if e.name == b"-" => {
+                Job::Ready(Verdict::Checked(check(e.name, e.digest, Reading::Plain)))
+            }
+            Listed::Entry(e) => Job::Run((e.name, e.digest)),
+        });
+        let work = |(name, want)| Verdict::Checked(check(name, want, Reading::Plain));
+        let result = parallel::ordered(jobs, items, work, |verdict| match verdict {
+            Verdict::Checked(outcome) => self.report(outcome),
+            Verdict::Malformed(number) => {
+                self.malformed(number);
+                Ok(())
             }
         });
-        let work = |(name, want)| check(name, want, Reading::Plain);
-        let result = parallel::ordered(jobs, items, work, |outcome| self.report(outcome));
-        let seen = lines.tally;
-        self.tally.entries = seen.entries;
-        self.tally.malformed = seen.malformed;
-        self.tally.read_error = seen.read_error;
+        self.tally.entries = lines.entries;
+        self.tally.read_error = lines.read_error;
         result
+    }
+
+    fn malformed(&mut self, number: u64) {
+        self.tally.malformed += 1;
+        if self.verbosity == Verbosity::Warn {
+            eprintln!(
+                "tcpfetch: {}: {number}: improperly formatted SHA256 checksum line",
+                self.manifest
+            );
+        }
     }
 
     /// Print the verdict line of one checked file.
     fn report(&mut self, outcome: Outcome) -> io::Result<()> {
         let Outcome { name, want, got } = outcome;
         let verdict = match got {
+            // Only a file that is not there, as coreutils' ENOENT test.
+            Err(e) if self.ignore_missing && e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
                 report_file_error(&name, &e);
                 self.tally.unreadable += 1;
                 "FAILED open or read"
             }
             Ok(got) if got == want => {
-                if self.quiet {
+                self.tally.matched += 1;
+                if self.verbosity == Verbosity::Quiet {
                     return Ok(());
                 }
                 "OK"
@@ -292,7 +366,7 @@ impl<W: Write> Checker<W> {
                 "FAILED"
             }
         };
-        if self.status {
+        if self.verbosity == Verbosity::Status {
             return Ok(());
         }
         // Only a newline would break the one-line-per-file output, so only
@@ -305,38 +379,78 @@ impl<W: Write> Checker<W> {
         }
         writeln!(self.out, ": {verdict}")
     }
+
+    /// The closing diagnostics of a manifest check and the exit status,
+    /// in `sha256sum -c`'s order: a manifest that could not be read or
+    /// held nothing to check, the warnings, then the status.
+    fn conclude(&self, strict: bool) -> Result<()> {
+        let tally = &self.tally;
+        if tally.read_error {
+            return Err(Error::Other(format!("{}: read error", self.manifest)));
+        }
+        if tally.entries == 0 {
+            return Err(Error::Other(format!(
+                "{}: no properly formatted checksum lines found",
+                self.manifest
+            )));
+        }
+        let nothing_verified = self.ignore_missing && tally.matched == 0;
+        if self.verbosity != Verbosity::Status {
+            for warning in tally.warnings() {
+                eprintln!("tcpfetch: WARNING: {warning}");
+            }
+            if nothing_verified {
+                eprintln!("tcpfetch: {}: no file was verified", self.manifest);
+            }
+        }
+        tally.integrity()?;
+        if nothing_verified || (strict && tally.malformed > 0) {
+            return Err(Error::Reported(ExitKind::Failure));
+        }
+        Ok(())
+    }
 }
 
-/// The entries of a manifest to check, counting on the way the lines that
-/// are not (`entries`, `malformed` and `read_error` of its tally).
+/// A manifest line that is not blank: an entry to check or the number of
+/// a line that is not a checksum line.
+enum Listed {
+    Entry(manifest::Entry),
+    Malformed(u64),
+}
+
+/// The lines of a manifest to check, counting on the way the entries and
+/// whether the manifest could be read to its end.
 struct Entries<R> {
     reader: manifest::Reader<R>,
     from_stdin: bool,
-    tally: Tally,
+    entries: u64,
+    read_error: bool,
 }
 
 impl<R: BufRead> Iterator for Entries<R> {
-    type Item = manifest::Entry;
+    type Item = Listed;
 
-    fn next(&mut self) -> Option<manifest::Entry> {
+    fn next(&mut self) -> Option<Listed> {
         loop {
-            let line = match self.reader.next_line() {
-                Ok(Some((_, line))) => line,
+            let (number, line) = match self.reader.next_line() {
+                Ok(Some(numbered)) => numbered,
                 Ok(None) => return None,
                 Err(_) => {
-                    self.tally.read_error = true;
+                    self.read_error = true;
                     return None;
                 }
             };
             match line {
                 Line::Blank => {}
                 // The manifest is stdin already; `-` cannot be checked too.
-                Line::Entry(e) if self.from_stdin && e.name == b"-" => self.tally.malformed += 1,
-                Line::Entry(e) => {
-                    self.tally.entries += 1;
-                    return Some(e);
+                Line::Entry(e) if self.from_stdin && e.name == b"-" => {
+                    return Some(Listed::Malformed(number))
                 }
-                Line::Malformed => self.tally.malformed += 1,
+                Line::Entry(e) => {
+                    self.entries += 1;
+                    return Some(Listed::Entry(e));
+                }
+                Line::Malformed => return Some(Listed::Malformed(number)),
             }
         }
     }
@@ -366,7 +480,7 @@ mod tests {
     fn parses_the_two_forms() {
         let a = parse_args(&["-c", "SUMS", "--quiet"]).unwrap();
         assert_eq!(a.check, Check::Manifest("SUMS".into()));
-        assert!(a.quiet && !a.status);
+        assert_eq!(a.verbosity, Verbosity::Quiet);
         let a = parse_args(&["f", "--sha256", EMPTY, "--status"]).unwrap();
         assert_eq!(
             a.check,
@@ -375,7 +489,34 @@ mod tests {
                 digest: hex::decode_digest(EMPTY).unwrap()
             }
         );
-        assert!(a.status);
+        assert_eq!(a.verbosity, Verbosity::Status);
+    }
+
+    #[test]
+    fn the_last_of_quiet_status_and_warn_counts() {
+        let rows: &[(&[&str], Verbosity)] = &[
+            (&[], Verbosity::Normal),
+            (&["--status", "-w"], Verbosity::Warn),
+            (&["-w", "--status"], Verbosity::Status),
+            (&["--warn", "--quiet"], Verbosity::Quiet),
+            (&["--quiet", "--status"], Verbosity::Status),
+        ];
+        for (flags, want) in rows {
+            let a = parse_args(&[&["-c", "S"], *flags].concat()).unwrap();
+            assert_eq!(a.verbosity, *want, "{flags:?}");
+        }
+        let a = parse_args(&["-c", "S", "--strict", "--ignore-missing", "-z"]).unwrap();
+        assert!(a.strict && a.ignore_missing && a.zero);
+    }
+
+    #[test]
+    fn manifest_flags_need_a_manifest() {
+        for flag in ["-w", "--strict", "--ignore-missing", "-z"] {
+            assert!(
+                parse_args(&["f", "--sha256", EMPTY, flag]).is_err(),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

@@ -518,6 +518,25 @@ mod tests {
     }
 
     #[test]
+    fn nul_ended_lines_keep_newlines_and_carriage_returns_in_names() {
+        let text = format!("{ABC}  a\nb\r\0\0bad\0{ABC} *c");
+        let mut r = Reader::with_end(text.as_bytes(), 0);
+        let mut seen = Vec::new();
+        while let Some(line) = r.next_line().unwrap() {
+            seen.push(line);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (1, entry(b"a\nb\r", false)),
+                (2, Line::Blank),
+                (3, Line::Malformed),
+                (4, entry(b"c", true)),
+            ]
+        );
+    }
+
+    #[test]
     fn read_all_collects_entries_and_counts_malformed() {
         let text = format!("{ABC}  a\nnope\n{ABC} *b\n");
         let (entries, malformed) = read_all(text.as_bytes()).unwrap();
