@@ -496,17 +496,20 @@ mod tests {
         assert_eq!(p.parse(format!("{ABC} *c").as_bytes()), entry(b"*c", false));
     }
 
-    #[test]
-    fn reader_numbers_lines_and_bounds_their_length() {
-        let long = "x".repeat(MAX_LINE + 10);
-        let text = format!("{ABC}  a\n\n{long}\n{ABC} *b\nbad");
-        let mut r = Reader::new(text.as_bytes());
+    fn every_line(mut r: Reader<&[u8]>) -> Vec<(u64, Line)> {
         let mut seen = Vec::new();
         while let Some(line) = r.next_line().unwrap() {
             seen.push(line);
         }
+        seen
+    }
+
+    #[test]
+    fn reader_numbers_lines_and_bounds_their_length() {
+        let long = "x".repeat(MAX_LINE + 10);
+        let text = format!("{ABC}  a\n\n{long}\n{ABC} *b\nbad");
         assert_eq!(
-            seen,
+            every_line(Reader::new(text.as_bytes())),
             vec![
                 (1, entry(b"a", false)),
                 (2, Line::Blank),
@@ -520,13 +523,8 @@ mod tests {
     #[test]
     fn nul_ended_lines_keep_newlines_and_carriage_returns_in_names() {
         let text = format!("{ABC}  a\nb\r\0\0bad\0{ABC} *c");
-        let mut r = Reader::with_end(text.as_bytes(), 0);
-        let mut seen = Vec::new();
-        while let Some(line) = r.next_line().unwrap() {
-            seen.push(line);
-        }
         assert_eq!(
-            seen,
+            every_line(Reader::with_end(text.as_bytes(), 0)),
             vec![
                 (1, entry(b"a\nb\r", false)),
                 (2, Line::Blank),
