@@ -347,6 +347,40 @@ fn verify_warn_numbers_lines_and_names_stdin_like_sha256sum_c() {
     );
 }
 
+/// With stdout and stderr in one pipe, the `-w` warnings, the errors of
+/// missing files and the verdicts interleave as `sha256sum -c -w` writes
+/// them, whatever `--jobs` hashes ahead.
+#[test]
+fn verify_warnings_interleave_with_verdicts_like_sha256sum_c() {
+    let t = Scratch::new("verify-interleave");
+    let mut manifest = Vec::new();
+    for i in 1..=40 {
+        let data = random_bytes(100 + i, i as u64);
+        let name = format!("f{i}");
+        t.write(&name, &data);
+        manifest.extend_from_slice(format!("{}  {name}\n", sha256_hex(&data)).as_bytes());
+        if i % 7 == 0 {
+            manifest.extend_from_slice(format!("bad {i}\n").as_bytes());
+        }
+        if i % 9 == 0 {
+            manifest.extend_from_slice(format!("{EMPTY}  missing {i}\n").as_bytes());
+        }
+    }
+    t.write("M", &manifest);
+    let merged = |program: &str, args: &str| {
+        let script = format!("\"$0\" {args} 2>&1");
+        run_program("sh", &t.path, &["-c", &script, program], b"")
+    };
+    let theirs = merged("sha256sum", "-c -w M");
+    let want = theirs.stdout().replace("sha256sum: ", "tcpfetch: ");
+    assert!(want.contains("M: 8: improperly"), "{theirs}");
+    for jobs in ["1", "4"] {
+        let ours = merged(BIN, &format!("verify -c M -w --jobs {jobs}"));
+        assert_eq!(ours.stdout(), want, "{ours}");
+        assert_eq!(ours.code(), 3);
+    }
+}
+
 /// `-z` reads the NUL-ended lines `sha256sum -z` (and `sum -z`) writes,
 /// names unescaped, and prints what `sha256sum -c` prints for the same
 /// entries in its newline form — `-w` line numbers, missing files and

@@ -1,10 +1,13 @@
 //! `SHA256SUMS` manifests, line by line, in the format of coreutils
 //! `sha256sum` (9.1, as checked on the build machine).
 //!
-//! A line is `HEX  NAME` (text mode) or `HEX *NAME` (binary mode). A name
-//! holding a backslash, a newline or a carriage return is written escaped
-//! (`\\`, `\n`, `\r`) and the whole line then starts with a backslash, so
-//! every entry stays on one line. When reading, we also accept what
+//! A line is `HEX  NAME` (text mode), `HEX *NAME` (binary mode) or
+//! `SHA256 (NAME) = HEX` (`--tag`). A name holding a backslash, a newline
+//! or a carriage return is written escaped (`\\`, `\n`, `\r`) and the whole
+//! line then starts with a backslash, so every entry stays on one line.
+//! Lines may end with NUL instead (`sha256sum -z`); their names are never
+//! escaped, and a reader of such lines keeps a CR before the end. When
+//! reading, we also accept what
 //! `sha256sum -c` accepts: the BSD tag form `SHA256 (NAME) = HEX`, leading
 //! blanks, upper-case hex, CRLF line ends, `#` comments and blank lines, and
 //! the "reversed BSD" form `HEX NAME` (one blank) — which, like coreutils,
