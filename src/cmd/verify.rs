@@ -40,7 +40,7 @@ Options:
   --ignore-missing  don't fail or report status for missing files
   --quiet           don't print OK for each file that matched
   --status          print nothing on stdout; the exit status tells
-  --strict          exit non-zero for improperly formatted checksum lines
+  --strict          exit 1 when a line is not a checksum line
   -w, --warn        warn about each improperly formatted checksum line
   -z, --zero        the manifest's lines end with NUL, names unescaped (as
                     'sum -z' and 'sha256sum -z' write them)
