@@ -103,7 +103,7 @@ fn sum_prints_what_sha256sum_prints() {
     assert_eq!(ours.code(), 0);
 }
 
-/// `--tag` and `-z`, alone and together, on every awkward name, stdin and
+/// `--tag`, `-b`, `-t` and `-z`, alone and together, on every awkward name, stdin and
 /// a missing file: what `sha256sum` prints with the same flags.
 #[test]
 fn sum_tag_and_zero_print_what_sha256sum_prints() {
@@ -112,6 +112,10 @@ fn sum_tag_and_zero_print_what_sha256sum_prints() {
     let files = [NAMES, &["-", "missing"]].concat();
     let rows: &[&[&str]] = &[
         &["--tag"],
+        &["-b"],
+        &["--binary", "--text"],
+        &["-t", "--tag"],
+        &["-b", "-z"],
         &["-z"],
         &["--zero"],
         &["--tag", "-z"],
@@ -521,6 +525,7 @@ fn verify_rejects_bad_arguments_as_usage_errors() {
         &["verify", "a", "b", "--sha256", EMPTY],
         &["verify", "--bogus"],
         &["sum", "--bogus"],
+        &["sum", "--tag", "-t"],
         &["sum", "--strict"],
         &["sum", "-w"],
         &["sum", "--ignore-missing"],

@@ -17,7 +17,7 @@ use crate::error::{Error, ExitKind, Result};
 use crate::util::cli;
 
 pub const USAGE: &str = "\
-Usage: tcpfetch sum [FILE...] [--tag] [-z] [--jobs N]
+Usage: tcpfetch sum [FILE...] [--tag | -b | -t] [-z] [--jobs N]
 
 Print the SHA-256 of each FILE in the format of coreutils 'sha256sum', so the
 output is a SHA256SUMS manifest ('tcpfetch verify -c' and 'sha256sum -c'
@@ -29,6 +29,9 @@ FILE is read on one thread while another hashes it (unless --jobs 1).
 Options:
   --tag         print BSD-style lines, 'SHA256 (NAME) = HEX', as
                 'sha256sum --tag' does
+  -b, --binary  mark each line binary, 'HEX *NAME' (the bytes hashed are the
+                same on POSIX)
+  -t, --text    mark each line text, 'HEX  NAME' (the default)
   -z, --zero    end each line with NUL, not newline, and write names as they
                 are, unescaped ('sha256sum -z'; 'verify -c -z' reads it)
   --jobs N      hash N files at once (default: the number of cores; 1 reads
@@ -42,8 +45,7 @@ printed), 2 usage error.
 #[derive(Debug)]
 pub struct Args {
     pub files: Vec<OsString>,
-    /// `--tag`: BSD-style lines.
-    pub tag: bool,
+    pub form: Form,
     /// `-z`: lines end with NUL, names unescaped.
     pub zero: bool,
     /// `None`: one per core.
@@ -54,12 +56,17 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut files = Vec::new();
     let mut jobs = None;
     let (mut tag, mut zero) = (false, false);
+    // As in sha256sum: `--tag` implies binary, and a `-t` after it
+    // asks for what the tag form cannot say.
+    let mut binary = None;
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
         }
         match arg {
-            Long("tag") => tag = true,
+            Long("tag") => (tag, binary) = (true, Some(true)),
+            Short('b') | Long("binary") => binary = Some(true),
+            Short('t') | Long("text") => binary = Some(false),
             Short('z') | Long("zero") => zero = true,
             Long("jobs") => jobs = Some(cli::count_value(parser, "--jobs", parallel::MAX_JOBS)?),
             Value(v) => files.push(v),
@@ -69,9 +76,17 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     if files.is_empty() {
         files.push(OsString::from("-"));
     }
+    let form = match (tag, binary) {
+        (true, Some(false)) => {
+            return Err(Error::usage("--tag does not support --text mode"));
+        }
+        (true, _) => Form::Tag,
+        (false, Some(true)) => Form::Binary,
+        (false, _) => Form::Text,
+    };
     Ok(Some(Args {
         files,
-        tag,
+        form,
         zero,
         jobs,
     }))
@@ -87,12 +102,11 @@ pub fn run(args: Args) -> Result<()> {
         b"-" => Job::Ready(hash(b"-")),
         name => Job::Run(name),
     });
-    let form = if args.tag { Form::Tag } else { Form::Text };
     let end = if args.zero { b'\0' } else { b'\n' };
     let mut out = io::stdout().lock();
     let mut failed = false;
     let printed = parallel::ordered(jobs, items, hash, |(name, result)| match result {
-        Ok(digest) => out.write_all(&manifest::format_entry(&digest, &name, form, end)),
+        Ok(digest) => out.write_all(&manifest::format_entry(&digest, &name, args.form, end)),
         Err(e) => {
             failed = true;
             coreutils::report_file_error(&name, &e);
@@ -128,7 +142,19 @@ mod tests {
         assert_eq!(parse(&mut p).unwrap().unwrap().files, vec!["-"]);
         let mut p = lexopt::Parser::from_args(["-z", "--tag", "f"]);
         let a = parse(&mut p).unwrap().unwrap();
-        assert!(a.zero && a.tag && a.files == ["f"]);
+        assert!(a.zero && a.form == Form::Tag && a.files == ["f"]);
+        let rows: &[(&[&str], Option<Form>)] = &[
+            (&["-b"], Some(Form::Binary)),
+            (&["-b", "-t"], Some(Form::Text)),
+            (&["-t", "--tag"], Some(Form::Tag)),
+            (&["--tag", "-b"], Some(Form::Tag)),
+            (&["--tag", "-t"], None),
+        ];
+        for (flags, want) in rows {
+            let mut p = lexopt::Parser::from_args(flags.iter().copied());
+            let form = parse(&mut p).ok().flatten().map(|a| a.form);
+            assert_eq!(form, *want, "{flags:?}");
+        }
         let mut p = lexopt::Parser::from_args(["--bogus"]);
         assert!(parse(&mut p).is_err());
     }
