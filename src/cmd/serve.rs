@@ -24,7 +24,8 @@ Options:
   --listen ADDR          address to listen on (default 0.0.0.0:1236; port 0
                          picks a free port)
   --max-clients N        most connections served at once; more get 'ERR busy'
-                         (default 1024)
+                         (default 1024; lowered, with a note at start, to
+                         what the open-file limit leaves room for)
   --idle-timeout SECS    drop a client that sends or reads nothing for this
                          long, or takes longer to send one request (default 30)
   --hidden               also serve dotfiles and dot-directories
