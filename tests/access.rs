@@ -202,10 +202,11 @@ fn rewrite_answers(server: TcpStream, mut client: TcpStream) -> std::io::Result<
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        // The rest of the line (the mtime, the MAC) passes unchanged.
         let mut forged = format!("TCPFETCH/1 OK {size} {digest}");
-        if let Some(mac) = fields.get(4) {
+        for field in &fields[4..] {
             forged.push(' ');
-            forged.push_str(mac);
+            forged.push_str(field);
         }
         forged.push('\n');
         client.write_all(forged.as_bytes())?;
@@ -373,7 +374,7 @@ fn a_keyed_download_resumes_on_an_authenticated_connection() {
     let server = Server::start(&t.join("srv"), &["--key-file", &key]);
     tcpfetch(&t.path, &["get", &server.addr, "f.bin", "--key-file", &key]).expect_code(0);
     assert_eq!(std::fs::read(t.join("f.bin")).unwrap(), data);
-    let log = server.wait_for_log("\"GET 100000 f.bin\" ok");
+    let log = server.wait_for_log("\"GET +mtime 100000 f.bin\" ok");
     assert!(!log.contains("no authentication"), "{log}");
 }
 
@@ -402,6 +403,6 @@ fn sha256sums_with_a_key_takes_every_digest_from_a_maced_answer() {
     );
     run.expect_code(0);
     assert_eq!(run.stdout().lines().count(), 2, "{run}");
-    server.wait_for_log("\"GET 5 a.txt\" ok");
-    server.wait_for_log("\"GET 4 b.txt\" ok");
+    server.wait_for_log("\"GET +mtime 5 a.txt\" ok");
+    server.wait_for_log("\"GET +mtime 4 b.txt\" ok");
 }

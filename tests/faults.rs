@@ -148,8 +148,11 @@ fn relay(client: TcpStream, upstream: &str, fault: Option<Fault>) {
 }
 
 /// The length of `GET`'s status line for a file of `data`, LF included.
+/// `get` asks for the mtime: the line ends with a time of these years,
+/// ` <10 digits>.<9 digits>`.
 fn header_len(data: &[u8]) -> u64 {
-    format!("TCPFETCH/1 OK {} {}\n", data.len(), sha256_hex(data)).len() as u64
+    let mtime = " 1234567890.123456789";
+    format!("TCPFETCH/1 OK {} {}{mtime}\n", data.len(), sha256_hex(data)).len() as u64
 }
 
 /// The files in `dir`, sorted, for messages and "nothing was left" checks.
@@ -240,8 +243,12 @@ fn a_flipped_bit_anywhere_in_the_file_fails_with_3_and_leaves_nothing() {
     // A clean retry gets the file: no corrupt .part was kept to resume.
     tcpfetch(&dl, &["get", &server.addr, "x.bin"]).expect_code(0);
     assert_eq!(fs::read(dl.join("x.bin")).unwrap(), data);
-    server.wait_for_log("\"GET 0 x.bin\" ok 300000");
-    assert!(!server.log().contains("\"GET 1"));
+    server.wait_for_log("\"GET +mtime 0 x.bin\" ok 300000");
+    let log = server.log();
+    assert!(
+        !log.contains("\"GET 1") && !log.contains("\"GET +mtime 1"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -343,7 +350,7 @@ fn fifty_seeded_cuts_each_fail_keep_the_part_and_resume_only_the_rest() {
             )
             .unwrap();
         }
-        let header = format!("TCPFETCH/1 OK {size} {}\n", sha256_hex(&data)).len() as u64;
+        let header = header_len(&data);
         let stream = header + size - start;
         let cut = match i % 5 {
             0 => rng.below_u64(header), // inside the status line
@@ -367,7 +374,7 @@ fn fifty_seeded_cuts_each_fail_keep_the_part_and_resume_only_the_rest() {
         run.expect_code(0);
         assert!(run.stderr().contains("sha256 verified"), "{context}{run}");
         assert_eq!(fs::read(&path).unwrap(), data, "{context}");
-        let want = format!("\"GET {kept} x.bin\" ok {}", size - kept);
+        let want = format!("\"GET +mtime {kept} x.bin\" ok {}", size - kept);
         let log = wait_until(|| direct.log(), |l| l.matches("\"GET ").count() as u64 > i);
         let last = log.lines().rfind(|l| l.contains("\"GET "));
         assert!(
@@ -416,7 +423,7 @@ fn retries_survive_a_server_killed_mid_transfer_and_restarted() {
     let log = restarted.wait_for_log("\"GET ");
     let resumed = log
         .lines()
-        .find_map(|l| l.split("\"GET ").nth(1))
+        .find_map(|l| l.split("\"GET +mtime ").nth(1))
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse::<u64>().ok());
     assert!(
@@ -771,7 +778,7 @@ fn retries_get_past_a_stalled_server_and_resume() {
     assert_eq!(fs::read(t.join("dl/x.bin")).unwrap(), data);
     // The retry resumed exactly where the stalled transfer stopped: what
     // arrived before the silence was kept.
-    let want = "\"GET 100000 x.bin\" ok 200000";
+    let want = "\"GET +mtime 100000 x.bin\" ok 200000";
     let log = wait_until(|| server.log(), |l| l.contains(want));
     assert!(log.contains(want), "{log}");
 }

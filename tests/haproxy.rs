@@ -428,7 +428,7 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
     let resumed_from_offset = |line: &str| {
         line.split('"')
             .nth(1)
-            .and_then(|req| req.strip_prefix("GET ")?.strip_suffix(" big.bin"))
+            .and_then(|req| req.strip_prefix("GET +mtime ")?.strip_suffix(" big.bin"))
             .and_then(|offset| offset.parse::<u64>().ok())
             .is_some_and(|offset| offset > 0)
     };

@@ -79,7 +79,7 @@ fn get_all_resumes_a_partial_file() {
     let server = Server::start(&t.join("srv"), &[]);
     tcpfetch(&t.path, &["get", &server.addr, "--all", "-o", "mirror"]).expect_code(0);
     assert_eq!(std::fs::read(t.join("mirror/sub/b c.bin")).unwrap(), full);
-    server.wait_for_log("\"GET 100000 sub/b c.bin\" ok");
+    server.wait_for_log("\"GET +mtime 100000 sub/b c.bin\" ok");
 }
 
 #[test]

@@ -75,7 +75,7 @@ fn an_empty_or_missing_version_record_starts_over() {
         let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "x.bin"]);
         run.expect_code(0);
         assert!(run.stderr().contains("starting over"), "{run}");
-        server.wait_for_log("\"GET 0 x.bin\" ok 400000");
+        server.wait_for_log("\"GET +mtime 0 x.bin\" ok 400000");
         assert!(fs::read(t.join("dl/x.bin")).unwrap() == new, "{run}");
         assert!(!t.join("dl/x.bin.part.sha256").exists(), "{run}");
     }

@@ -638,16 +638,26 @@ fn a_cancelled_download_stops_keeps_its_part_and_resumes_later() {
     );
     assert!(!t.join("downloads/x.bin").exists());
 
-    // The next download of the file picks up where the cancel left it.
+    // The next download of the file picks up where the cancel left it,
+    // and keeps the server's modification time as `get` does.
+    let past = std::time::UNIX_EPOCH + Duration::new(1_000_000_000, 5);
+    let served = std::fs::File::options()
+        .write(true)
+        .open(t.join("served/x.bin"));
+    served.unwrap().set_modified(past).unwrap();
     let fast = Server::start(&t.join("served"), &[]);
     let form = format!("server={}&name=x.bin", encode(&fast.addr));
     let id = ui.post("/api/download", &form).job();
     let job = ui.wait_job(&id);
     assert!(job.body.contains("\"state\":\"ok\""), "{job:?}");
     assert_eq!(job_number(&job, "from"), kept, "{job:?}");
-    fast.wait_for_log(&format!("GET {kept} x.bin"));
+    fast.wait_for_log(&format!("GET +mtime {kept} x.bin"));
     assert_eq!(std::fs::read(t.join("downloads/x.bin")).unwrap(), data);
     assert!(!t.join("downloads/x.bin.part").exists());
+    let kept_time = std::fs::metadata(t.join("downloads/x.bin"))
+        .unwrap()
+        .modified();
+    assert_eq!(kept_time.unwrap(), past);
 }
 
 #[test]

@@ -272,6 +272,8 @@ impl Source for LegacySession {
         Ok(Header {
             size,
             digest: None,
+            // The old protocol has no modification times.
+            mtime: None,
             note: Some(format!("legacy server, file {number}")),
         })
     }

@@ -10,7 +10,7 @@ pub mod v1;
 
 pub use addr::{resolve, split_addr, Timeouts};
 pub use source::{Header, Listing, Source};
-pub use v1::Connection;
+pub use v1::{AskMtime, Connection};
 
 use crate::error::Result;
 use crate::proto::auth::Key;
@@ -21,6 +21,9 @@ use legacy::LegacySession;
 pub enum Protocol {
     V1 {
         key: Option<Key>,
+        /// Whether downloads ask for (and keep) the server's modification
+        /// times: `get --no-mtime` says no.
+        mtime: AskMtime,
     },
     /// The old Python tcp-server (`--legacy`).
     Legacy,
@@ -33,7 +36,10 @@ impl Protocol {
     pub fn from_flags(legacy: bool, key: Option<Key>) -> Protocol {
         match legacy {
             true => Protocol::Legacy,
-            false => Protocol::V1 { key },
+            false => Protocol::V1 {
+                key,
+                mtime: AskMtime::new(true),
+            },
         }
     }
 }
@@ -53,17 +59,21 @@ impl Peer {
         Peer {
             addr: addr.to_string(),
             timeouts,
-            protocol: Protocol::V1 { key: None },
+            protocol: Protocol::V1 {
+                key: None,
+                mtime: AskMtime::new(true),
+            },
         }
     }
 
     /// Connect (and authenticate, with a key).
     pub fn open(&self) -> Result<Box<dyn Source>> {
         Ok(match &self.protocol {
-            Protocol::V1 { key } => Box::new(Connection::open_with_key(
+            Protocol::V1 { key, mtime } => Box::new(Connection::open_with_key(
                 &self.addr,
                 self.timeouts,
                 key.as_ref(),
+                mtime,
             )?),
             Protocol::Legacy => Box::new(LegacySession::open(&self.addr, self.timeouts)?),
         })

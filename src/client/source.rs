@@ -20,6 +20,7 @@
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::proto::ListEntry;
@@ -31,6 +32,9 @@ pub struct Header {
     pub size: u64,
     /// The server's digest when it comes with the header (v1).
     pub digest: Option<Digest>,
+    /// The file's modification time on the server, when it told one (v1
+    /// `GET +mtime`); the download is given it.
+    pub mtime: Option<SystemTime>,
     /// What the summary line adds about where the file came from.
     pub note: Option<String>,
 }

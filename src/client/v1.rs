@@ -3,6 +3,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::client::addr::{connect, Timeouts};
 use crate::client::source::{Header, Listing, Pong, Source};
@@ -26,6 +28,29 @@ pub struct Connection {
     /// word is likely the old Python tcp-server, which does that (or dies)
     /// on a protocol v1 request.
     answered: bool,
+    /// Whether a `GET` asks for the modification time (`GET +mtime`).
+    ask_mtime: AskMtime,
+}
+
+/// Whether `GET` asks for modification times (`GET +mtime`). Clones share
+/// it, so every connection one command makes to a server learns at once
+/// that the server is older than the form: it turns it down once a run,
+/// not once a file.
+#[derive(Debug, Clone)]
+pub struct AskMtime(Arc<AtomicBool>);
+
+impl AskMtime {
+    pub fn new(ask: bool) -> AskMtime {
+        AskMtime(Arc::new(AtomicBool::new(ask)))
+    }
+
+    fn asks(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn stop(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Connection {
@@ -37,12 +62,20 @@ impl Connection {
             peer,
             session: None,
             answered: false,
+            ask_mtime: AskMtime::new(true),
         })
     }
 
-    /// Connect, and with a key run the handshake before anything else.
-    pub fn open_with_key(addr: &str, timeouts: Timeouts, key: Option<&Key>) -> Result<Connection> {
+    /// Connect, and with a key run the handshake before anything else;
+    /// `GET` asks for modification times as `ask_mtime` says.
+    pub fn open_with_key(
+        addr: &str,
+        timeouts: Timeouts,
+        key: Option<&Key>,
+        ask_mtime: &AskMtime,
+    ) -> Result<Connection> {
         let mut conn = Connection::open(addr, timeouts)?;
+        conn.ask_mtime = ask_mtime.clone();
         if let Some(key) = key {
             conn.authenticate(key)?;
         }
@@ -116,6 +149,12 @@ impl Connection {
 
     /// Send `GET offset name` and read the header. On success exactly
     /// `size - offset` bytes follow: read them with [`Source::body`].
+    ///
+    /// The request asks for the modification time (`GET +mtime`). A server
+    /// older than that form answers `bad-request`: the plain `GET` follows,
+    /// and no connection sharing this one's [`AskMtime`] asks again. (A
+    /// plain `GET` refused as well was refused for another reason, and the
+    /// server may still know the form.)
     pub fn request_file(&mut self, name: &str, offset: u64) -> Result<FileHeader> {
         // A name with a line feed would smuggle a second request onto the
         // wire; one the server must refuse is better caught here.
@@ -125,14 +164,37 @@ impl Connection {
                 proto::printable(name.as_bytes())
             ))
         })?;
+        let with_option = Request::Get {
+            offset,
+            name: name.to_string(),
+            mtime: true,
+        };
+        // The longest names fit a line only without the option.
+        let ask = self.ask_mtime.asks() && with_option.encode().len() <= MAX_LINE + 1;
+        match self.get(name, offset, ask) {
+            Err(Error::Remote {
+                code: proto::ErrorCode::BadRequest,
+                ..
+            }) if ask => {
+                let header = self.get(name, offset, false)?;
+                self.ask_mtime.stop();
+                Ok(header)
+            }
+            other => other,
+        }
+    }
+
+    /// One `GET` (`+mtime` if `mtime`) and its header, its MAC checked.
+    fn get(&mut self, name: &str, offset: u64, mtime: bool) -> Result<FileHeader> {
         self.send(&Request::Get {
             offset,
             name: name.to_string(),
+            mtime,
         })?;
         let number = self.session.as_mut().map(Session::next_request);
-        let (header, mac) = FileHeader::parse_with_mac(&self.read_status()?)?;
+        let (header, mac) = FileHeader::parse_with_mac(&self.read_status()?, mtime)?;
         if let (Some(session), Some(number)) = (&self.session, number) {
-            let want = session.get_mac(number, name, offset, header.size, &header.digest);
+            let want = session.get_mac(number, name, offset, &header);
             if !mac.is_some_and(|m| auth::same_mac(&m, &want)) {
                 return Err(Error::Integrity(
                     "the server's answer does not carry a valid MAC for this session: the size and digest were not sent by a server holding the key".into(),
@@ -232,6 +294,7 @@ impl Source for Connection {
         Ok(Header {
             size: header.size,
             digest: Some(header.digest),
+            mtime: header.mtime.known(),
             note: None,
         })
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use crate::client::{Peer, Protocol, Timeouts};
+use crate::client::{AskMtime, Peer, Protocol, Timeouts};
 use crate::cmd::pick;
 use crate::error::{Error, Result};
 use crate::fetch::{self, backoff::Backoff, Mode, MAX_RETRY_WAIT};
@@ -57,6 +57,8 @@ Options:
   --no-fsync            do not flush each file to disk before it is renamed
                         into place: faster, but a power cut can leave PATH
                         empty or torn
+  --no-mtime            give each file the time it was downloaded, not the
+                        server's modification time (kept by default)
   -q, --quiet           no progress line and no summary
   --legacy              speak the old Python tcp-server protocol; NAME is
                         the file's number there (1, 2, ...) or its name
@@ -112,6 +114,7 @@ struct Flags {
     allow_unlisted: bool,
     hidden: bool,
     no_fsync: bool,
+    no_mtime: bool,
 }
 
 pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
@@ -142,6 +145,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("allow-unlisted") => f.allow_unlisted = true,
             Long("hidden") => f.hidden = true,
             Long("no-fsync") => f.no_fsync = true,
+            Long("no-mtime") => f.no_mtime = true,
             Value(v) => f.positional.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -181,7 +185,10 @@ fn check(f: Flags) -> Result<Args> {
         check_legacy(&f.key, f.all, f.limit_rate, f.retries, &names)?;
         Protocol::Legacy
     } else {
-        Protocol::V1 { key: f.key }
+        Protocol::V1 {
+            key: f.key,
+            mtime: AskMtime::new(!f.no_mtime),
+        }
     };
     Ok(Args {
         peer: Peer {

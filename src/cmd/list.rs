@@ -86,7 +86,7 @@ pub fn run(args: Args) -> Result<()> {
             // With a key only MACed answers count: LIST lines carry no
             // MAC, so every digest is asked for again with GET (no bytes
             // follow).
-            let authenticated = matches!(args.peer.protocol, Protocol::V1 { key: Some(_) });
+            let authenticated = matches!(args.peer.protocol, Protocol::V1 { key: Some(_), .. });
             return cli::print_bytes(&sha256sums(&mut *source, &entries, authenticated)?);
         }
         Listing::Files(entries) if args.json => json_lines(&entries),

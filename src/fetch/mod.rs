@@ -297,7 +297,7 @@ fn download(
         part.discard();
         return Err(suffix(e, "; nothing was saved"));
     }
-    part.commit()?;
+    part.commit(header.mtime)?;
     let saved = Saved {
         path: path.to_path_buf(),
         size: header.size,

@@ -6,9 +6,10 @@
 //! the second is refused. Next to it a one-line `PATH.part.sha256` records
 //! which version of the server's file the bytes belong to, so a resume never
 //! splices two versions; no record (or an empty one) means start over.
-//! [`Part::commit`] renames the verified bytes into place; [`Part::discard`]
-//! removes both files. The lock lives as long as the `Part` and goes with
-//! the file when it is renamed.
+//! [`Part::commit`] gives the verified bytes the server's modification time
+//! and renames them into place; [`Part::discard`] removes both files. The
+//! lock lives as long as the `Part` and goes with the file when it is
+//! renamed.
 //!
 //! The staging files sit in directories other users may write to, so
 //! neither is ever opened through a symlink, and a `.part` that is not a
@@ -23,6 +24,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use sha2::Sha256;
 
@@ -159,10 +161,22 @@ impl Part {
         Ok(())
     }
 
-    /// The bytes are verified: rename them into place. Durable, the bytes
+    /// The bytes are verified: give them the server's modification time
+    /// (`mtime`, when known) and rename them into place. Durable, the bytes
     /// reach the disk before the rename, and the rename after it.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(self, mtime: Option<SystemTime>) -> Result<()> {
+        if let Some(mtime) = mtime {
+            // Set on the open file, before the rename: PATH never shows
+            // the download's own time, and no path is looked up again. A
+            // file system that keeps no such times loses only the time, as
+            // `cp -p` there would: the verified bytes still go in place.
+            let _ = self.file.set_modified(mtime);
+        }
         if self.durable {
+            // fdatasync need not flush the time just set, but the directory
+            // flush after the rename commits the journal it went into
+            // (ext4, xfs: the change to the inode is logged before the
+            // rename's), so the time survives a power cut as the bytes do.
             self.file.sync_data().map_err(|e| {
                 Error::local(
                     format!(
@@ -379,7 +393,7 @@ mod tests {
         part.record(&[7; 32]).unwrap();
         assert_eq!(part.recorded(), Some([7; 32]));
         assert_eq!(part.len(), 3);
-        part.commit().unwrap();
+        part.commit(None).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"abc");
         assert!(!dir.join("f.part").exists() && !dir.join("f.part.sha256").exists());
         let mut again = Part::open(&path, true).unwrap();
@@ -388,6 +402,20 @@ mod tests {
         assert_eq!(again.len(), 0);
         again.keep_or_discard();
         assert!(!dir.join("f.part").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn commit_gives_the_file_the_time_it_is_told() {
+        let dir = scratch("mtime");
+        let path = dir.join("f");
+        let when = std::time::UNIX_EPOCH + std::time::Duration::new(1_000_000_000, 123_456_789);
+        for durable in [true, false] {
+            let mut part = Part::open(&path, durable).unwrap();
+            part.write(b"abc").unwrap();
+            part.commit(Some(when)).unwrap();
+            assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), when);
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -4,19 +4,79 @@
 use super::error::{Message, ProtoError};
 use super::{check_name, encode_ok, parse_decimal, printable, MAX_LIST_ENTRIES};
 use crate::util::hex::{self, Digest};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The details of `GET`'s `OK`: the whole file's size and digest.
+/// The details of `GET`'s `OK`: the whole file's size and digest, and its
+/// modification time when the request asked for it (`GET +mtime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileHeader {
     pub size: u64,
     pub digest: Digest,
+    pub mtime: Mtime,
+}
+
+/// What a `GET` answer says of the file's modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mtime {
+    /// A plain `GET`: the answer has no such field (the old grammar).
+    NotAsked,
+    /// `GET +mtime`, and the server does not know it: `-`.
+    Unknown,
+    /// `GET +mtime`: `<seconds>.<nanoseconds>` since the Unix epoch.
+    At(SystemTime),
+}
+
+impl Mtime {
+    /// The field as it goes on the wire; `None` when there is no field.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            Mtime::NotAsked => None,
+            Mtime::At(time) => match time.duration_since(UNIX_EPOCH) {
+                Ok(since) => Some(format!("{}.{:09}", since.as_secs(), since.subsec_nanos())),
+                // Before 1970 does not fit the grammar: say "unknown".
+                Err(_) => Some("-".into()),
+            },
+            Mtime::Unknown => Some("-".into()),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Mtime> {
+        if text == "-" {
+            return Some(Mtime::Unknown);
+        }
+        let (secs, nanos) = text.split_once('.')?;
+        // One spelling per time: the MAC covers the field as re-encoded.
+        if secs.len() > 1 && secs.starts_with('0') {
+            return None;
+        }
+        let secs = parse_decimal(secs.as_bytes())?;
+        if nanos.len() != 9 {
+            return None;
+        }
+        let nanos = u32::try_from(parse_decimal(nanos.as_bytes())?).ok()?;
+        UNIX_EPOCH
+            .checked_add(Duration::new(secs, nanos))
+            .map(Mtime::At)
+    }
+
+    /// The time, when the server told one.
+    pub fn known(&self) -> Option<SystemTime> {
+        match self {
+            Mtime::At(time) => Some(*time),
+            Mtime::NotAsked | Mtime::Unknown => None,
+        }
+    }
 }
 
 impl FileHeader {
-    /// With a shared key the line carries a third field, the answer's MAC
-    /// (see `auth`); clients without a key ignore it.
+    /// `<size> <digest> [<mtime>] [<mac>]`: the mtime field only when the
+    /// request asked for it, the MAC only with a shared key (see `auth`).
     pub fn encode_with_mac(&self, mac: Option<&Digest>) -> Vec<u8> {
         let mut details = format!("{} {}", self.size, hex::encode(&self.digest));
+        if let Some(mtime) = self.mtime.field() {
+            details.push(' ');
+            details.push_str(&mtime);
+        }
         if let Some(mac) = mac {
             details.push(' ');
             details.push_str(&hex::encode(mac));
@@ -24,9 +84,13 @@ impl FileHeader {
         encode_ok(&details)
     }
 
-    /// Parse `<size> <digest> [<mac>]`; the MAC, when present, is returned
-    /// separately.
-    pub fn parse_with_mac(details: &str) -> Result<(FileHeader, Option<Digest>), ProtoError> {
+    /// Parse the answer to a plain `GET` (`<size> <digest> [<mac>]`) or,
+    /// `with_mtime`, to `GET +mtime` (`<size> <digest> [<mtime>] [<mac>]`);
+    /// the MAC, when present, is returned separately.
+    pub fn parse_with_mac(
+        details: &str,
+        with_mtime: bool,
+    ) -> Result<(FileHeader, Option<Digest>), ProtoError> {
         let bad = || ProtoError::malformed(Message::GetAnswer, details);
         let mut fields = details.split(' ');
         let size = fields
@@ -34,14 +98,30 @@ impl FileHeader {
             .and_then(|s| parse_decimal(s.as_bytes()))
             .ok_or_else(bad)?;
         let digest = fields.next().and_then(hex::decode_digest).ok_or_else(bad)?;
-        let mac = match fields.next() {
+        let mut next = fields.next();
+        // Asked for, the field may still be missing: a server that took the
+        // option for nothing answers as to a plain GET (its MAC, too, is
+        // then a plain GET's). A MAC is never taken for a time, nor `-`.
+        let mut mtime = Mtime::NotAsked;
+        if let Some(told) = next.filter(|_| with_mtime).and_then(Mtime::parse) {
+            mtime = told;
+            next = fields.next();
+        }
+        let mac = match next {
             Some(text) => Some(hex::decode_digest(text).ok_or_else(bad)?),
             None => None,
         };
         if fields.next().is_some() {
             return Err(bad());
         }
-        Ok((FileHeader { size, digest }, mac))
+        Ok((
+            FileHeader {
+                size,
+                digest,
+                mtime,
+            },
+            mac,
+        ))
     }
 }
 
@@ -99,10 +179,14 @@ mod tests {
         let header = FileHeader {
             size: 1 << 40,
             digest: [0xab; 32],
+            mtime: Mtime::NotAsked,
         };
         let wire = header.encode_with_mac(None);
         let details = parse_status(&wire[..wire.len() - 1]).unwrap();
-        assert_eq!(FileHeader::parse_with_mac(&details).unwrap().0, header);
+        assert_eq!(
+            FileHeader::parse_with_mac(&details, false).unwrap().0,
+            header
+        );
         for bad in [
             "",
             "12",
@@ -110,7 +194,65 @@ mod tests {
             "x abab",
             &format!("-1 {}", "a".repeat(64)),
         ] {
-            assert!(FileHeader::parse_with_mac(bad).is_err(), "{bad}");
+            assert!(FileHeader::parse_with_mac(bad, false).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_mtime_field_round_trips_and_only_when_asked() {
+        let at = UNIX_EPOCH + Duration::new(1_234_567_890, 5);
+        let mac = [0xcd; 32];
+        for mtime in [Mtime::At(at), Mtime::Unknown, Mtime::At(UNIX_EPOCH)] {
+            let header = FileHeader {
+                size: 7,
+                digest: [0xab; 32],
+                mtime,
+            };
+            for with_mac in [None, Some(&mac)] {
+                let wire = header.encode_with_mac(with_mac);
+                let details = parse_status(&wire[..wire.len() - 1]).unwrap();
+                let parsed = FileHeader::parse_with_mac(&details, true).unwrap();
+                assert_eq!(parsed, (header, with_mac.copied()));
+                // An old client (no mtime asked) rejects the extra field:
+                // why the server sends it only to `GET +mtime`.
+                if with_mac.is_none() {
+                    assert!(FileHeader::parse_with_mac(&details, false).is_err());
+                }
+            }
+        }
+        let digest = "ab".repeat(32);
+        let wire = FileHeader {
+            size: 7,
+            digest: [0xab; 32],
+            mtime: Mtime::At(at),
+        }
+        .encode_with_mac(None);
+        assert_eq!(
+            wire,
+            format!("TCPFETCH/1 OK 7 {digest} 1234567890.000000005\n").into_bytes()
+        );
+        let before_1970 = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(Mtime::At(before_1970).field().as_deref(), Some("-"));
+        for bad in [
+            "",
+            "1",
+            "1.5",
+            "1.0000000001",
+            "x.000000000",
+            "1.00000000x",
+            "-1.000000000",
+            "01.000000000",
+        ] {
+            let details = format!("7 {digest} {bad}");
+            assert!(FileHeader::parse_with_mac(&details, true).is_err(), "{bad}");
+        }
+        // A server that ignored the option: no time, and no error.
+        for (details, mac) in [
+            (format!("7 {digest}"), None),
+            (format!("7 {digest} {}", "cd".repeat(32)), Some(mac)),
+        ] {
+            let (header, got) = FileHeader::parse_with_mac(&details, true).unwrap();
+            assert_eq!((header.mtime, got), (Mtime::NotAsked, mac));
         }
     }
 

@@ -30,12 +30,21 @@
 //! with `mac = HMAC-SHA256(key, "tcpfetch/1 get" || client-nonce ||
 //! server-nonce || request-number || offset || size || digest || name)`,
 //! numbers as 8-byte big-endian, the request number counting requests on the
-//! connection from 0. The client rejects an answer whose MAC is wrong.
+//! connection from 0 (every request line counts, a refused one too). The
+//! client rejects an answer whose MAC is wrong.
+//!
+//! The answer to `GET +mtime` is `TCPFETCH/1 OK <size> <digest> <mtime>
+//! <mac>`, and its MAC covers the mtime too: `HMAC-SHA256(key,
+//! "tcpfetch/1 get+mtime" || client-nonce || server-nonce || request-number
+//! || offset || size || digest || mtime || " " || name)`, `mtime` being the
+//! field's text as sent (`<seconds>.<nanoseconds>` or `-`). The label keeps
+//! the two forms' MACs apart.
 //!
 //! Confidentiality is out of scope: bytes travel in clear.
 
 use sha2::{Digest as _, Sha256};
 
+use super::answer::FileHeader;
 use super::error::{Message, ProtoError};
 use super::{encode_ok, printable};
 use crate::util::hex::{self, Digest};
@@ -161,23 +170,28 @@ impl Session {
         number
     }
 
-    /// The MAC of the answer to `GET offset name`, request number `number`.
-    pub fn get_mac(
-        &self,
-        number: u64,
-        name: &str,
-        offset: u64,
-        size: u64,
-        digest: &Digest,
-    ) -> Digest {
+    /// The MAC of the answer `header` to `GET offset name`, request number
+    /// `number`. The answer to `GET +mtime` has its own label and covers the
+    /// mtime field too; a plain `GET`'s MAC is what it always was.
+    pub fn get_mac(&self, number: u64, name: &str, offset: u64, header: &FileHeader) -> Digest {
+        let mtime = header.mtime.field();
+        let (label, mtime): (&[u8], &[u8]) = match &mtime {
+            None => (b"tcpfetch/1 get", b""),
+            // The field never holds a space, so "field space name" reads
+            // back one way only.
+            Some(field) => (b"tcpfetch/1 get+mtime", field.as_bytes()),
+        };
+        let separator: &[u8] = if mtime.is_empty() { b"" } else { b" " };
         self.key.mac(&[
-            b"tcpfetch/1 get",
+            label,
             &self.client_nonce,
             &self.server_nonce,
             &number.to_be_bytes(),
             &offset.to_be_bytes(),
-            &size.to_be_bytes(),
-            digest,
+            &header.size.to_be_bytes(),
+            &header.digest,
+            mtime,
+            separator,
             name.as_bytes(),
         ])
     }
@@ -305,25 +319,56 @@ mod tests {
 
     #[test]
     fn get_macs_bind_every_field_and_the_request_number() {
+        use crate::proto::Mtime;
+        use std::time::{Duration, UNIX_EPOCH};
+        let h = |size, digest, mtime| FileHeader {
+            size,
+            digest,
+            mtime,
+        };
+        let plain = h(10, [5; 32], Mtime::NotAsked);
         let key = Key::from_bytes(vec![9; 40]).unwrap();
         let mut a = Session::new(key.clone(), [1; 32], [2; 32]);
         let mut b = Session::new(key.clone(), [1; 32], [2; 32]);
         let (na, nb) = (a.next_request(), b.next_request());
-        let first = a.get_mac(na, "f", 0, 10, &[5; 32]);
-        assert_eq!(first, b.get_mac(nb, "f", 0, 10, &[5; 32]));
+        let first = a.get_mac(na, "f", 0, &plain);
+        assert_eq!(first, b.get_mac(nb, "f", 0, &plain));
+        // A plain GET's MAC is the one older clients check: the fields in
+        // the module doc, nothing more.
+        let old = key.mac(&[
+            b"tcpfetch/1 get",
+            &[1; 32],
+            &[2; 32],
+            &0u64.to_be_bytes(),
+            &0u64.to_be_bytes(),
+            &10u64.to_be_bytes(),
+            &[5; 32],
+            b"f",
+        ]);
+        assert_eq!(first, old);
         // The same answer as request number 1 has another MAC: no replay.
         let n1 = a.next_request();
-        assert_ne!(first, a.get_mac(n1, "f", 0, 10, &[5; 32]));
+        assert_ne!(first, a.get_mac(n1, "f", 0, &plain));
         let other_session = Session::new(key, [1; 32], [3; 32]);
+        let at = |secs| Mtime::At(UNIX_EPOCH + Duration::from_secs(secs));
+        let with_mtime = a.get_mac(na, "f", 0, &h(10, [5; 32], at(1)));
         for variant in [
-            a.get_mac(na, "g", 0, 10, &[5; 32]),
-            a.get_mac(na, "f", 1, 10, &[5; 32]),
-            a.get_mac(na, "f", 0, 11, &[5; 32]),
-            a.get_mac(na, "f", 0, 10, &[6; 32]),
-            other_session.get_mac(na, "f", 0, 10, &[5; 32]),
+            a.get_mac(na, "g", 0, &plain),
+            a.get_mac(na, "f", 1, &plain),
+            a.get_mac(na, "f", 0, &h(11, [5; 32], Mtime::NotAsked)),
+            a.get_mac(na, "f", 0, &h(10, [6; 32], Mtime::NotAsked)),
+            other_session.get_mac(na, "f", 0, &plain),
+            with_mtime,
+            a.get_mac(na, "f", 0, &h(10, [5; 32], Mtime::Unknown)),
         ] {
             assert_ne!(variant, first);
         }
+        // The mtime is covered: another time, another MAC.
+        assert_ne!(with_mtime, a.get_mac(na, "f", 0, &h(10, [5; 32], at(2))));
+        assert_ne!(
+            with_mtime,
+            a.get_mac(na, "f", 0, &h(10, [5; 32], Mtime::Unknown))
+        );
     }
 
     #[test]

@@ -13,11 +13,15 @@
 //! PING
 //! LIST
 //! GET <offset> <name>
+//! GET +mtime <offset> <name>
 //! ```
 //!
 //! `<offset>` is a decimal byte offset (digits only, fits in 64 bits).
 //! `<name>` is the rest of the line: a relative path with `/` separators,
-//! UTF-8, spaces allowed, no control characters.
+//! UTF-8, spaces allowed, no control characters. `+mtime` is an option:
+//! the answer carries the file's modification time too. An option is `+`
+//! and a word (no offset starts so); one this server does not know is
+//! `bad-request`.
 //!
 //! # Responses
 //!
@@ -38,6 +42,29 @@
 //! - `GET <offset> <name>` → `TCPFETCH/1 OK <size> <sha256-hex>`: size and
 //!   digest of the *whole* file, then exactly `size - offset` raw bytes. An
 //!   offset past the end is `bad-request`.
+//! - `GET +mtime <offset> <name>` → `TCPFETCH/1 OK <size> <sha256-hex>
+//!   <mtime>`, then the bytes as above. `<mtime>` is the file's modification
+//!   time, `<seconds>.<nanoseconds>` since the Unix epoch (seconds decimal,
+//!   nanoseconds exactly 9 digits), or `-` when the server cannot tell (or
+//!   it is before 1970). With a key the MAC follows it (see [`auth`]).
+//!   Clients also take an answer without the field (a server that ignored
+//!   the option) as one without a time.
+//!
+//! # Compatibility of the modification time
+//!
+//! The first clients parse the `GET` answer as `<size> <digest> [<mac>]`
+//! and refuse anything more (a third field that is not a MAC, a fourth),
+//! so a server sends the mtime field only to a request that asked for it:
+//! a plain `GET` gets the answer it always got, byte for byte, MAC
+//! included. The other way, a server older than the option reads
+//! `GET +mtime 0 f` as a non-numeric offset and answers `bad-request`,
+//! keeping the connection; the client then sends the plain `GET` and does
+//! not ask that server again for the rest of the command (one extra round
+//! trip per run against an old server, none against a new one). A plain
+//! `GET` refused as well was refused for its own reason, and that error is
+//! the answer. A name so long that the option would push the request past
+//! 4096 bytes is asked for without it. Request numbers for the MAC count
+//! the refused line too, on both ends.
 //!
 //! After a complete response the server reads the next request on the same
 //! connection. It closes the connection on EOF, after the idle timeout, and
@@ -46,14 +73,14 @@
 //! # Transcript
 //!
 //! ```text
-//! $ printf 'PING\nLIST\nGET 0 hello.txt\nGET 6 hello.txt\nGET 0 ../etc/passwd\n' | nc -N 127.0.0.1 1236
+//! $ printf 'PING\nLIST\nGET 0 hello.txt\nGET +mtime 6 hello.txt\nGET 0 ../etc/passwd\n' | nc -N 127.0.0.1 1236
 //! TCPFETCH/1 OK tcpfetch 0.1.0
 //! TCPFETCH/1 OK 2
 //! 12 - hello.txt
 //! 3 - sub/a b.txt
 //! TCPFETCH/1 OK 12 a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447
 //! hello world
-//! TCPFETCH/1 OK 12 a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447
+//! TCPFETCH/1 OK 12 a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447 1700000000.123456789
 //! world
 //! TCPFETCH/1 ERR forbidden path leaves the served directory
 //! ```
@@ -65,7 +92,7 @@ pub mod legacy;
 mod line;
 pub mod sniff;
 
-pub use answer::{parse_list_count, FileHeader, ListEntry};
+pub use answer::{parse_list_count, FileHeader, ListEntry, Mtime};
 pub use error::{Message, ProtoError};
 pub use line::{read_line, LineError};
 
@@ -88,7 +115,13 @@ pub const MAX_LIST_ENTRIES: u64 = 10_000_000;
 pub enum Request {
     Ping,
     List,
-    Get { offset: u64, name: String },
+    /// `mtime`: the request asked for the file's modification time
+    /// (`GET +mtime <offset> <name>`).
+    Get {
+        offset: u64,
+        name: String,
+        mtime: bool,
+    },
 }
 
 impl Request {
@@ -103,6 +136,17 @@ impl Request {
         let Some(rest) = line.strip_prefix(b"GET ") else {
             return Err(unknown_command(line));
         };
+        // An option is '+' and a word, which no offset can be.
+        let (mtime, rest) = match rest {
+            [b'+', letter, ..] if letter.is_ascii_alphabetic() => {
+                let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+                if &rest[..end] != MTIME_OPTION {
+                    return Err("unknown GET option; the one known is +mtime".into());
+                }
+                (true, rest.get(end + 1..).unwrap_or_default())
+            }
+            _ => (false, rest),
+        };
         let space = rest
             .iter()
             .position(|&b| b == b' ')
@@ -113,6 +157,7 @@ impl Request {
         Ok(Request::Get {
             offset,
             name: name.to_string(),
+            mtime,
         })
     }
 
@@ -121,10 +166,20 @@ impl Request {
         match self {
             Request::Ping => b"PING\n".to_vec(),
             Request::List => b"LIST\n".to_vec(),
-            Request::Get { offset, name } => format!("GET {offset} {name}\n").into_bytes(),
+            Request::Get {
+                offset,
+                name,
+                mtime,
+            } => {
+                let option = if *mtime { "+mtime " } else { "" };
+                format!("GET {option}{offset} {name}\n").into_bytes()
+            }
         }
     }
 }
+
+/// The `GET` option that asks for the modification time.
+const MTIME_OPTION: &[u8] = b"+mtime";
 
 fn unknown_command(line: &[u8]) -> String {
     let word: Vec<u8> = line
@@ -303,14 +358,22 @@ pub(crate) mod tests {
             Request::Get {
                 offset: 0,
                 name: "a.txt".into(),
+                mtime: false,
             },
             Request::Get {
                 offset: u64::MAX,
                 name: "dir/ü n i c ö d e.bin".into(),
+                mtime: true,
             },
             Request::Get {
                 offset: 7,
                 name: " leading space".into(),
+                mtime: false,
+            },
+            Request::Get {
+                offset: 7,
+                name: "+mtime 3 x".into(),
+                mtime: true,
             },
         ];
         for req in cases {
@@ -340,6 +403,11 @@ pub(crate) mod tests {
             (b"GET 0 a\x00b", "control"),
             (b"GET 0 a\tb", "control"),
             (b"GET 0 \xff\xfe", "UTF-8"),
+            (b"GET +mtime", "GET needs"),
+            (b"GET +mtime a", "GET needs"),
+            (b"GET +mtime x a", "offset"),
+            (b"GET +mtime +mtime 0 a", "offset"),
+            (b"GET +size 0 a", "unknown GET option"),
         ];
         for (line, expected) in cases {
             let err = Request::parse(line).unwrap_err();
@@ -441,7 +509,8 @@ pub(crate) mod tests {
             for line in lines(&input, 64).into_iter().flatten().flatten() {
                 let _ = Request::parse(&line);
                 if let Ok(details) = parse_status(&line) {
-                    let _ = FileHeader::parse_with_mac(&details);
+                    let _ = FileHeader::parse_with_mac(&details, false);
+                    let _ = FileHeader::parse_with_mac(&details, true);
                     let _ = parse_list_count(&details);
                 }
                 let _ = ListEntry::parse(&line);

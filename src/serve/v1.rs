@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::digest::Rewritten;
 use crate::proto::auth::{self, Key, Session, Side};
-use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Request, MAX_LINE};
+use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Mtime, Request, MAX_LINE};
 use crate::serve::body;
 use crate::serve::files::FileKey;
 use crate::serve::listener::{close_gently, DeadlineReader, Handler, Refusal};
@@ -203,7 +203,11 @@ fn respond(
         Err(msg) => Err((ErrorCode::BadRequest, msg)),
         Ok(Request::Ping) => send(stream, &proto::encode_ok(&format!("tcpfetch {VERSION}"))),
         Ok(Request::List) => send_list(shared, stream),
-        Ok(Request::Get { offset, name }) => send_file(shared, stream, offset, &name, auth),
+        Ok(Request::Get {
+            offset,
+            name,
+            mtime,
+        }) => send_file(shared, stream, offset, &name, mtime, auth),
     };
     match result {
         Ok(Done { sent, due, .. }) if sent < due => (Next::Close, format!("aborted {sent}/{due}")),
@@ -279,6 +283,7 @@ fn send_file(
     stream: &TcpStream,
     offset: u64,
     name: &str,
+    with_mtime: bool,
     auth: Option<(&Session, u64)>,
 ) -> Sent {
     let open = shared.root.open(name).map_err(|r| (r.code, r.message))?;
@@ -304,8 +309,19 @@ fn send_file(
             format!("offset {offset} is past the end of the file ({size} bytes)"),
         ));
     }
-    let mac = auth.map(|(session, number)| session.get_mac(number, name, offset, size, &digest));
-    let header = FileHeader { size, digest }.encode_with_mac(mac.as_ref());
+    // Only a client that asked gets the mtime field: older ones reject it.
+    let mtime = match (with_mtime, open.meta.modified()) {
+        (false, _) => Mtime::NotAsked,
+        (true, Ok(time)) => Mtime::At(time),
+        (true, Err(_)) => Mtime::Unknown,
+    };
+    let header = FileHeader {
+        size,
+        digest,
+        mtime,
+    };
+    let mac = auth.map(|(session, number)| session.get_mac(number, name, offset, &header));
+    let header = header.encode_with_mac(mac.as_ref());
     let due = size - offset;
     let cut = |sent| Done {
         next: Next::Close,
