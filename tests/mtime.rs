@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use sha2::{Digest as _, Sha256};
+
 use common::{serve, sha256_hex, tcpfetch, Scratch, Server};
 
 /// 2001-09-09 01:46:40.123456789 UTC: long past, with nanoseconds.
@@ -183,8 +185,12 @@ fn a_client_that_does_not_ask_gets_the_old_answer() {
 /// A stand-in for a server older than `GET +mtime`: it speaks the v1
 /// grammar as released (`GET <offset> <name>` only, anything else a bad
 /// request, the connection kept), serves `files`, and records every
-/// request line.
-fn old_server(files: HashMap<String, Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
+/// request line. With `key` it runs the released key handshake first and
+/// MACs each answer as src/proto/auth.rs did, numbering every line.
+fn old_server(
+    files: HashMap<String, Vec<u8>>,
+    key: Option<Vec<u8>>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -201,19 +207,67 @@ fn old_server(files: HashMap<String, Vec<u8>>) -> (String, Arc<Mutex<Vec<String>
             stream
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
-            answer_old_style(&stream, &files, &log);
+            answer_old_style(&stream, &files, key.as_deref(), &log);
         }
     });
     (addr, seen)
 }
 
+/// HMAC-SHA256 of the concatenated `parts`, for a key of at most 64 bytes.
+fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let pad = |byte: u8| {
+        let mut block = [byte; 64];
+        block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+        block
+    };
+    let mut inner = Sha256::new();
+    inner.update(pad(0x36));
+    parts.iter().for_each(|part| inner.update(part));
+    let mut outer = Sha256::new();
+    outer.update(pad(0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The released handshake's server half; the two nonces.
+fn old_handshake(reader: &mut impl BufRead, stream: &TcpStream, key: &[u8]) -> [Vec<u8>; 2] {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let client = unhex(line.trim_end().strip_prefix("AUTH ").unwrap());
+    let server = vec![3u8; 32];
+    let proof = hmac(key, &[b"tcpfetch/1 server", &client, &server]);
+    let answer = format!("TCPFETCH/1 OK AUTH {} {}\n", hex(&server), hex(&proof));
+    (&*stream).write_all(answer.as_bytes()).unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("PROVE "), "{line:?}");
+    (&*stream)
+        .write_all(b"TCPFETCH/1 OK authenticated\n")
+        .unwrap();
+    [client, server]
+}
+
 fn answer_old_style(
     stream: &TcpStream,
     files: &HashMap<String, Vec<u8>>,
+    key: Option<&[u8]>,
     log: &Mutex<Vec<String>>,
 ) {
     let mut reader = BufReader::new(stream);
+    let nonces = key.map(|key| old_handshake(&mut reader, stream, key));
     let mut line = String::new();
+    let mut number = 0u64;
     while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
         let request = line.trim_end().to_string();
         line.clear();
@@ -223,20 +277,38 @@ fn answer_old_style(
             if offset.is_empty() || !offset.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            Some((offset.parse::<usize>().ok()?, name))
+            Some((offset.parse::<u64>().ok()?, name))
         });
         let answer = match get {
             None => b"TCPFETCH/1 ERR bad-request offset must be a decimal number\n".to_vec(),
             Some((offset, name)) => match files.get(name) {
                 None => b"TCPFETCH/1 ERR not-found no such file\n".to_vec(),
                 Some(data) => {
-                    let mut out =
-                        format!("TCPFETCH/1 OK {} {}\n", data.len(), sha256_hex(data)).into_bytes();
-                    out.extend_from_slice(&data[offset..]);
+                    let digest = sha256_hex(data);
+                    let mut header = format!("TCPFETCH/1 OK {} {digest}", data.len());
+                    if let (Some(key), Some([client, server])) = (key, &nonces) {
+                        let mac = hmac(
+                            key,
+                            &[
+                                b"tcpfetch/1 get",
+                                client,
+                                server,
+                                &number.to_be_bytes(),
+                                &offset.to_be_bytes(),
+                                &(data.len() as u64).to_be_bytes(),
+                                &unhex(&digest),
+                                name.as_bytes(),
+                            ],
+                        );
+                        header = format!("{header} {}", hex(&mac));
+                    }
+                    let mut out = format!("{header}\n").into_bytes();
+                    out.extend_from_slice(&data[offset as usize..]);
                     out
                 }
             },
         };
+        number += 1;
         if (&*stream).write_all(&answer).is_err() {
             return;
         }
@@ -251,7 +323,7 @@ fn this_client_still_downloads_from_a_server_without_mtimes() {
         ("b.txt".to_string(), common::random_bytes(50_000, 3)),
     ]
     .into();
-    let (addr, seen) = old_server(files.clone());
+    let (addr, seen) = old_server(files.clone(), None);
     let run = tcpfetch(&t.path, &["get", &addr, "a.txt", "b.txt"]);
     run.expect_code(0);
     for (name, data) in &files {
@@ -267,6 +339,26 @@ fn this_client_still_downloads_from_a_server_without_mtimes() {
         ["GET +mtime 0 a.txt", "GET 0 a.txt", "GET 0 b.txt"],
         "{run}"
     );
+}
+
+#[test]
+fn a_keyed_client_falls_back_in_step_with_an_old_keyed_server() {
+    // The refused `GET +mtime` counts as a request on both ends: the plain
+    // GET after it is number 1, and its MAC must check.
+    let t = Scratch::new("mtime-old-keyed");
+    let key = common::random_bytes(32, 9);
+    let key_path = t.write("key", &key);
+    fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
+    let data = common::random_bytes(20_000, 4);
+    let files = [("f.bin".to_string(), data.clone())].into();
+    let (addr, seen) = old_server(files, Some(key));
+    let key_path = key_path.to_str().unwrap();
+    let run = tcpfetch(&t.path, &["get", &addr, "f.bin", "--key-file", key_path]);
+    run.expect_code(0);
+    assert_eq!(fs::read(t.join("f.bin")).unwrap(), data);
+    assert!(recent(mtime(&t.join("f.bin"))));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, ["GET +mtime 0 f.bin", "GET 0 f.bin"], "{run}");
 }
 
 /// A relay to `upstream` that sets the mtime field of every `GET +mtime`
