@@ -403,6 +403,6 @@ fn sha256sums_with_a_key_takes_every_digest_from_a_maced_answer() {
     );
     run.expect_code(0);
     assert_eq!(run.stdout().lines().count(), 2, "{run}");
-    server.wait_for_log("\"GET +mtime 5 a.txt\" ok");
-    server.wait_for_log("\"GET +mtime 4 b.txt\" ok");
+    server.wait_for_log("\"GET 5 a.txt\" ok");
+    server.wait_for_log("\"GET 4 b.txt\" ok");
 }

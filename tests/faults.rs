@@ -148,10 +148,14 @@ fn relay(client: TcpStream, upstream: &str, fault: Option<Fault>) {
 }
 
 /// The length of `GET`'s status line for a file of `data`, LF included.
-/// `get` asks for the mtime: the line ends with a time of these years,
-/// ` <10 digits>.<9 digits>`.
-fn header_len(data: &[u8]) -> u64 {
-    let mtime = " 1234567890.123456789";
+/// `get` asks for the mtime (`bench` does not): the line then ends with a
+/// time of these years, ` <10 digits>.<9 digits>`.
+fn header_len(data: &[u8], with_mtime: bool) -> u64 {
+    let mtime = if with_mtime {
+        " 1234567890.123456789"
+    } else {
+        ""
+    };
     format!("TCPFETCH/1 OK {} {}{mtime}\n", data.len(), sha256_hex(data)).len() as u64
 }
 
@@ -218,7 +222,7 @@ fn a_flipped_bit_anywhere_in_the_file_fails_with_3_and_leaves_nothing() {
     let (t, server) = serve("flip", &[("x.bin", &data)], &[]);
     let dl = t.join("dl");
     let mut rng = Rng::new(0xf11b);
-    let header = header_len(&data);
+    let header = header_len(&data, true);
     // The first byte, the last byte, and seeded ones between.
     let mut positions = vec![0, data.len() as u64 - 1];
     positions.extend((0..6).map(|_| rng.below_u64(data.len() as u64)));
@@ -255,7 +259,7 @@ fn a_flipped_bit_anywhere_in_the_file_fails_with_3_and_leaves_nothing() {
 fn a_flipped_bit_is_counted_corrupt_by_bench() {
     let data = random_bytes(100_000, 32);
     let (t, server) = serve("flip-bench", &[("x.bin", &data)], &[]);
-    let at = header_len(&data) + 54_321;
+    let at = header_len(&data, false) + 54_321;
     let proxy = Proxy::start(&server.addr, Fault::Flip { at, mask: 0x10 });
     let run = tcpfetch(
         &t.path,
@@ -350,7 +354,7 @@ fn fifty_seeded_cuts_each_fail_keep_the_part_and_resume_only_the_rest() {
             )
             .unwrap();
         }
-        let header = header_len(&data);
+        let header = header_len(&data, true);
         let stream = header + size - start;
         let cut = match i % 5 {
             0 => rng.below_u64(header), // inside the status line
@@ -668,7 +672,7 @@ fn a_file_truncated_while_sent_at_full_speed_ends_the_body() {
 fn an_integrity_failure_is_never_retried() {
     let data = random_bytes(100_000, 47);
     let (t, server) = serve("no-retry-flip", &[("x.bin", &data)], &[]);
-    let at = header_len(&data) + 777;
+    let at = header_len(&data, true) + 777;
     let proxy = Proxy::start(&server.addr, Fault::Flip { at, mask: 1 });
     let args = [
         "get",
@@ -725,7 +729,7 @@ fn a_retried_download_to_stdout_never_repeats_bytes() {
     // from the start would hand the reader a prefix twice and exit 0.
     let data = random_bytes(400_000, 49);
     let (t, server) = serve("stdout-retry", &[("x.bin", &data)], &[]);
-    let cut = header_len(&data) + 200_000;
+    let cut = header_len(&data, true) + 200_000;
     let proxy = Proxy::start_first(&server.addr, Fault::Cut { at: cut }, 1);
     let args = [
         "get",
@@ -759,7 +763,7 @@ fn a_retried_download_to_stdout_never_repeats_bytes() {
 fn retries_get_past_a_stalled_server_and_resume() {
     let data = random_bytes(300_000, 50);
     let (t, server) = serve("stall-retry", &[("x.bin", &data)], &[]);
-    let at = header_len(&data) + 100_000;
+    let at = header_len(&data, true) + 100_000;
     let proxy = Proxy::start_first(&server.addr, Fault::Stall { at }, 1);
     let args = [
         "get",

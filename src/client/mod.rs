@@ -36,9 +36,11 @@ impl Protocol {
     pub fn from_flags(legacy: bool, key: Option<Key>) -> Protocol {
         match legacy {
             true => Protocol::Legacy,
+            // ping, list and bench keep no file's time: their GETs (list
+            // --sha256sums, bench's load) stay the plain ones.
             false => Protocol::V1 {
                 key,
-                mtime: AskMtime::new(true),
+                mtime: AskMtime::new(false),
             },
         }
     }
