@@ -485,33 +485,78 @@ fn only_load_tests_have_a_log() {
     assert_eq!(ui.get(&format!("/api/jobs/{id}/log.jsonl")).status, 404);
 }
 
-/// Wait until the accept loop has taken the idle connections that fill
-/// every slot: it takes them in order, at its own pace on a loaded machine,
-/// and a page served meanwhile frees its slot again.
-fn wait_for_503(ui: &Ui) {
+/// Take every one of the ui's 64 slots with a silent connection, and wait
+/// for proof that the ui holds them all.
+///
+/// Connecting 64 times and then probing is not enough: on a loaded machine
+/// the kernel may queue a later connection (a probe) for `accept` before an
+/// earlier one, and a probe served meanwhile holds a slot while the late
+/// connection is turned away; a slot then frees under the test. So: first
+/// wait until no earlier connection (the page `Ui::start` fetched) is open
+/// on the ui's side, then connect, then wait until the ui has accepted all
+/// 64 (`/proc/net/tcp`: a connection still in the accept queue has no
+/// inode; one turned away is shut down, no longer established).
+fn fill_every_slot(ui: &Ui) -> Vec<TcpStream> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let reply = ui.get("/");
-        if reply.status == 503 {
-            return;
-        }
-        assert_eq!(reply.status, 200, "{reply:?}");
+    while !server_side(ui).is_empty() {
         assert!(
             Instant::now() < deadline,
-            "64 idle connections held, and still no 503"
+            "the page's connection never closed"
         );
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(Duration::from_millis(20));
     }
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(&ui.addr).unwrap())
+        .collect();
+    loop {
+        let sockets = server_side(ui);
+        let held = sockets.iter().filter(|s| s.established).count();
+        if held == 64 {
+            return idle;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ui holds {held} of 64 idle connections: {sockets:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A connection the ui has accepted (it has an inode), from /proc/net/tcp.
+#[derive(Debug)]
+struct Accepted {
+    established: bool,
+}
+
+/// The connections the ui has accepted and not yet closed (the listening
+/// socket left out).
+fn server_side(ui: &Ui) -> Vec<Accepted> {
+    let port = ui.addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 9 && f[1] == local && f[3] != "0A" && f[9] != "0")
+        .map(|f| Accepted {
+            established: f[3] == "01",
+        })
+        .collect()
+}
+
+/// Probe with a page: it must be turned away with a 503.
+fn assert_503(ui: &Ui) {
+    let reply = ui.get("/");
+    assert_eq!(reply.status, 503, "64 idle connections held: {reply:?}");
 }
 
 #[test]
 fn connections_beyond_the_cap_are_answered_503() {
     let t = Scratch::new("ui-cap");
     let ui = Ui::start(&t.path, &[]);
-    let idle: Vec<TcpStream> = (0..64)
-        .map(|_| TcpStream::connect(&ui.addr).unwrap())
-        .collect();
-    wait_for_503(&ui);
+    let idle = fill_every_slot(&ui);
+    assert_503(&ui);
     drop(idle);
     let deadline = Instant::now() + Duration::from_secs(10);
     while ui.get("/").status != 200 {
@@ -527,16 +572,20 @@ fn connections_beyond_the_cap_are_answered_503() {
 fn a_refused_client_sends_its_whole_request_and_reads_the_503() {
     let t = Scratch::new("ui-cap-drain");
     let ui = Ui::start(&t.path, &[]);
-    let idle: Vec<TcpStream> = (0..64)
-        .map(|_| TcpStream::connect(&ui.addr).unwrap())
-        .collect();
-    wait_for_503(&ui);
+    let idle = fill_every_slot(&ui);
+    assert_503(&ui);
     let body = vec![b'x'; 64 * 1024];
     let mut s = TcpStream::connect(&ui.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // Let the refusal land first, as it does for any client slower than
-    // the accept loop.
-    thread::sleep(Duration::from_millis(100));
+    // the accept loop: it is written at once, before we send.
+    let mut head = [0u8; 12];
+    let seen = s.peek(&mut head).expect("the refusal arrives");
+    assert!(
+        head[..seen].starts_with(b"HTTP/1.1 503"),
+        "{:?}",
+        &head[..seen]
+    );
     let head = format!(
         "POST /api/ping HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
         ui.addr,
