@@ -174,6 +174,28 @@ impl Haproxy {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Poll (at most `limit`) until backend `index` (0 for s1) has at least
+    /// `count` sessions open.
+    fn wait_sessions(&self, index: usize, count: u32, limit: Duration) {
+        let name = format!("s{}", index + 1);
+        let deadline = Instant::now() + limit;
+        loop {
+            let servers = self.servers();
+            let open = servers
+                .iter()
+                .find(|s| s.name == name)
+                .map_or(0, |s| s.sessions);
+            if open >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never had {count} sessions: {open}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The index (0 for s1) of the one backend with a session open, when
     /// one download is all that runs.
     fn only_busy_backend(&self) -> usize {
@@ -304,10 +326,12 @@ fn health_checks_pass_on_every_backend_and_stay_out_of_its_access_log() {
         &t,
         [&backends[0].addr, &backends[1].addr, &backends[2].addr],
     );
-    // Checks run every 500 ms: let a few more go by.
-    thread::sleep(Duration::from_millis(1200));
+    // Wait for a passed check on each rather than a fixed time: a check
+    // has 1 s to answer, which a loaded machine can miss once (L7TOUT),
+    // and the next one (500 ms later) passes.
     for server in ["s1", "s2", "s3"] {
-        assert_eq!(proxy.status(server), "UP L7OK", "{}", proxy.log());
+        let status = proxy.wait_status(server, "UP L7OK", Duration::from_secs(30));
+        assert_eq!(status, "UP L7OK", "{server}: {}", proxy.log());
     }
     for b in &backends {
         assert_eq!(b.log(), "", "health checks must not be logged");
@@ -398,25 +422,26 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
             ],
         )
     });
-    thread::sleep(Duration::from_millis(1000));
-    let got = std::fs::metadata(&part).map_or(0, |m| m.len());
-    assert!(got < big.len() as u64, "the get finished before the kill");
+    // Kill once the bench has a request on the victim too (the get is its
+    // first session), so that the kill cuts one of each.
+    proxy.wait_sessions(victim, 2, Duration::from_secs(30));
+    assert!(part.exists(), "the get finished before the kill");
     backends[victim].kill();
     let name = format!("s{}", victim + 1);
 
-    let status = proxy.wait_status(&name, "DOWN", Duration::from_secs(10));
+    let status = proxy.wait_status(&name, "DOWN", Duration::from_secs(30));
     assert!(
         status.starts_with("DOWN"),
         "{name}: {status}\n{}",
         proxy.log()
     );
-    assert!(
-        proxy
-            .log()
-            .contains(&format!("Server tcpfetch/{name} is DOWN")),
-        "{}",
-        proxy.log()
-    );
+    // HAProxy logs the change right after it shows it.
+    let down = format!("Server tcpfetch/{name} is DOWN");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proxy.log().contains(&down) {
+        assert!(Instant::now() < deadline, "{}", proxy.log());
+        thread::sleep(Duration::from_millis(50));
+    }
 
     let get = get.join().unwrap();
     get.expect_code(0);
@@ -432,7 +457,7 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
             .and_then(|offset| offset.parse::<u64>().ok())
             .is_some_and(|offset| offset > 0)
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !backends
         .iter()
         .any(|b| b.log().lines().any(resumed_from_offset))
