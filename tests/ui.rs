@@ -54,7 +54,8 @@ impl Ui {
     }
 
     fn send(&self, raw: &[u8]) -> Reply {
-        Reply::parse(&exchange(&self.addr, raw, Duration::from_secs(10)))
+        // The ui closes after each answer: the limit only stops a hang.
+        Reply::parse(&exchange(&self.addr, raw, Duration::from_secs(60)))
     }
 
     fn get(&self, path: &str) -> Reply {
