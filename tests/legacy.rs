@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -557,9 +557,11 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
     let t = Scratch::new("legacy-lock");
     let data = random_bytes(3 << 20, 61);
     t.write("srv/big.bin", &data);
+    // 1 MiB/s: the first get runs about 3 s, time for the second to start
+    // even on a loaded machine.
     let mut server = Server::start(
         &t.join("srv"),
-        &["--max-rate", "2M", "--legacy-listen", "127.0.0.1:0"],
+        &["--max-rate", "1M", "--legacy-listen", "127.0.0.1:0"],
     );
     let legacy = server.legacy_addr();
     let first = Command::new(BIN)
@@ -567,11 +569,11 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
         .current_dir(&t.path)
         .spawn()
         .unwrap();
-    // Wait until the first one has begun writing its .part.
-    for _ in 0..200 {
-        if std::fs::metadata(t.join("big.bin.part")).is_ok_and(|m| m.len() > 0) {
-            break;
-        }
+    // Wait until the first one has begun writing its .part (2 s was not
+    // always enough on a loaded machine: the second get then ran alone).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::metadata(t.join("big.bin.part")).is_ok_and(|m| m.len() > 0) {
+        assert!(Instant::now() < deadline, "the first get never began");
         std::thread::sleep(Duration::from_millis(10));
     }
     let second = tcpfetch(&t.path, &["get", "--legacy", &legacy, "big.bin"]);
