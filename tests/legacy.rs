@@ -557,8 +557,7 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
     let t = Scratch::new("legacy-lock");
     let data = random_bytes(3 << 20, 61);
     t.write("srv/big.bin", &data);
-    // 1 MiB/s: the first get runs about 3 s, time for the second to start
-    // even on a loaded machine.
+    // Paced at 1 MiB/s, the first get is stopped well before its end.
     let mut server = Server::start(
         &t.join("srv"),
         &["--max-rate", "1M", "--legacy-listen", "127.0.0.1:0"],
@@ -569,14 +568,25 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
         .current_dir(&t.path)
         .spawn()
         .unwrap();
-    // Wait until the first one has begun writing its .part (2 s was not
-    // always enough on a loaded machine: the second get then ran alone).
+    // Wait until the first one has begun writing its .part, then stop it
+    // there (it keeps its lock) while the second tries: on a loaded
+    // machine the second could otherwise start after the first finished,
+    // and run alone.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::metadata(t.join("big.bin.part")).is_ok_and(|m| m.len() > 0) {
         assert!(Instant::now() < deadline, "the first get never began");
         std::thread::sleep(Duration::from_millis(10));
     }
+    let signal = |sig: &str| {
+        let sent = Command::new("sh")
+            .args(["-c", &format!("kill -{sig} {}", first.id())])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{sig}");
+    };
+    signal("STOP");
     let second = tcpfetch(&t.path, &["get", "--legacy", &legacy, "big.bin"]);
+    signal("CONT");
     second.expect_code(1);
     assert!(second.stderr().contains("in progress"), "{second}");
     let status = first.wait_with_output().unwrap().status;
