@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -292,28 +292,36 @@ fn an_overloaded_server_serves_some_and_turns_the_rest_away() {
 fn retries_get_through_once_the_load_goes() {
     let t = Scratch::new("bench-retry");
     t.write("srv/f.bin", &random_bytes(10_000, 8));
-    let server = Server::start(&t.join("srv"), &["--max-clients", "1", "-q"]);
-    let held = server.connect();
-    let releaser = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(300));
-        drop(held);
-    });
+    let server = Server::start(&t.join("srv"), &["--max-clients", "1"]);
+    // The one place is held (an answered PING proves it was accepted), and
+    // let go once the bench has been turned away: after a fixed 300 ms a
+    // bench slow to start on a loaded machine found the place free.
+    let mut held = server.connect();
+    held.write_all(b"PING\n").unwrap();
+    let mut pong = [0u8; 11];
+    held.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"TCPFETCH/1 ");
     let log = t.join("log.jsonl");
-    let run = tcpfetch(
-        &t.path,
-        &[
-            "bench",
-            &server.addr,
-            "f.bin",
-            "--clients",
-            "1",
-            "--retries",
-            "8",
-            "--log",
-            log.to_str().unwrap(),
-        ],
-    );
-    releaser.join().unwrap();
+    let run = thread::scope(|scope| {
+        scope.spawn(|| {
+            server.wait_for_log("busy (at --max-clients)");
+            drop(held);
+        });
+        tcpfetch(
+            &t.path,
+            &[
+                "bench",
+                &server.addr,
+                "f.bin",
+                "--clients",
+                "1",
+                "--retries",
+                "8",
+                "--log",
+                log.to_str().unwrap(),
+            ],
+        )
+    });
     run.expect_code(0);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(json_number(&text, "attempts") > 1.0, "{text}");

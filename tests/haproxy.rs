@@ -53,8 +53,15 @@ impl Haproxy {
     /// config's s1, s2, s3), and wait until each has had its first health
     /// check. The port is found by binding port 0 and letting it go, so
     /// another process may take it meanwhile: then try another one.
+    ///
+    /// HAProxy binds with SO_REUSEPORT by default, so two of them (two tests
+    /// at once, handed the same free port) would share the port and each
+    /// take some of the other's clients (`not-found` for files of the other
+    /// test). A second config file turns that off for the tests: the later
+    /// one then fails to bind and tries another port.
     fn start(t: &Scratch, backends: [&str; 3]) -> Haproxy {
         let haproxy = haproxy();
+        let exclusive = t.write("noreuseport.cfg", b"global\n    noreuseport\n");
         for attempt in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -70,7 +77,10 @@ impl Haproxy {
             ));
             let stderr_path = t.join(&format!("haproxy-{attempt}.log"));
             let child = Command::new(&haproxy)
-                .args(["-db", "-f", CONFIG])
+                .arg("-db")
+                .arg("-f")
+                .arg(&exclusive)
+                .args(["-f", CONFIG])
                 .env("TCPFETCH_LISTEN", &addr)
                 .env("TCPFETCH_STATS", &stats)
                 .env("TCPFETCH_S1", backends[0])
