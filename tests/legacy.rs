@@ -549,6 +549,16 @@ fn get_legacy_checks_a_carried_manifest() {
     .expect_code(2);
 }
 
+/// Send `sig` (STOP, CONT) to `child`, through sh's kill (std sends only
+/// SIGKILL).
+fn signal(child: &std::process::Child, sig: &str) {
+    let sent = Command::new("sh")
+        .args(["-c", &format!("kill -{sig} {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{sig}");
+}
+
 #[test]
 fn a_locked_part_refuses_a_concurrent_get_legacy() {
     // `get --legacy` stages its bytes in the same locked PATH.part as
@@ -563,30 +573,36 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
         &["--max-rate", "1M", "--legacy-listen", "127.0.0.1:0"],
     );
     let legacy = server.legacy_addr();
-    let first = Command::new(BIN)
-        .args(["get", &server.addr, "big.bin", "-q"])
-        .current_dir(&t.path)
-        .spawn()
-        .unwrap();
-    // Wait until the first one has begun writing its .part, then stop it
-    // there (it keeps its lock) while the second tries: on a loaded
-    // machine the second could otherwise start after the first finished,
-    // and run alone.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::metadata(t.join("big.bin.part")).is_ok_and(|m| m.len() > 0) {
-        assert!(Instant::now() < deadline, "the first get never began");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let signal = |sig: &str| {
-        let sent = Command::new("sh")
-            .args(["-c", &format!("kill -{sig} {}", first.id())])
-            .status()
+    let part = t.join("big.bin.part");
+    // Start the first get, wait until it writes its .part, and stop it
+    // there (it keeps its lock) while the second tries. A loaded machine
+    // can take seconds to deliver the stop, and the first may have
+    // finished by then: its .part is gone, and the scene is set again.
+    let mut first = None;
+    for _ in 0..5 {
+        let _ = std::fs::remove_file(t.join("big.bin"));
+        let get = Command::new(BIN)
+            .args(["get", &server.addr, "big.bin", "-q"])
+            .current_dir(&t.path)
+            .spawn()
             .unwrap();
-        assert!(sent.success(), "kill -{sig}");
-    };
-    signal("STOP");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
+            assert!(Instant::now() < deadline, "the first get never began");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        signal(&get, "STOP");
+        if part.exists() {
+            first = Some(get);
+            break;
+        }
+        // Done, or about to be: let it go and reap it.
+        signal(&get, "CONT");
+        assert!(get.wait_with_output().unwrap().status.success());
+    }
+    let first = first.expect("the first get always ended before it could be stopped");
     let second = tcpfetch(&t.path, &["get", "--legacy", &legacy, "big.bin"]);
-    signal("CONT");
+    signal(&first, "CONT");
     second.expect_code(1);
     assert!(second.stderr().contains("in progress"), "{second}");
     let status = first.wait_with_output().unwrap().status;
