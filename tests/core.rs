@@ -779,20 +779,12 @@ fn two_downloads_to_one_path_never_mix_their_bytes() {
     let t = Scratch::new("same-path");
     let data = random_bytes(3 << 20, 21);
     t.write("srv/big.bin", &data);
-    let server = Server::start(&t.join("srv"), &["--max-rate", "2M"]);
-    let first = std::process::Command::new(BIN)
-        .args(["get", &server.addr, "big.bin", "-q"])
-        .current_dir(&t.path)
-        .spawn()
-        .unwrap();
-    // Wait until the first one has begun writing its .part.
-    for _ in 0..200 {
-        if std::fs::metadata(t.join("big.bin.part")).is_ok_and(|m| m.len() > 0) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    // Paced, the first get is stopped (holding its .part's lock) well
+    // before its end, while the second tries.
+    let server = Server::start(&t.join("srv"), &["--max-rate", "1M"]);
+    let first = stopped_get(&t.path, &server.addr, "big.bin");
     let second = tcpfetch(&t.path, &["get", &server.addr, "big.bin"]);
+    signal(&first, "CONT");
     second.expect_code(1);
     assert!(second.stderr().contains("in progress"), "{second}");
     let status = first.wait_with_output().unwrap().status;

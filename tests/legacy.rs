@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -549,16 +549,6 @@ fn get_legacy_checks_a_carried_manifest() {
     .expect_code(2);
 }
 
-/// Send `sig` (STOP, CONT) to `child`, through sh's kill (std sends only
-/// SIGKILL).
-fn signal(child: &std::process::Child, sig: &str) {
-    let sent = Command::new("sh")
-        .args(["-c", &format!("kill -{sig} {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{sig}");
-}
-
 #[test]
 fn a_locked_part_refuses_a_concurrent_get_legacy() {
     // `get --legacy` stages its bytes in the same locked PATH.part as
@@ -573,34 +563,7 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
         &["--max-rate", "1M", "--legacy-listen", "127.0.0.1:0"],
     );
     let legacy = server.legacy_addr();
-    let part = t.join("big.bin.part");
-    // Start the first get, wait until it writes its .part, and stop it
-    // there (it keeps its lock) while the second tries. A loaded machine
-    // can take seconds to deliver the stop, and the first may have
-    // finished by then: its .part is gone, and the scene is set again.
-    let mut first = None;
-    for _ in 0..5 {
-        let _ = std::fs::remove_file(t.join("big.bin"));
-        let get = Command::new(BIN)
-            .args(["get", &server.addr, "big.bin", "-q"])
-            .current_dir(&t.path)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
-            assert!(Instant::now() < deadline, "the first get never began");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        signal(&get, "STOP");
-        if part.exists() {
-            first = Some(get);
-            break;
-        }
-        // Done, or about to be: let it go and reap it.
-        signal(&get, "CONT");
-        assert!(get.wait_with_output().unwrap().status.success());
-    }
-    let first = first.expect("the first get always ended before it could be stopped");
+    let first = stopped_get(&t.path, &server.addr, "big.bin");
     let second = tcpfetch(&t.path, &["get", "--legacy", &legacy, "big.bin"]);
     signal(&first, "CONT");
     second.expect_code(1);

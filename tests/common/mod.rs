@@ -597,3 +597,45 @@ pub fn wait_for_aborted(server: &Server, request: &str) -> (u64, u64) {
     let (sent, due) = counts.split_once(' ').unwrap().0.split_once('/').unwrap();
     (sent.parse().unwrap(), due.parse().unwrap())
 }
+
+/// Send `sig` (STOP, CONT) to `child`, through sh's kill (std sends only
+/// SIGKILL).
+pub fn signal(child: &Child, sig: &str) {
+    let sent = Command::new("sh")
+        .args(["-c", &format!("kill -{sig} {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{sig}");
+}
+
+/// `tcpfetch get ADDR NAME -q` in `cwd`, stopped (SIGSTOP) once it has
+/// written bytes to `cwd/NAME.part` and while it still holds it, so that a
+/// second download to the same path meets its lock. The server must pace
+/// the file (`--max-rate`) so the get is still running when the stop
+/// lands; a loaded machine can take seconds to deliver it, so a get that
+/// finished meanwhile is reaped and the scene set again. Send CONT to let
+/// it go on.
+pub fn stopped_get(cwd: &Path, addr: &str, name: &str) -> Child {
+    let part = cwd.join(format!("{name}.part"));
+    for _ in 0..5 {
+        let _ = std::fs::remove_file(cwd.join(name));
+        let get = Command::new(BIN)
+            .args(["get", addr, name, "-q"])
+            .current_dir(cwd)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
+            assert!(Instant::now() < deadline, "the first get never began");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        signal(&get, "STOP");
+        if part.exists() {
+            return get;
+        }
+        // Done, or about to be: let it go and reap it.
+        signal(&get, "CONT");
+        assert!(get.wait_with_output().unwrap().status.success());
+    }
+    panic!("the first get always ended before it could be stopped");
+}
