@@ -293,6 +293,24 @@ fn runs_that_cannot_be_merged_are_refused_with_exit_2_and_the_file_named() {
         run.stderr().contains("'dir.json' cannot be read: "),
         "{run}"
     );
+    // Bytes that are not text, and input with no end: the read stops at the
+    // cap instead of holding all of /dev/zero in memory.
+    t.write("latin1.json", b"{\"caf\xe9\":1}");
+    for (name, want) in [
+        (
+            "latin1.json",
+            "'latin1.json' is not UTF-8 text: not a bench run",
+        ),
+        (
+            "/dev/zero",
+            "'/dev/zero' is larger than 64 MiB: not a bench run",
+        ),
+    ] {
+        let run = bench(&t, &["--merge", "good.json", name]);
+        run.expect_code(2);
+        assert!(run.stdout().is_empty(), "{run}");
+        assert!(run.stderr().contains(want), "{name}: {run}");
+    }
     // A damaged file is not believed even alone.
     let run = bench(&t, &["--merge", "counts.json"]);
     run.expect_code(2);
