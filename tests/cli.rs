@@ -542,3 +542,57 @@ fn a_server_that_closes_without_a_word_may_be_the_old_one() {
         "{run}"
     );
 }
+
+#[test]
+fn get_refuses_a_manifest_it_cannot_use_and_names_it() {
+    let (t, server) = serve("cli-manifest-bad", &[("a.txt", b"alpha\n")], &[]);
+    let alpha = sha256_hex(b"alpha\n");
+    t.write("none.sums", b"# only a comment\n\nnot a checksum line\n");
+    t.write("other.sums", format!("{alpha}  b.txt\n").as_bytes());
+    t.write(
+        "messy.sums",
+        format!("not a checksum line\n{alpha}  a.txt\n").as_bytes(),
+    );
+    let get = |extra: &[&str]| {
+        let mut args = vec!["get", &server.addr, "a.txt"];
+        args.extend_from_slice(extra);
+        tcpfetch(&t.join("dl"), &args)
+    };
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["--manifest", "../missing.sums"],
+            1,
+            "tcpfetch: cannot open manifest '../missing.sums': no such file or directory",
+        ),
+        (
+            &["--manifest", "../none.sums"],
+            1,
+            "tcpfetch: manifest '../none.sums' has no checksum lines",
+        ),
+        (
+            &["--manifest", "../other.sums"],
+            3,
+            "integrity failure: 'a.txt' is not in the manifest '../other.sums'",
+        ),
+        (
+            &["--manifest", "../messy.sums", "--sha256", &"0".repeat(64)],
+            2,
+            "--sha256 and --manifest disagree about this file",
+        ),
+    ];
+    for (extra, code, want) in cases {
+        let run = get(extra);
+        run.expect_code(*code);
+        assert!(run.stderr().contains(want), "{extra:?}: {run}");
+        assert!(!t.join("dl/a.txt").exists(), "{extra:?}: {run}");
+    }
+    // A line it cannot read is reported and skipped; the rest is used.
+    let run = get(&["--manifest", "../messy.sums", "--sha256", &alpha]);
+    run.expect_code(0);
+    assert!(
+        run.stderr()
+            .contains("tcpfetch: ../messy.sums: 1 improperly formatted line(s) ignored"),
+        "{run}"
+    );
+    assert_eq!(std::fs::read(t.join("dl/a.txt")).unwrap(), b"alpha\n");
+}
