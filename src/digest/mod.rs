@@ -8,10 +8,10 @@ pub mod manifest;
 pub mod parallel;
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +19,6 @@ use std::thread;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::serve::files::FileKey;
 use crate::util::hex::Digest;
 
 /// Read size for hashing and for receiving. On these machines 64–128 KiB
@@ -256,6 +255,37 @@ pub fn state_of_prefix(path: &Path) -> io::Result<(Sha256, u64)> {
     let mut hasher = Sha256::new();
     let total = feed(&mut hasher, File::open(path)?)?;
     Ok((hasher, total))
+}
+
+/// What identifies one version of a file for the digest cache: if none of
+/// these changed, the bytes are taken to be the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl FileKey {
+    pub fn of(meta: &Metadata) -> FileKey {
+        FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether this is the same file as `before`, only longer: what an
+    /// append does. Its first `before.size` bytes are then taken to be
+    /// unchanged (a rewrite that also grows the file is not told apart;
+    /// the client's check of the digest against the body catches that).
+    pub fn grew_from(&self, before: &FileKey) -> bool {
+        self.dev == before.dev && self.ino == before.ino && self.size > before.size
+    }
 }
 
 /// The server's digests, one per file path, valid while the file's

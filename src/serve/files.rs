@@ -19,7 +19,7 @@
 use std::fs::{self, File, Metadata};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::proto::{self, ErrorCode};
@@ -192,37 +192,6 @@ fn refusal_for(e: &io::Error) -> Refusal {
         // name a file; it is a client's mistake, not the server's.
         _ if e.raw_os_error() == Some(36) => Refusal::not_found(),
         _ => Refusal::new(ErrorCode::Internal, crate::error::describe_io(e)),
-    }
-}
-
-/// What identifies one version of a file for the digest cache: if none of
-/// these changed, the bytes are taken to be the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FileKey {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-}
-
-impl FileKey {
-    pub fn of(meta: &Metadata) -> FileKey {
-        FileKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-        }
-    }
-
-    /// Whether this is the same file as `before`, only longer: what an
-    /// append does. Its first `before.size` bytes are then taken to be
-    /// unchanged (a rewrite that also grows the file is not told apart;
-    /// the client's check of the digest against the body catches that).
-    pub fn grew_from(&self, before: &FileKey) -> bool {
-        self.dev == before.dev && self.ino == before.ino && self.size > before.size
     }
 }
 

@@ -12,9 +12,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::digest::FileKey;
 use crate::error::{Error, LegacyStep, Phase, Result};
 use crate::serve::body;
-use crate::serve::files::FileKey;
 use crate::serve::listener::{DeadlineReader, Handler, Refusal};
 use crate::serve::listing::Snapshot;
 use crate::serve::Shared;

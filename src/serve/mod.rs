@@ -25,11 +25,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::digest::DigestCache;
+use crate::digest::{DigestCache, FileKey};
 use crate::error::{Error, Result};
 use crate::proto::auth::Key;
 use crate::serve::access::AllowList;
-use crate::serve::files::{FileKey, Root};
+use crate::serve::files::Root;
 use crate::serve::listener::Listener;
 use crate::serve::listing::{Listings, Snapshot};
 use crate::serve::log::Log;

@@ -6,11 +6,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::digest::Rewritten;
+use crate::digest::{FileKey, Rewritten};
 use crate::proto::auth::{self, Key, Session, Side};
 use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Mtime, Request, MAX_LINE};
 use crate::serve::body;
-use crate::serve::files::FileKey;
 use crate::serve::listener::{close_gently, DeadlineReader, Handler, Refusal};
 use crate::serve::Shared;
 use crate::util::cli::VERSION;
