@@ -46,6 +46,27 @@ impl Protocol {
     }
 }
 
+/// `--key-file` and `--legacy` as `list`, `ping` and `bench` read them
+/// (`get` checks them against its other flags itself).
+#[derive(Debug, Default)]
+pub struct ProtocolFlags {
+    key: Option<Key>,
+    pub legacy: bool,
+}
+
+impl ProtocolFlags {
+    /// `--key-file FILE`: the key, loaded now so a bad file is a usage
+    /// error before any connection.
+    pub fn key_file(&mut self, parser: &mut lexopt::Parser) -> Result<()> {
+        self.key = Some(Key::load(parser.value()?.as_ref())?);
+        Ok(())
+    }
+
+    pub fn protocol(self) -> Protocol {
+        Protocol::from_flags(self.legacy, self.key)
+    }
+}
+
 /// A server, and how to talk to it: what a command line's `ADDR`,
 /// `--timeout`, `--key-file` and `--legacy` amount to.
 #[derive(Debug, Clone)]

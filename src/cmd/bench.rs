@@ -8,7 +8,7 @@ use lexopt::prelude::*;
 
 use crate::bench::stats::Results;
 use crate::bench::{self, load, Measured, Plan, MAX_CLIENTS};
-use crate::client::Protocol;
+use crate::client::ProtocolFlags;
 use crate::error::{Error, ExitKind, Result};
 use crate::proto;
 use crate::util::cli;
@@ -82,8 +82,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut report = None;
     let mut merge = false;
     let mut run_flags = Vec::new();
-    let mut key = None;
-    let mut legacy = false;
+    let mut flags = ProtocolFlags::default();
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
@@ -113,10 +112,8 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("save") => args.save = Some(PathBuf::from(parser.value()?)),
             Long("timeout") => args.peer.timeouts.io = cli::seconds_value(parser, "--timeout")?,
             Long("retries") => args.retries = cli::number_value(parser, "--retries")?,
-            Long("key-file") => {
-                key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
-            }
-            Long("legacy") => legacy = true,
+            Long("key-file") => flags.key_file(parser)?,
+            Long("legacy") => flags.legacy = true,
             Value(v) => positional.push(v),
             _ => return Err(arg.unexpected().into()),
         }
@@ -138,7 +135,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             merge,
         }));
     }
-    args.peer.protocol = Protocol::from_flags(legacy, key);
+    args.peer.protocol = flags.protocol();
     finish_plan(&mut args, positional, clients, requests)?;
     Ok(Some(Args {
         plan: args,

@@ -3,7 +3,7 @@
 use lexopt::prelude::*;
 
 use crate::client::source::NumberedEntry as Entry;
-use crate::client::{Listing, Peer, Protocol, Source, Timeouts};
+use crate::client::{Listing, Peer, Protocol, ProtocolFlags, Source, Timeouts};
 use crate::error::Result;
 use crate::proto::ListEntry;
 use crate::util::cli;
@@ -44,25 +44,22 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut json = false;
     let mut sha256sums = false;
     let mut exact = false;
-    let mut key = None;
-    let mut legacy = false;
+    let mut flags = ProtocolFlags::default();
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
         }
         match arg {
-            Long("key-file") => {
-                key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
-            }
             Long("json") => json = true,
             Long("sha256sums") => sha256sums = true,
             Long("bytes") => exact = true,
-            Long("legacy") => legacy = true,
+            Long("key-file") => flags.key_file(parser)?,
+            Long("legacy") => flags.legacy = true,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
     }
-    if sha256sums && (json || legacy) {
+    if sha256sums && (json || flags.legacy) {
         return Err(crate::error::Error::usage(
             "--sha256sums goes with neither --json nor --legacy",
         ));
@@ -71,7 +68,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         peer: Peer {
             addr: cli::required(addr, "ADDR", USAGE)?,
             timeouts: Timeouts::default(),
-            protocol: Protocol::from_flags(legacy, key),
+            protocol: flags.protocol(),
         },
         json,
         sha256sums,

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use lexopt::prelude::*;
 
-use crate::client::{Peer, Protocol, Source, Timeouts};
+use crate::client::{Peer, ProtocolFlags, Source, Timeouts};
 use crate::error::Result;
 use crate::util::cli;
 
@@ -38,21 +38,18 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
     let mut addr = None;
     let mut count = 1;
     let mut timeouts = Timeouts::default();
-    let mut key = None;
-    let mut legacy = false;
+    let mut flags = ProtocolFlags::default();
     while let Some(arg) = parser.next()? {
         if let Some(done) = cli::common_flag(&arg, USAGE) {
             return done.map(|()| None);
         }
         match arg {
-            Long("key-file") => {
-                key = Some(crate::proto::auth::Key::load(parser.value()?.as_ref())?)
-            }
             Short('c') | Long("count") => {
                 count = cli::count_value(parser, "--count", MAX_COUNT)?.get()
             }
             Long("timeout") => timeouts.io = cli::seconds_value(parser, "--timeout")?,
-            Long("legacy") => legacy = true,
+            Long("key-file") => flags.key_file(parser)?,
+            Long("legacy") => flags.legacy = true,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -61,7 +58,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         peer: Peer {
             addr: cli::required(addr, "ADDR", USAGE)?,
             timeouts,
-            protocol: Protocol::from_flags(legacy, key),
+            protocol: flags.protocol(),
         },
         count,
     }))
