@@ -21,8 +21,8 @@ mod worker;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,10 +68,6 @@ pub struct Plan {
     /// The run's id (`--test-id`), so runs on several hosts share one;
     /// made up from the clock when not given.
     pub test_id: Option<String>,
-    /// Set from another thread to end the run early (`ui`'s Cancel):
-    /// clients start no new request, requests in flight are cut and not
-    /// counted, and what finished is measured as usual.
-    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for Plan {
@@ -90,7 +86,6 @@ impl Default for Plan {
             total: None,
             warmup: 0,
             test_id: None,
-            cancel: None,
         }
     }
 }
@@ -132,14 +127,6 @@ impl Plan {
             spans: Vec::new(),
             timeline: Default::default(),
             first_error: None,
-        }
-    }
-
-    /// An error once the run is cancelled, to cut a transfer in flight.
-    fn go_on(&self) -> Result<()> {
-        match &self.cancel {
-            Some(cancel) if cancel.load(Ordering::Relaxed) => Err(Error::Other("cancelled".into())),
-            _ => Ok(()),
         }
     }
 }
@@ -248,6 +235,13 @@ pub trait Observer: Sync {
     fn progress(&self, done: u64, total: Option<u64>, failed: u64, elapsed: Duration);
     /// One finished request, as its `--log` line (newline included).
     fn request(&self, line: &str);
+    /// An error to end the run early (`ui`'s Cancel), asked between
+    /// requests and for every chunk: clients start no new request,
+    /// requests in flight are cut and not counted, and what finished is
+    /// measured as usual. The same question `get` asks its observer.
+    fn go_on(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A finished run, before anything is printed.
@@ -301,7 +295,7 @@ impl Run<'_> {
     /// the client sleeps until then and the latency counts from then.
     /// Under `--total` the clients take the requests from one counter.
     fn next_start(&self, start: Instant, own: u64) -> Option<Instant> {
-        self.plan.go_on().ok()?;
+        self.go_on().ok()?;
         let now = Instant::now();
         let Some(rate) = self.plan.rate else {
             return match (self.plan.duration, self.plan.total) {
@@ -323,10 +317,15 @@ impl Run<'_> {
         let due = start.checked_add(offset)?;
         // In short naps, so that a cancel is heard at a slow rate too.
         while let Some(left) = due.checked_duration_since(Instant::now()) {
-            self.plan.go_on().ok()?;
+            self.go_on().ok()?;
             thread::sleep(left.min(Duration::from_millis(100)));
         }
         Some(due)
+    }
+
+    /// Whether the observer (when there is one) lets the run go on.
+    fn go_on(&self) -> Result<()> {
+        self.observer.map_or(Ok(()), |o| o.go_on())
     }
 
     fn record(&self, outcome: &Outcome, start: (Instant, SystemTime)) {

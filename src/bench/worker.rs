@@ -36,12 +36,12 @@ pub(super) fn client(run: &Run, id: usize) {
     let mut buf = vec![0u8; CHUNK];
     let mut source = None;
     for n in 0..plan.warmup {
-        if plan.go_on().is_err() {
+        if run.go_on().is_err() {
             break;
         }
         let name = pick(plan, id, n + 1);
         request(
-            plan,
+            run,
             id,
             n + 1,
             name,
@@ -64,7 +64,7 @@ pub(super) fn client(run: &Run, id: usize) {
             .as_ref()
             .and_then(|dir| save_path(dir, id, own, name));
         let outcome = request(
-            plan,
+            run,
             id,
             own,
             name,
@@ -74,7 +74,7 @@ pub(super) fn client(run: &Run, id: usize) {
             save.as_deref(),
         );
         // A request the cancel cut short did not fail: it is not counted.
-        if outcome.result.is_err() && plan.go_on().is_err() {
+        if outcome.result.is_err() && run.go_on().is_err() {
             break;
         }
         run.record(&outcome, start);
@@ -92,7 +92,7 @@ fn pick(plan: &Plan, id: usize, nth: u64) -> &str {
 /// opened or reopened as needed).
 #[allow(clippy::too_many_arguments)]
 fn request<'a>(
-    plan: &Plan,
+    run: &Run,
     id: usize,
     own: u64,
     name: &'a str,
@@ -113,11 +113,12 @@ fn request<'a>(
         attempts: 0,
         result: Ok(()),
     };
+    let plan = run.plan;
     loop {
         outcome.attempts += 1;
         outcome.connect = None;
         outcome.ttfb = None;
-        outcome.result = fetch(source, plan, &mut outcome, buf, save);
+        outcome.result = fetch(source, run, &mut outcome, buf, save);
         let reusable = source.as_ref().is_some_and(|s| s.keeps_connection());
         if outcome.result.is_err() || !plan.keep_alive || !reusable {
             *source = None;
@@ -139,7 +140,7 @@ fn request<'a>(
 /// does).
 fn fetch(
     source: &mut Option<Box<dyn Source>>,
-    plan: &Plan,
+    run: &Run,
     outcome: &mut Outcome,
     buf: &mut Vec<u8>,
     save: Option<&Path>,
@@ -148,7 +149,7 @@ fn fetch(
         Some(s) => s,
         None => {
             let t = Instant::now();
-            let opened = source.insert(plan.peer.open()?);
+            let opened = source.insert(run.plan.peer.open()?);
             outcome.connect = Some(t.elapsed());
             opened
         }
@@ -174,7 +175,7 @@ fn fetch(
     let before = outcome.bytes;
     let mut count = |done: u64, _| {
         outcome.bytes = before + done;
-        plan.go_on()
+        run.go_on()
     };
     let mut watch = Watch {
         observe: Some(&mut count),

@@ -2,7 +2,6 @@
 //! a tcpfetch server at once, or start a download or a load test as a job.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::http::Response;
@@ -227,7 +226,7 @@ fn download(job: &Job, server: &str, name: &str, dir: &Path) -> Result<String> {
 }
 
 pub fn start_bench(shared: &Shared, form: &Form) -> Response {
-    let mut plan = match bench_plan(form) {
+    let plan = match bench_plan(form) {
         Ok(plan) => plan,
         Err(r) => return r,
     };
@@ -240,7 +239,6 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
     };
     let planned = plan.requests * plan.clients as u64;
     lock(&job.state).total = Some(planned);
-    plan.cancel = Some(Arc::clone(&job.cancel));
     jobs::spawn(job, move |job| {
         let measured = bench::measure(&plan, Some(&Watch(job)))?;
         let cancelled = {

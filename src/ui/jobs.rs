@@ -230,6 +230,10 @@ impl bench::Observer for Watch<'_> {
         s.failed = failed;
     }
 
+    fn go_on(&self) -> Result<()> {
+        self.0.go_on()
+    }
+
     fn request(&self, line: &str) {
         let mut s = lock(&self.0.state);
         s.log_lines += 1;
