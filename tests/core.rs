@@ -782,14 +782,8 @@ fn two_downloads_to_one_path_never_mix_their_bytes() {
     // Paced, the first get is stopped (holding its .part's lock) well
     // before its end, while the second tries.
     let server = Server::start(&t.join("srv"), &["--max-rate", "1M"]);
-    let first = stopped_get(&t.path, &server.addr, "big.bin");
-    let second = tcpfetch(&t.path, &["get", &server.addr, "big.bin"]);
-    signal(&first, "CONT");
-    second.expect_code(1);
-    assert!(second.stderr().contains("in progress"), "{second}");
-    let status = first.wait_with_output().unwrap().status;
-    assert!(status.success(), "{status:?}");
-    assert_eq!(std::fs::read(t.join("big.bin")).unwrap(), data);
+    let second = ["get", &server.addr, "big.bin"];
+    a_second_get_meets_the_lock(&t.path, &server.addr, "big.bin", &second, &data);
 }
 
 #[test]

@@ -563,14 +563,8 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
         &["--max-rate", "1M", "--legacy-listen", "127.0.0.1:0"],
     );
     let legacy = server.legacy_addr();
-    let first = stopped_get(&t.path, &server.addr, "big.bin");
-    let second = tcpfetch(&t.path, &["get", "--legacy", &legacy, "big.bin"]);
-    signal(&first, "CONT");
-    second.expect_code(1);
-    assert!(second.stderr().contains("in progress"), "{second}");
-    let status = first.wait_with_output().unwrap().status;
-    assert!(status.success(), "{status:?}");
-    assert_eq!(std::fs::read(t.join("big.bin")).unwrap(), data);
+    let second = ["get", "--legacy", &legacy, "big.bin"];
+    a_second_get_meets_the_lock(&t.path, &server.addr, "big.bin", &second, &data);
 }
 
 #[test]

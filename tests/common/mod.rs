@@ -639,3 +639,24 @@ pub fn stopped_get(cwd: &Path, addr: &str, name: &str) -> Child {
     }
     panic!("the first get always ended before it could be stopped");
 }
+
+/// The scene both concurrent-download tests set: `second` (a get of NAME
+/// into `cwd`, by either protocol) runs while a first get of NAME from
+/// `addr` is stopped holding NAME.part ([`stopped_get`]), and is refused as
+/// in progress (exit 1); the first then goes on and ends with `data`.
+pub fn a_second_get_meets_the_lock(
+    cwd: &Path,
+    addr: &str,
+    name: &str,
+    second: &[&str],
+    data: &[u8],
+) {
+    let first = stopped_get(cwd, addr, name);
+    let second = tcpfetch(cwd, second);
+    signal(&first, "CONT");
+    second.expect_code(1);
+    assert!(second.stderr().contains("in progress"), "{second}");
+    let status = first.wait_with_output().unwrap().status;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::read(cwd.join(name)).unwrap(), data);
+}
