@@ -170,16 +170,9 @@ mod tests {
     use std::io::Write;
     use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("tcpfetch-sys-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn no_follow_refuses_a_symlink_and_opens_a_file() {
-        let dir = scratch("nofollow");
+        let dir = crate::util::scratch_dir("sys-nofollow");
         fs::write(dir.join("victim"), b"keep").unwrap();
         std::os::unix::fs::symlink(dir.join("victim"), dir.join("link")).unwrap();
         let open = |name: &str| {
@@ -197,7 +190,7 @@ mod tests {
 
     #[test]
     fn a_fifo_opens_at_once_without_a_writer() {
-        let dir = scratch("fifo");
+        let dir = crate::util::scratch_dir("sys-fifo");
         let fifo = dir.join("fifo");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.unwrap().success(), "mkfifo failed");
@@ -213,7 +206,7 @@ mod tests {
 
     #[test]
     fn the_effective_uid_owns_what_we_create() {
-        let dir = scratch("uid");
+        let dir = crate::util::scratch_dir("sys-uid");
         fs::write(dir.join("mine"), b"").unwrap();
         let owner = fs::metadata(dir.join("mine")).unwrap().uid();
         assert_eq!(effective_uid(), owner);
@@ -222,7 +215,7 @@ mod tests {
 
     #[test]
     fn writeback_can_be_started_on_a_written_range() {
-        let dir = scratch("writeback");
+        let dir = crate::util::scratch_dir("sys-writeback");
         let mut file = File::create(dir.join("f")).unwrap();
         file.write_all(&[1; 8192]).unwrap();
         start_writeback(&file, 0, 8192).unwrap();

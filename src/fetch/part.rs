@@ -365,16 +365,9 @@ pub fn staging(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tcpfetch-part-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn a_locked_part_refuses_a_second_download() {
-        let dir = scratch("lock");
+        let dir = crate::util::scratch_dir("part-lock");
         let path = dir.join("f");
         let first = Part::open(&path, true).unwrap();
         let err = Part::open(&path, true).err().unwrap();
@@ -386,7 +379,7 @@ mod tests {
 
     #[test]
     fn commit_renames_and_forgets_the_record() {
-        let dir = scratch("commit");
+        let dir = crate::util::scratch_dir("part-commit");
         let path = dir.join("f");
         let mut part = Part::open(&path, true).unwrap();
         part.write(b"abc").unwrap();
@@ -407,7 +400,7 @@ mod tests {
 
     #[test]
     fn commit_gives_the_file_the_time_it_is_told() {
-        let dir = scratch("mtime");
+        let dir = crate::util::scratch_dir("part-mtime");
         let path = dir.join("f");
         let when = std::time::UNIX_EPOCH + std::time::Duration::new(1_000_000_000, 123_456_789);
         for durable in [true, false] {
@@ -423,7 +416,7 @@ mod tests {
     fn a_part_renamed_away_before_the_lock_is_not_used() {
         // The race of two downloads to one PATH: the second opened the
         // .part just before the first renamed it to PATH.
-        let dir = scratch("race");
+        let dir = crate::util::scratch_dir("part-race");
         let (path, part) = (dir.join("f"), dir.join("f.part"));
         let early = open_staging(&part).unwrap();
         assert!(still_at(&early, &part).unwrap());
@@ -438,7 +431,7 @@ mod tests {
 
     #[test]
     fn an_empty_or_unreadable_record_is_no_record() {
-        let dir = scratch("record");
+        let dir = crate::util::scratch_dir("part-record");
         let path = dir.join("f");
         let part = Part::open(&path, false).unwrap();
         assert_eq!(part.recorded(), None);
@@ -454,7 +447,7 @@ mod tests {
 
     #[test]
     fn staging_paths_that_are_not_plain_files_are_refused() {
-        let dir = scratch("plain");
+        let dir = crate::util::scratch_dir("part-plain");
         fs::write(dir.join("victim"), b"keep").unwrap();
         std::os::unix::fs::symlink(dir.join("victim"), dir.join("a.part")).unwrap();
         std::os::unix::fs::symlink(dir.join("victim"), dir.join("b.part.sha256")).unwrap();

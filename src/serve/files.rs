@@ -200,15 +200,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    fn scratch(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tcpfetch-files-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     fn tree(tag: &str) -> (PathBuf, Root) {
-        let base = scratch(tag);
+        let base = crate::util::scratch_dir(&format!("files-{tag}"));
         let root = base.join("root");
         fs::create_dir_all(root.join("sub/deeper")).unwrap();
         fs::create_dir_all(root.join(".git")).unwrap();

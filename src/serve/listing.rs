@@ -266,9 +266,7 @@ mod tests {
     use super::*;
 
     fn scratch(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("tcpfetch-listing-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = crate::util::scratch_dir(&format!("listing-{tag}"));
         fs::create_dir_all(dir.join("sub")).unwrap();
         dir
     }

@@ -8,3 +8,14 @@ pub mod json;
 pub mod pace;
 pub mod progress;
 pub mod svg;
+
+/// A fresh, empty directory for one unit test: `tcpfetch-TAG-PID` under the
+/// system's temporary directory, emptied first if an earlier run left it.
+/// Unit tests share a process, so each passes a tag of its own.
+#[cfg(test)]
+pub fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tcpfetch-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
