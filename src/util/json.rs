@@ -183,51 +183,46 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, ParseError> {
-        self.at += 1;
-        let mut members = Vec::new();
-        self.skip_space();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(Value::Object(members));
-        }
-        loop {
-            self.skip_space();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a key in quotes"));
+        let members = self.items(b'}', |p| {
+            p.skip_space();
+            if p.peek() != Some(b'"') {
+                return Err(p.error("expected a key in quotes"));
             }
-            let key = self.string()?;
-            self.expect(b':')?;
-            members.push((key, self.value(depth + 1)?));
-            self.skip_space();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(Value::Object(members));
-                }
-                _ => return Err(self.error("expected ',' or '}'")),
-            }
-        }
+            let key = p.string()?;
+            p.expect(b':')?;
+            Ok((key, p.value(depth + 1)?))
+        })?;
+        Ok(Value::Object(members))
     }
 
     fn array(&mut self, depth: usize) -> Result<Value, ParseError> {
+        Ok(Value::Array(self.items(b']', |p| p.value(depth + 1))?))
+    }
+
+    /// The comma-separated items of an object or array, from its opening
+    /// byte through `close`, each read by `item`.
+    fn items<T>(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<Vec<T>, ParseError> {
         self.at += 1;
         let mut items = Vec::new();
         self.skip_space();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.at += 1;
-            return Ok(Value::Array(items));
+            return Ok(items);
         }
         loop {
-            items.push(self.value(depth + 1)?);
+            items.push(item(self)?);
             self.skip_space();
             match self.peek() {
                 Some(b',') => self.at += 1,
-                Some(b']') => {
+                Some(b) if b == close => {
                     self.at += 1;
-                    return Ok(Value::Array(items));
+                    return Ok(items);
                 }
-                _ => return Err(self.error("expected ',' or ']'")),
+                _ => return Err(self.error(&format!("expected ',' or '{}'", close as char))),
             }
         }
     }
@@ -398,6 +393,9 @@ mod tests {
             ("{\"a\" 1}", "line 1, column 6: expected ':'"),
             ("{\"a\":1,}", "expected a key"),
             ("[1 2]", "expected ',' or ']'"),
+            ("{\"a\":1 \"b\":2}", "line 1, column 8: expected ',' or '}'"),
+            ("[1,]", "expected a value"),
+            ("[1", "expected ',' or ']'"),
             ("{\"a\":1} x", "text after the end"),
             ("\"abc", "unterminated string"),
             ("\"a\nb\"", "control character"),
