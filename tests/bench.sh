@@ -10,8 +10,8 @@
 # Not part of `make test`: it takes about a minute and loads both cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-target/release/tcpfetch}
-[ -x "$BIN" ] || cargo build --release
+. tests/bench-lib.sh
+bench_bin "${1:-}"
 
 # 1000 clients need more than 1024 descriptors on each side.
 hard=$(ulimit -Hn)
@@ -21,23 +21,14 @@ ulimit -n "$want" 2>/dev/null || echo "bench.sh: cannot raise the descriptor lim
 
 dir=target/bench
 mkdir -p "$dir/files"
-make_file() { # NAME MIB
-    local f="$dir/files/$1"
-    if [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" != $(( $2 << 20 )) ]; then
-        head -c $(( $2 << 20 )) /dev/urandom > "$f"
-    fi
-}
+make_file() { random_file "$dir/files/$1" $(( $2 << 20 )); } # NAME MIB
 make_file 1mib.bin 1
 make_file 10mib.bin 10
 
 "$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q > "$dir/serve.out" 2> "$dir/serve.err" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    grep -q '^listening on ' "$dir/serve.out" 2>/dev/null && break
-    sleep 0.05
-done
-addr=$(sed -n 's/^listening on //p' "$dir/serve.out")
+addr=$(listen_addr "$dir/serve.out")
 [ -n "$addr" ] || { echo "bench.sh: serve did not start" >&2; cat "$dir/serve.err" >&2; exit 1; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"

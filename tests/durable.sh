@@ -20,14 +20,13 @@
 # (--precompute), so no run waits for it. Median of RUNS runs (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-target/release/tcpfetch}
+. tests/bench-lib.sh
+bench_bin "${1:-}"
 RUNS=${RUNS:-5}
-[ -x "$BIN" ] || cargo build --release
-BIN=$(realpath "$BIN")
 dir=target/bench/durable
 mkdir -p "$dir/files" "$dir/out"
 big="$dir/files/1gib.bin"
-[ "$(stat -c %s "$big" 2>/dev/null || echo 0)" = 1073741824 ] || head -c 1073741824 /dev/urandom > "$big"
+random_file "$big" 1073741824
 cat "$big" > /dev/null # into the page cache
 out="$dir/out/1gib.bin"
 
@@ -36,8 +35,7 @@ cleanup() { [ -z "$spid" ] || kill "$spid" 2>/dev/null || true; }
 trap cleanup EXIT
 "$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q --precompute > "$dir/serve.out" 2> "$dir/serve.err" &
 spid=$!
-for _ in $(seq 200); do grep -q '^listening on ' "$dir/serve.out" && break; sleep 0.02; done
-addr=$(sed -n 's/^listening on //p' "$dir/serve.out" | head -1)
+addr=$(listen_addr "$dir/serve.out")
 while ! "$BIN" list "$addr" --json | grep -q '1gib.bin.*sha256'; do sleep 0.2; done
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

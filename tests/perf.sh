@@ -18,16 +18,15 @@
 # Each timing is the median of RUNS runs (default 3). Bounded to a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-target/release/tcpfetch}
+. tests/bench-lib.sh
+bench_bin "${1:-}"
 RUNS=${RUNS:-3}
-[ -x "$BIN" ] || cargo build --release
-BIN=$(realpath "$BIN")
 dir=target/bench/perf
 mkdir -p "$dir/files" "$dir/out" "$dir/sparse"
 big="$dir/files/1gib.bin"
-[ "$(stat -c %s "$big" 2>/dev/null || echo 0)" = 1073741824 ] || head -c 1073741824 /dev/urandom > "$big"
-[ "$(stat -c %s "$dir/files/64mib.bin" 2>/dev/null || echo 0)" = 67108864 ] || head -c 67108864 /dev/urandom > "$dir/files/64mib.bin"
-[ "$(stat -c %s "$dir/files/10mib.bin" 2>/dev/null || echo 0)" = 10485760 ] || head -c 10485760 /dev/urandom > "$dir/files/10mib.bin"
+random_file "$big" 1073741824
+random_file "$dir/files/64mib.bin" 67108864
+random_file "$dir/files/10mib.bin" 10485760
 truncate -s 5G "$dir/sparse/5gib-sparse.bin"
 cat "$big" > /dev/null # into the page cache
 
@@ -43,8 +42,7 @@ start_serve() {
     "$BIN" serve "$d" --listen 127.0.0.1:0 -q "$@" > "$out" 2>> "$dir/serve.err" &
     spid=$!
     pids+=("$spid")
-    for _ in $(seq 200); do grep -q '^listening on ' "$out" && break; sleep 0.02; done
-    addr=$(sed -n 's/^listening on //p' "$out" | head -1)
+    addr=$(listen_addr "$out")
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 elapsed() { # COMMAND... → seconds on stdout (command output discarded)
@@ -111,13 +109,8 @@ serve_rss=$(awk '/VmHWM/ {print $2}' "/proc/$one_pid/status")
 zero_copy="strace not installed"
 if command -v strace > /dev/null; then
     start_serve "$dir/files"
-    strace -f -q -p "$spid" -e trace=sendfile,copy_file_range,splice,write,writev,sendto,sendmsg -o "$dir/strace.txt" &
-    tracer=$!
-    sleep 0.5
-    "$BIN" get "$addr" 64mib.bin -o "$dir/out/64mib.bin" -q --force
-    sleep 0.2
-    kill "$tracer" 2>/dev/null || true
-    wait "$tracer" 2>/dev/null || true
+    traced "$spid" sendfile,copy_file_range,splice,write,writev,sendto,sendmsg "$dir/strace.txt" \
+        "$BIN" get "$addr" 64mib.bin -o "$dir/out/64mib.bin" -q --force
     zero_copy=$(awk '
         /sendfile\(/ { n = $NF; if (n ~ /^[0-9]+$/) s += n; c++ }
         /(write|writev|sendto|sendmsg)\(/ { n = $NF; if (n ~ /^[0-9]+$/) w += n; wc++ }
@@ -138,8 +131,7 @@ py_s=-
 if command -v python3 > /dev/null; then
     python3 tests/legacy/old_server.py "$dir/files/10mib.bin" "$dir/files/10mib.bin" > "$dir/py.out" &
     pids+=($!)
-    for _ in $(seq 100); do grep -q '^listening on ' "$dir/py.out" && break; sleep 0.05; done
-    py_addr=$(sed -n 's/^listening on //p' "$dir/py.out")
+    py_addr=$(listen_addr "$dir/py.out")
     py_s=$(for _ in $(seq "$RUNS"); do "$BIN" bench --legacy "$py_addr" 1 --clients 100 --retries 5 --json | sed 's/.*"seconds":\([0-9.]*\).*/\1/'; done | median)
 fi
 

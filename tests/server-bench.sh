@@ -24,11 +24,10 @@
 # hard descriptor limit to 65536. Loads both cores for about three minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-target/release/tcpfetch}
+. tests/bench-lib.sh
+bench_bin "${1:-}"
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-4}
-[ -x "$BIN" ] || cargo build --release
-BIN=$(realpath "$BIN")
 
 need=()
 command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -51,10 +50,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 dir=$(realpath -m target/bench/server)
 mkdir -p "$dir/files" "$dir/out" "$dir/nginx"
-make_file() { # NAME BYTES
-    local f="$dir/files/$1"
-    [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" = "$2" ] || head -c "$2" /dev/urandom > "$f"
-}
+make_file() { random_file "$dir/files/$1" "$2"; } # NAME BYTES
 make_file 1k.bin 1024
 make_file 64k.bin 65536
 make_file 1m.bin 1048576
@@ -71,8 +67,7 @@ start_serve() {
     "$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q "$@" > "$dir/serve.out" 2> "$dir/serve.err" &
     spid=$!
     pids+=("$spid")
-    for _ in $(seq 200); do grep -q '^listening on ' "$dir/serve.out" && break; sleep 0.02; done
-    addr=$(sed -n 's/^listening on //p' "$dir/serve.out" | head -1)
+    addr=$(listen_addr "$dir/serve.out")
     [ -n "$addr" ] || { echo "server-bench.sh: serve did not start" >&2; cat "$dir/serve.err" >&2; exit 1; }
 }
 
@@ -252,13 +247,8 @@ echo "get 1 GiB to disk, verified (durable):   ${get_gbs} GB/s, ratio $(ratio "$
 echo "get 1 GiB, verified, --no-fsync:         ${nofsync_gbs} GB/s, ratio $(ratio "$nofsync_gbs" "$sha_gbs") (of sum: $(ratio "$nofsync_gbs" "$sum_gbs"))"
 
 # 7. Zero copy: which calls carry 64 MiB out of the server.
-strace -f -q -p "$spid" -e trace=sendfile,read,write,writev,sendto -o "$dir/strace.txt" &
-tracer=$!
-sleep 0.5
-"$BIN" get "$addr" 64m.bin -o "$dir/out/64m.bin" -q --force
-sleep 0.2
-kill "$tracer" 2>/dev/null || true
-wait "$tracer" 2>/dev/null || true
+traced "$spid" sendfile,read,write,writev,sendto "$dir/strace.txt" \
+    "$BIN" get "$addr" 64m.bin -o "$dir/out/64m.bin" -q --force
 rm -f "$dir/out/64m.bin"
 awk '
     /sendfile\(/ { n = $NF; if (n ~ /^[0-9]+$/) s += n; c++ }

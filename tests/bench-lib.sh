@@ -1,0 +1,38 @@
+# Sourced by the `make bench` scripts (tests/bench.sh, perf.sh, durable.sh,
+# server-bench.sh), from the repository root: the setup they all repeat.
+
+# bench_bin [BINARY] → $BIN, absolute (the scripts cd around it); the
+# release build is made when the binary is not there.
+bench_bin() {
+    BIN=${1:-target/release/tcpfetch}
+    [ -x "$BIN" ] || cargo build --release
+    BIN=$(realpath "$BIN")
+}
+
+# random_file PATH BYTES: PATH holds BYTES random bytes, made only when it
+# does not have that size already (kept between runs: 1 GiB takes seconds).
+random_file() {
+    [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" = "$2" ] || head -c "$2" /dev/urandom > "$1"
+}
+
+# listen_addr OUT: the address a server started with --listen 127.0.0.1:0
+# prints on its "listening on ADDR" line in the file OUT, waited for up to
+# 5 s; empty when it never came.
+listen_addr() {
+    for _ in $(seq 250); do grep -q '^listening on ' "$1" 2>/dev/null && break; sleep 0.02; done
+    sed -n 's/^listening on //p' "$1" | head -1
+}
+
+# traced PID CALLS LOG COMMAND...: COMMAND run while strace records the
+# system calls CALLS of process PID (and its threads) into LOG.
+traced() {
+    local pid=$1 calls=$2 log=$3 tracer
+    shift 3
+    strace -f -q -p "$pid" -e trace="$calls" -o "$log" &
+    tracer=$!
+    sleep 0.5 # strace attached
+    "$@"
+    sleep 0.2 # the last calls logged
+    kill "$tracer" 2>/dev/null || true
+    wait "$tracer" 2>/dev/null || true
+}
