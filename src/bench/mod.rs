@@ -341,11 +341,15 @@ impl Run<'_> {
                 results.first_error.get_or_insert_with(|| e.to_string());
             }
         }
+        if self.observer.is_none() && self.log.is_none() {
+            return;
+        }
+        // One line for both the observer and the `--log` file.
+        let line = report::log_line(&self.test_id, outcome, started_at);
         if let Some(observer) = self.observer {
-            observer.request(&report::log_line(&self.test_id, outcome, started_at));
+            observer.request(&line);
         }
         if let Some(log) = &self.log {
-            let line = report::log_line(&self.test_id, outcome, started_at);
             let mut log = lock(log);
             if log.error.is_none() {
                 if let Err(e) = log.out.write_all(line.as_bytes()) {
