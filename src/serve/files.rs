@@ -22,8 +22,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::digest::{DigestCache, FileKey};
 use crate::proto::{self, ErrorCode};
 use crate::sys;
+use crate::util::hex::Digest;
 
 /// Why a name is not served; becomes a `TCPFETCH/1 ERR` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,14 @@ pub struct OpenFile {
     pub path: PathBuf,
     pub file: File,
     pub meta: Metadata,
+}
+
+impl OpenFile {
+    /// The digest of the file's first `meta.len()` bytes (the ones served),
+    /// from the cache while this version is unchanged, else hashed once.
+    pub fn digest(&self, cache: &DigestCache) -> io::Result<Digest> {
+        cache.get(&self.path, &self.file, &FileKey::of(&self.meta))
+    }
 }
 
 /// The directory being served.

@@ -12,7 +12,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::digest::FileKey;
 use crate::error::{Error, LegacyStep, Phase, Result};
 use crate::serve::body;
 use crate::serve::listener::{DeadlineReader, Handler, Refusal};
@@ -242,10 +241,8 @@ fn open(
         .root
         .open(&name.name)
         .map_err(|r| Error::Other(format!("{}: {}", r.code, r.message)))?;
-    let key = FileKey::of(&open.meta);
-    let digest = shared
-        .cache
-        .get(&open.path, &open.file, &key)
+    let digest = open
+        .digest(&shared.cache)
         .map_err(|e| Error::local("cannot read the file", e))?;
     Ok((open, digest))
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::digest::{DigestCache, FileKey};
+use crate::digest::DigestCache;
 use crate::error::{Error, Result};
 use crate::proto::auth::Key;
 use crate::serve::access::AllowList;
@@ -260,8 +260,7 @@ fn precompute(root: &Root, listing: &Snapshot, cache: &DigestCache, log: Log) {
     let mut last_report = Instant::now();
     for (i, item) in files.iter().enumerate() {
         if let Ok(open) = root.open(&item.name) {
-            let key = FileKey::of(&open.meta);
-            if let Err(e) = cache.get(&open.path, &open.file, &key) {
+            if let Err(e) = open.digest(cache) {
                 log.line(&format!(
                     "- precompute: {}: {}",
                     item.name,

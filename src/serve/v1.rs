@@ -286,22 +286,18 @@ fn send_file(
     auth: Option<(&Session, u64)>,
 ) -> Sent {
     let open = shared.root.open(name).map_err(|r| (r.code, r.message))?;
-    let key = FileKey::of(&open.meta);
-    let digest = shared
-        .cache
-        .get(&open.path, &open.file, &key)
-        .map_err(
-            |e| match e.get_ref().and_then(|e| e.downcast_ref::<Rewritten>()) {
-                // Not the server's failure, and it may pass: `busy`, which
-                // clients retry after a pause.
-                Some(rewritten) => (ErrorCode::Busy, rewritten.to_string()),
-                None => (
-                    ErrorCode::Internal,
-                    format!("cannot read the file: {}", crate::error::describe_io(&e)),
-                ),
-            },
-        )?;
-    let size = key.size;
+    let digest = open.digest(&shared.cache).map_err(|e| {
+        match e.get_ref().and_then(|e| e.downcast_ref::<Rewritten>()) {
+            // Not the server's failure, and it may pass: `busy`, which
+            // clients retry after a pause.
+            Some(rewritten) => (ErrorCode::Busy, rewritten.to_string()),
+            None => (
+                ErrorCode::Internal,
+                format!("cannot read the file: {}", crate::error::describe_io(&e)),
+            ),
+        }
+    })?;
+    let size = open.meta.len();
     if offset > size {
         return Err((
             ErrorCode::BadRequest,
