@@ -262,6 +262,111 @@ fn malformed_and_misdirected_requests_get_their_status() {
     }
 }
 
+/// Each malformed request is refused by its own guard: the 400's reason
+/// names it, so no case passes on another guard's refusal.
+#[test]
+fn each_malformed_request_is_refused_with_its_reason() {
+    let t = Scratch::new("ui-bad-why");
+    let ui = Ui::start(&t.path, &[]);
+    let host = format!("Host: {}\r\n", ui.addr);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"GET /".to_vec(), "truncated request line"),
+        (
+            b"GET / HTTP/1.1 x\r\n\r\n".to_vec(),
+            "malformed request line",
+        ),
+        (
+            b"GET  / HTTP/1.1\r\n\r\n".to_vec(),
+            "malformed request line",
+        ),
+        (b"GET / FTP/1.1\r\n\r\n".to_vec(), "malformed request line"),
+        (
+            b"GET /\xff HTTP/1.1\r\n\r\n".to_vec(),
+            "request line not UTF-8",
+        ),
+        (b"get / HTTP/1.1\r\n\r\n".to_vec(), "malformed method"),
+        (
+            b"GET a HTTP/1.1\r\n\r\n".to_vec(),
+            "malformed request target",
+        ),
+        (
+            b"GET /a\x01b HTTP/1.1\r\n\r\n".to_vec(),
+            "malformed request target",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{host}").into_bytes(),
+            "truncated headers",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{host}X").into_bytes(),
+            "truncated headers",
+        ),
+        (
+            [
+                format!("GET / HTTP/1.1\r\n{host}X: ").as_bytes(),
+                b"\xff\r\n\r\n",
+            ]
+            .concat(),
+            "header not UTF-8",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{host}no colon\r\n\r\n").into_bytes(),
+            "malformed header",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{host}Bad Name: x\r\n\r\n").into_bytes(),
+            "malformed header name",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{host}: x\r\n\r\n").into_bytes(),
+            "malformed header name",
+        ),
+        // Obsolete line folding: a continuation line starting with a space.
+        (
+            format!("GET / HTTP/1.1\r\n{host}X: a\r\n b: c\r\n\r\n").into_bytes(),
+            "malformed header name",
+        ),
+        (
+            format!(
+                "POST /api/ping HTTP/1.1\r\n{host}Content-Length: 1\r\nContent-Length: 1\r\n\r\nx"
+            )
+            .into_bytes(),
+            "more than one Content-Length",
+        ),
+        (
+            format!("POST /api/ping HTTP/1.1\r\n{host}Content-Length: \r\n\r\n").into_bytes(),
+            "malformed Content-Length",
+        ),
+        (
+            format!("POST /api/ping HTTP/1.1\r\n{host}Content-Length: -1\r\n\r\n").into_bytes(),
+            "malformed Content-Length",
+        ),
+        (
+            format!(
+                "POST /api/ping HTTP/1.1\r\n{host}Content-Length: {}\r\n\r\n",
+                "9".repeat(20)
+            )
+            .into_bytes(),
+            "malformed Content-Length",
+        ),
+        (
+            format!("POST /api/ping HTTP/1.1\r\n{host}Content-Length: 20\r\n\r\nshort")
+                .into_bytes(),
+            "the body is shorter than its Content-Length",
+        ),
+    ];
+    for (raw, why) in cases {
+        let reply = ui.send(&raw);
+        let shown = String::from_utf8_lossy(&raw);
+        assert_eq!(reply.status, 400, "{shown:?} -> {reply:?}");
+        assert_eq!(
+            reply.body,
+            format!("{{\"error\":\"{why}\"}}\n"),
+            "{shown:?}"
+        );
+    }
+}
+
 #[test]
 fn wrong_methods_name_the_allowed_one() {
     let t = Scratch::new("ui-405");
