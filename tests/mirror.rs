@@ -156,6 +156,7 @@ fn bad_combinations_are_usage_errors() {
         &["get", "127.0.0.1:1", "--all", "--sha256", &"a".repeat(64)],
         &["get", "127.0.0.1:1", "a", "--allow-unlisted"],
         &["list", "127.0.0.1:1", "--sha256sums", "--json"],
+        &["list", "127.0.0.1:1", "--sha256sums", "--legacy"],
     ] {
         tcpfetch(&t.path, args).expect_code(2);
     }
