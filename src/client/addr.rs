@@ -2,7 +2,7 @@
 //! addresses, and the one TCP connect (with its timeouts) that both
 //! protocols' clients use.
 
-use std::io;
+use std::io::{self, BufReader};
 #[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -151,8 +151,10 @@ fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
 }
 
 /// Connect to the first address of `addr` that accepts, with `TCP_NODELAY`
-/// and the read and write timeouts set.
-pub fn connect(addr: &str, timeouts: Timeouts) -> Result<(TcpStream, SocketAddr)> {
+/// and the read and write timeouts set; the stream comes buffered for
+/// reading, as both protocols' conversations read it (writes go to
+/// `get_mut()`).
+pub fn connect(addr: &str, timeouts: Timeouts) -> Result<(BufReader<TcpStream>, SocketAddr)> {
     let mut last = None;
     for target in resolve(addr)? {
         match TcpStream::connect_timeout(&target, timeouts.connect) {
@@ -163,7 +165,7 @@ pub fn connect(addr: &str, timeouts: Timeouts) -> Result<(TcpStream, SocketAddr)
                     stream.set_write_timeout(Some(timeouts.io))
                 };
                 setup().map_err(|e| Error::network("cannot set up the connection", e))?;
-                return Ok((stream, target));
+                return Ok((BufReader::with_capacity(8 * 1024, stream), target));
             }
             Err(e) => last = Some((target, e)),
         }

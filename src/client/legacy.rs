@@ -81,9 +81,9 @@ pub struct LegacySession {
 impl LegacySession {
     /// Connect; the handshake waits until a list or a file is asked for.
     pub fn open(addr: &str, timeouts: Timeouts) -> Result<LegacySession> {
-        let (stream, peer) = connect(addr, timeouts)?;
+        let (reader, peer) = connect(addr, timeouts)?;
         Ok(LegacySession {
-            reader: BufReader::with_capacity(8 * 1024, stream),
+            reader,
             peer,
             listing: None,
             stage: Stage::Idle,

@@ -56,9 +56,9 @@ impl AskMtime {
 impl Connection {
     /// Connect to the first address of `addr` that accepts.
     pub fn open(addr: &str, timeouts: Timeouts) -> Result<Connection> {
-        let (stream, peer) = connect(addr, timeouts)?;
+        let (reader, peer) = connect(addr, timeouts)?;
         Ok(Connection {
-            reader: BufReader::with_capacity(8 * 1024, stream),
+            reader,
             peer,
             session: None,
             answered: false,
