@@ -596,3 +596,56 @@ fn get_refuses_a_manifest_it_cannot_use_and_names_it() {
     );
     assert_eq!(std::fs::read(t.join("dl/a.txt")).unwrap(), b"alpha\n");
 }
+
+#[test]
+fn out_of_range_seconds_and_counts_are_usage_errors_naming_the_flag() {
+    let t = Scratch::new("cli-ranges");
+    t.write("a.txt", b"a");
+    // No server is needed: each is refused while the line is read.
+    let addr = "127.0.0.1:1";
+    for value in ["0", "-1", "nan", "inf", "1e9", "x"] {
+        for (cmd, flag) in [
+            (vec!["get", addr, "a.txt"], "--timeout"),
+            (vec!["get", addr, "a.txt"], "--retry-wait"),
+            (vec!["ping", addr], "--timeout"),
+            (vec!["bench", addr, "a.txt"], "--duration"),
+            (vec!["serve", "."], "--idle-timeout"),
+        ] {
+            let mut args = cmd.clone();
+            args.extend_from_slice(&[flag, value]);
+            let run = tcpfetch(&t.path, &args);
+            run.expect_code(2);
+            let want = if value == "x" {
+                format!("tcpfetch: {flag} needs a number, not 'x'")
+            } else {
+                format!("tcpfetch: {flag} needs a positive number of seconds")
+            };
+            assert!(run.stderr().starts_with(&want), "{args:?}: {run}");
+        }
+    }
+    for (args, want) in [
+        (
+            vec!["sum", "--jobs", "0", "a.txt"],
+            "--jobs needs a number from 1 to 1024, not '0'",
+        ),
+        (
+            vec!["sum", "--jobs", "1025", "a.txt"],
+            "--jobs needs a number from 1 to 1024, not '1025'",
+        ),
+        (
+            vec!["verify", "--jobs", "1025", "a.txt"],
+            "--jobs needs a number from 1 to 1024, not '1025'",
+        ),
+        (
+            vec!["ping", addr, "-c", "1000001"],
+            "--count needs a number from 1 to 1000000, not '1000001'",
+        ),
+    ] {
+        let run = tcpfetch(&t.path, &args);
+        run.expect_code(2);
+        assert!(
+            run.stderr().starts_with(&format!("tcpfetch: {want}")),
+            "{args:?}: {run}"
+        );
+    }
+}
