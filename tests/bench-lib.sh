@@ -1,5 +1,6 @@
 # Sourced by the `make bench` scripts (tests/bench.sh, perf.sh, durable.sh,
-# server-bench.sh), from the repository root: the setup they all repeat.
+# server-bench.sh), from the repository root: the setup and timing helpers
+# they all repeated.
 
 # bench_bin [BINARY] → $BIN, absolute (the scripts cd around it); the
 # release build is made when the binary is not there.
@@ -35,4 +36,18 @@ traced() {
     sleep 0.2 # the last calls logged
     kill "$tracer" 2>/dev/null || true
     wait "$tracer" 2>/dev/null || true
+}
+
+# median: the middle of the numbers on stdin, one a line (the lower middle
+# of an even count).
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# elapsed COMMAND...: the seconds COMMAND took, on stdout (its own output
+# discarded).
+elapsed() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" > /dev/null 2>&1
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
 }

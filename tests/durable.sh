@@ -38,14 +38,6 @@ spid=$!
 addr=$(listen_addr "$dir/serve.out")
 while ! "$BIN" list "$addr" --json | grep -q '1gib.bin.*sha256'; do sleep 0.2; done
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-elapsed() { # COMMAND... → seconds on stdout (command output discarded)
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" > /dev/null 2>&1
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
 settle() { rm -f "$out"; sync; }
 nofsync_once() { "$BIN" get "$addr" 1gib.bin -o "$out" -q --no-fsync; }
 dd_once() { dd if="$big" of="$out" bs=1M count=1024 conv=fdatasync status=none; }

@@ -44,14 +44,6 @@ start_serve() {
     pids+=("$spid")
     addr=$(listen_addr "$out")
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-elapsed() { # COMMAND... → seconds on stdout (command output discarded)
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" > /dev/null 2>&1
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
 gbps() { echo "scale=3; 1.073741824 / $1" | bc -l; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"

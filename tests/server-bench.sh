@@ -122,7 +122,6 @@ cpu() {
     echo "scale=4; $ticks / $(getconf CLK_TCK)" | bc -l
 }
 nginx_pids() { echo "$npid $(pgrep -P "$npid" | tr '\n' ' ')"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 # jget PATH... : fields of the JSON object on stdin, by dotted path
 jget() { python3 -c 'import json, sys
