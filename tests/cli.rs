@@ -598,6 +598,50 @@ fn get_refuses_a_manifest_it_cannot_use_and_names_it() {
 }
 
 #[test]
+fn several_names_read_their_manifest_once() {
+    let (t, server) = serve(
+        "cli-manifest-once",
+        &[("a.txt", b"alpha\n"), ("b.txt", b"beta\n")],
+        &[],
+    );
+    let sums = format!(
+        "not a checksum line\n{}  a.txt\n{}  b.txt\n",
+        sha256_hex(b"alpha\n"),
+        sha256_hex(b"beta\n")
+    );
+    t.write("messy.sums", sums.as_bytes());
+    let args = [
+        "get",
+        &server.addr,
+        "a.txt",
+        "b.txt",
+        "--manifest",
+        "../messy.sums",
+    ];
+    let run = tcpfetch(&t.join("dl"), &args);
+    run.expect_code(0);
+    let warning = "tcpfetch: ../messy.sums: 1 improperly formatted line(s) ignored";
+    assert_eq!(run.stderr().matches(warning).count(), 1, "{run}");
+    assert_eq!(std::fs::read(t.join("dl/b.txt")).unwrap(), b"beta\n");
+    // Unreadable, it fails every name, and the run says so once per name.
+    let args = [
+        "get",
+        &server.addr,
+        "a.txt",
+        "b.txt",
+        "--manifest",
+        "../missing.sums",
+    ];
+    let run = tcpfetch(&t.join("dl"), &args);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr().matches("cannot open manifest").count(),
+        2,
+        "{run}"
+    );
+}
+
+#[test]
 fn out_of_range_seconds_and_counts_are_usage_errors_naming_the_flag() {
     let t = Scratch::new("cli-ranges");
     t.write("a.txt", b"a");

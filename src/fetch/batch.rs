@@ -69,8 +69,14 @@ impl Tally {
 /// rest.
 pub fn several(request: &Request, names: &[String], output: Option<&str>) -> Result<()> {
     let mut tally = Tally::default();
-    for name in names {
-        tally.record(name, one_file(request, name, output));
+    // The manifest is read once for all of them; unreadable, it fails each.
+    match request.load_manifest() {
+        Ok(manifest) => {
+            for name in names {
+                tally.record(name, one_file(request, manifest.as_ref(), name, output));
+            }
+        }
+        Err(e) => names.iter().for_each(|name| tally.failure(name, &e)),
     }
     tally.finish(names.len(), request.quiet)
 }

@@ -110,13 +110,17 @@ impl Request {
         }
     }
 
+    /// `--manifest`, read (once per run: several NAMEs share it).
+    fn load_manifest(&self) -> Result<Option<Manifest>> {
+        self.manifest.as_deref().map(Manifest::load).transpose()
+    }
+
     /// The digest one NAME must have: from the manifest, else `--sha256`.
-    fn expected(&self, name: &str) -> Result<Option<Expected>> {
-        match &self.manifest {
-            Some(path) => {
-                let manifest = Manifest::load(path)?;
+    fn expected(&self, manifest: Option<&Manifest>, name: &str) -> Result<Option<Expected>> {
+        match manifest {
+            Some(manifest) => {
                 let digest = manifest.digest_for(name, self.sha256)?;
-                Ok(Some(Expected::from_manifest(&manifest, digest)))
+                Ok(Some(Expected::from_manifest(manifest, digest)))
             }
             None => Ok(self.sha256.map(|digest| Expected {
                 digest,
@@ -149,11 +153,16 @@ pub fn run(request: &Request) -> Result<()> {
             prefix,
         } => mirror::run(request, dir, *allow_unlisted, *hidden, prefix.as_deref()),
         Mode::Stdout { name } => {
-            let expected = request.expected(name)?;
+            let expected = request.expected(request.load_manifest()?.as_ref(), name)?;
             with_retries(request, || to_stdout(request, name, expected.as_ref()))
         }
         Mode::File { names, output } if names.len() == 1 => {
-            one_file(request, &names[0], output.as_deref()).map(drop)
+            let (name, output) = (&names[0], output.as_deref());
+            // A name or -o that cannot make a path is a usage error, told
+            // before the manifest is read or anything connects.
+            local_path(name, output)?;
+            let manifest = request.load_manifest()?;
+            one_file(request, manifest.as_ref(), name, output).map(drop)
         }
         Mode::File { names, output } => batch::several(request, names, output.as_deref()),
     }
@@ -161,12 +170,17 @@ pub fn run(request: &Request) -> Result<()> {
 
 /// `get ADDR NAME [-o PATH]`: one file, checked against what the user
 /// expects of it.
-pub fn one_file(request: &Request, name: &str, output: Option<&str>) -> Result<Saved> {
+pub fn one_file(
+    request: &Request,
+    manifest: Option<&Manifest>,
+    name: &str,
+    output: Option<&str>,
+) -> Result<Saved> {
     // A name or -o that cannot make a path is a usage error, told before
     // any connection. (The source may still name the file better: the old
     // protocol's numbers stand for listed names.)
     local_path(name, output)?;
-    let expected = request.expected(name)?;
+    let expected = request.expected(manifest, name)?;
     fetch_file(request, name, &Place::Output(output), expected.as_ref())
 }
 
