@@ -7,10 +7,13 @@
 
 #![allow(unsafe_code)]
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// `open(2)` flag for `OpenOptionsExt::custom_flags`, which std has no
 /// name for: fail (ELOOP) when the last component is a symlink, so a
@@ -153,6 +156,63 @@ pub fn sendfile(
     Ok(sent)
 }
 
+/// The argument of `openat2(2)`, as `linux/openat2.h` lays it out (libc's
+/// `open_how` is `non_exhaustive`, so it cannot be built outside libc).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Open the file at `path` for reading with the extra `flags`, failing
+/// (`ELOOP`) if any component of the path is a symlink, the last one
+/// included (`openat2` with `RESOLVE_NO_SYMLINKS`). So the file opened is
+/// the one the path names letter for letter: under a canonical directory,
+/// a name without `.`, `..` or empty components cannot leave it.
+///
+/// One call where `serve` otherwise canonicalises (a `readlink` for each
+/// component), opens, and asks `/proc/self/fd` where the descriptor
+/// landed: measured in tests/README.md (#14, new connection per request).
+/// Linux 5.6 and later; see [`openat2_unavailable`] for older ones.
+pub fn open_without_symlinks(path: &Path, flags: i32) -> io::Result<File> {
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | flags;
+    let how = OpenHow {
+        flags: u64::try_from(flags).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        mode: 0,
+        resolve: libc::RESOLVE_NO_SYMLINKS,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `how` a valid
+    // `open_how` of the size passed; both outlive the call, which reads
+    // them only during it.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    let fd = i32::try_from(fd).map_err(|_| io::Error::last_os_error())?;
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by the kernel, open, and owned by
+    // nothing else; the `File` takes it over and closes it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Whether an error of [`open_without_symlinks`] says the call itself is
+/// not available, for this file or any other: `ENOSYS` on kernels before
+/// 5.6, `EPERM` from seccomp filters (older container runtimes) that do
+/// not know it. Callers then stop trying it.
+pub fn openat2_unavailable(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
+}
+
 /// A connected loopback pair (client, server) for the socket tests here
 /// and in `serve`.
 #[cfg(test)]
@@ -245,6 +305,46 @@ mod tests {
         let limit = raise_open_files_limit().unwrap();
         assert_eq!(limit.soft, limit.hard);
         assert_eq!(raise_open_files_limit().unwrap(), limit);
+    }
+
+    #[test]
+    fn open_without_symlinks_opens_a_plain_path_and_refuses_any_link() {
+        let dir = crate::util::scratch_dir("sys-openat2");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("sub/file"), b"data").unwrap();
+        std::os::unix::fs::symlink("file", dir.join("sub/link")).unwrap();
+        std::os::unix::fs::symlink("sub", dir.join("dirlink")).unwrap();
+        let open = |name: &str| open_without_symlinks(&dir.join(name), O_NONBLOCK | O_NOCTTY);
+        let mut got = String::new();
+        let mut file = open("sub/file").unwrap();
+        std::io::Read::read_to_string(&mut file, &mut got).unwrap();
+        assert_eq!(got, "data");
+        // Read-only: writing through it fails.
+        assert!(file.write_all(b"x").is_err());
+        for link in ["sub/link", "dirlink/file"] {
+            let err = open(link).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{link}");
+            assert!(!openat2_unavailable(&err));
+        }
+        assert_eq!(
+            open("sub/missing").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            open("a\0b").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_enosys_and_eperm_mean_openat2_is_unavailable() {
+        let errno = io::Error::from_raw_os_error;
+        assert!(openat2_unavailable(&errno(libc::ENOSYS)));
+        assert!(openat2_unavailable(&errno(libc::EPERM)));
+        for other in [libc::EACCES, libc::ENOENT, libc::ELOOP, libc::EXDEV] {
+            assert!(!openat2_unavailable(&errno(other)), "{other}");
+        }
     }
 
     #[test]

@@ -89,9 +89,18 @@ fn next_line(
     peer: SocketAddr,
 ) -> Option<Vec<u8>> {
     reader.get_mut().renew(shared.config.idle_timeout);
+    // The first read of the request is made here, and what it says stands:
+    // a client that closed (or a timeout) is not asked again by
+    // `read_line`, which cost every connection a second `recv`.
+    let legacy = match reader.fill_buf() {
+        Ok([]) => return None,
+        Ok(start) => proto::sniff::is_legacy(start),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+        Err(e) => return read_failed(shared, peer, &e),
+    };
     // An old-protocol client sends a length header and no line feed:
     // answer it now, in a form its own first read recognises.
-    if reader.fill_buf().is_ok_and(proto::sniff::is_legacy) {
+    if legacy {
         let msg = "this is a tcpfetch server (protocol v1), not the old tcp-server; drop --legacy";
         let _ = (&*stream).write_all(&proto::encode_err(ErrorCode::BadRequest, msg));
         shared
@@ -112,16 +121,19 @@ fn next_line(
             None
         }
         Err(proto::LineError::Truncated) => None,
-        Err(proto::LineError::Io(e)) => {
-            if matches!(
-                e.kind(),
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-            ) {
-                shared.log.peer(peer, "- idle timeout; closing");
-            }
-            None
-        }
+        Err(proto::LineError::Io(e)) => read_failed(shared, peer, &e),
     }
+}
+
+/// The end of a connection whose request could not be read.
+fn read_failed(shared: &Shared, peer: SocketAddr, e: &io::Error) -> Option<Vec<u8>> {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    ) {
+        shared.log.peer(peer, "- idle timeout; closing");
+    }
+    None
 }
 
 /// How long a failed authentication waits before it is answered, so that
