@@ -192,6 +192,54 @@ fn the_page_quotes_rates_as_the_command_line_does() {
     assert!(page.contains("secs >= 0.01 && mbps >= 0.05"));
 }
 
+/// What a page's `<style>` holds before the rules of its own begin.
+fn shared_style<'a>(page: &'a str, own: &str) -> &'a str {
+    page.split_once("<style>\n")
+        .and_then(|(_, style)| style.split_once(own))
+        .map(|(shared, _)| shared.trim_end())
+        .unwrap_or_else(|| panic!("no <style> starting before {own:?} in {page}"))
+}
+
+#[test]
+fn the_page_and_the_bench_report_start_with_one_stylesheet() {
+    let (t, server, ui) = setup("ui-theme", &[("a.txt", b"abc")]);
+    let page = ui.get("/").body;
+    tcpfetch(
+        &t.path,
+        &[
+            "bench",
+            &server.addr,
+            "a.txt",
+            "--clients",
+            "1",
+            "--requests",
+            "1",
+            "--report",
+            "r.html",
+        ],
+    )
+    .expect_code(0);
+    let report = std::fs::read_to_string(t.join("r.html")).unwrap();
+    let shared = shared_style(&page, "/* The page's own rules");
+    assert_eq!(
+        shared,
+        shared_style(&report, "/* The report's own rules"),
+        "the report's shared rules differ from the page's"
+    );
+    for rule in [
+        ":root {",
+        "prefers-color-scheme: dark",
+        ".tile .v {",
+        "svg.hist .s7 {",
+    ] {
+        assert!(shared.contains(rule), "{rule:?} is not shared: {shared}");
+    }
+    // The report shows one of each chart's two drawings by its own class
+    // names, which the page's `.wide` (a card across the grid) is not.
+    assert!(report.contains("<div class=\"chart-wide\"><svg class=\"hist\""));
+    assert!(!report.contains("class=\"wide\"") && !report.contains("<script"));
+}
+
 #[test]
 fn server_names_are_escaped_in_the_page() {
     let t = Scratch::new("ui-escape");

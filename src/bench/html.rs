@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::report::{self, kinds, point, rates, POINTS};
 use super::stats::{Results, Stats};
 use crate::util::format;
-use crate::util::svg::{self, escape, Column, Frame, NARROW, WIDE};
+use crate::util::svg::{self, escape, Column, Frame, NARROW, THEME, WIDE};
 
 const CSS: &str = include_str!("report.css");
 /// Columns of the latency histogram.
@@ -20,7 +20,7 @@ const MAX_COLUMNS: u64 = 120;
 /// The whole page.
 pub fn report(r: &Results) -> String {
     let mut out = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>tcpfetch bench {}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main>\n",
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>tcpfetch bench {}</title>\n<style>\n{THEME}{CSS}</style>\n</head>\n<body>\n<main>\n",
         escape(&r.test_id)
     );
     summary(&mut out, r);
@@ -388,7 +388,7 @@ fn frame<'a>(width: f64, label: &'a str, x_unit: &'a str, y_unit: &'a str) -> Fr
 fn both(out: &mut String, draw: impl Fn(f64) -> String) {
     let _ = writeln!(
         out,
-        "<div class=\"wide\">{}</div><div class=\"narrow\">{}</div>",
+        "<div class=\"chart-wide\">{}</div><div class=\"chart-narrow\">{}</div>",
         draw(WIDE),
         draw(NARROW)
     );

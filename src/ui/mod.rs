@@ -35,6 +35,7 @@ use crate::serve::log::Log;
 use crate::util::cli;
 use crate::util::format::html as html_escape;
 use crate::util::hex;
+use crate::util::svg;
 use http::{Request, Response};
 use jobs::Jobs;
 
@@ -235,6 +236,7 @@ fn check_action(shared: &Shared, request: &Request) -> Result<(), Response> {
 
 fn page(shared: &Shared) -> Response {
     let html = PAGE
+        .replace("{{THEME}}", svg::THEME)
         .replace("{{TOKEN}}", &shared.token)
         .replace("{{SERVER}}", &html_escape(&shared.server))
         .replace("{{DIR}}", &html_escape(&shared.dir.display().to_string()))

@@ -3,14 +3,19 @@
 //!
 //! A chart is drawn for one width (its `viewBox`) and scales to its box;
 //! pages pick [`NARROW`] on a phone and [`WIDE`] elsewhere, so the text stays
-//! readable. The look comes from the page's CSS through classes
-//! (`svg.hist`, `.b` bars, `.s1`… series, `.ln` lines, `text`, `line`), so
-//! the charts follow each page's light and dark colours. There is no
-//! `xmlns`: inline in HTML, an `<svg>` gets its namespace from the parser.
+//! readable. The look comes from [`THEME`] through classes (`svg.hist`,
+//! `.b` bars, `.s1`… series, `.ln` lines, `text`, `line`), so the charts
+//! follow the light and dark colours of both pages. There is no `xmlns`:
+//! inline in HTML, an `<svg>` gets its namespace from the parser.
 
 use std::fmt::Write as _;
 
 pub use crate::util::format::html as escape;
+
+/// The stylesheet both pages start their `<style>` with: the palette,
+/// light and dark, these charts' classes and the cards, tiles and tables
+/// around them. Each page adds its own rules after it.
+pub const THEME: &str = include_str!("theme.css");
 
 /// The width drawn for a phone screen.
 pub const NARROW: f64 = 360.0;
