@@ -574,6 +574,47 @@ fn a_download_the_server_corrupts_fails_as_an_integrity_error() {
     assert!(!t.join("x").exists() && !t.join("x.part").exists());
 }
 
+/// `text` as a JSON string (quotes and backslashes escaped; enough for the
+/// messages compared here).
+fn json_text(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A failed download job says what `get` prints for the same failure: its
+/// message as `error`, the line after it (if any) as `error_hint`.
+fn assert_download_fails_as_get_does(ui: &Ui, server: &str, name: &str, dir: &std::path::Path) {
+    let get = tcpfetch(dir, &["get", server, name]);
+    get.expect_code(1);
+    let stderr = get.stderr();
+    let mut lines = stderr
+        .lines()
+        .map(|l| l.strip_prefix("tcpfetch: ").unwrap());
+    let (message, hint) = (lines.next().unwrap(), lines.next());
+    let form = format!("server={}&name={}", encode(server), encode(name));
+    let job = ui.wait_job(&ui.post("/api/download", &form).job());
+    assert!(job.body.contains("\"state\":\"failed\""), "{job:?}");
+    let want = format!("\"error\":{},", json_text(message));
+    assert!(job.body.contains(&want), "{want} in {job:?}\nget: {get}");
+    let want = format!("\"error_hint\":{},", hint.map_or("null".into(), json_text));
+    assert!(job.body.contains(&want), "{want} in {job:?}\nget: {get}");
+}
+
+#[test]
+fn a_download_the_server_refuses_reads_as_get_says_it() {
+    let (t, server, ui) = setup("ui-refused", &[("sub/a.txt", b"abc")]);
+    // Not found, and a directory: get names the file and the server and
+    // says what to run; the page had the server's bare answer.
+    assert_download_fails_as_get_does(&ui, &server.addr, "missing.txt", &t.path);
+    assert_download_fails_as_get_does(&ui, &server.addr, "sub", &t.path);
+    // No server: get's hint follows its message.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    assert_download_fails_as_get_does(&ui, &format!("127.0.0.1:{port}"), "a.txt", &t.path);
+}
+
 #[test]
 fn download_names_that_could_escape_are_refused() {
     let (_t, server, ui) = setup("ui-escape-name", &[]);

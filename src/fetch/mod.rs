@@ -228,7 +228,8 @@ pub fn fetch_file(
 /// `observe(done, size)` as bytes arrive (first with the offset a resume
 /// starts at). For `ui`, which shows progress in a page instead of a
 /// terminal line; an error from `observe` (its Cancel) stops the download
-/// and keeps the `.part` to resume from, as an interrupted `get` does.
+/// and keeps the `.part` to resume from, as an interrupted `get` does. A
+/// failure reads as `get`'s (see [`explain`]).
 pub fn fetch_to(
     addr: &str,
     name: &str,
@@ -246,6 +247,7 @@ pub fn fetch_to(
     let request = Request::one_file(Peer::v1(addr, timeouts), name);
     let mut source = request.peer.open()?;
     download(&request, &mut source, name, &path, None, observe)
+        .map_err(|e| explain(e, name, source.peer()))
 }
 
 /// Run `attempt` again after transient failures, with exponential backoff

@@ -91,15 +91,13 @@ fn upstream_error(e: &Error) -> Response {
     } else {
         502
     };
-    let hint = e
-        .hint()
-        .map_or_else(|| "null".to_string(), |h| json_string(&h));
     Response::json(
         status,
         format!(
-            "{{\"error\":{},\"kind\":{},\"hint\":{hint}}}\n",
+            "{{\"error\":{},\"kind\":{},\"hint\":{}}}\n",
             json_string(&e.to_string()),
-            json_string(e.kind())
+            json_string(e.kind()),
+            jobs::hint_json(e)
         ),
     )
 }

@@ -57,14 +57,22 @@ pub struct JobState {
     /// The work stopped because it was cancelled (what it did so far is
     /// in `result`).
     pub cancelled: bool,
-    /// The failure that ended the job, and its kind.
-    error: Option<(String, &'static str)>,
+    /// The failure that ended the job; the page shows its message and hint
+    /// as `get` prints them.
+    error: Option<Error>,
     /// The finished job's result, as a JSON value.
     result: Option<String>,
     /// A load test's per-request log (JSON lines), up to `MAX_LOG_BYTES`.
     log: Vec<u8>,
     log_lines: u64,
     log_dropped: u64,
+}
+
+/// An error's hint (what `tcpfetch` prints after the message) as a JSON
+/// value.
+pub fn hint_json(e: &Error) -> String {
+    e.hint()
+        .map_or_else(|| "null".to_string(), |h| json_string(&h))
 }
 
 impl Job {
@@ -90,7 +98,7 @@ impl Job {
         state.finished = Some(self.started.elapsed());
         match outcome {
             Ok(result) => state.result = Some(result),
-            Err(e) => state.error = Some((e.to_string(), e.kind())),
+            Err(e) => state.error = Some(e),
         }
     }
 
@@ -104,12 +112,16 @@ impl Job {
             (Some(_), None) => "ok",
             (Some(_), Some(_)) => "failed",
         };
-        let (error, kind) = match &s.error {
-            Some((message, kind)) => (json_string(message), json_string(kind)),
-            None => ("null".to_string(), "null".to_string()),
+        let (error, kind, hint) = match &s.error {
+            Some(e) => (
+                json_string(&e.to_string()),
+                json_string(e.kind()),
+                hint_json(e),
+            ),
+            None => ("null".to_string(), "null".to_string(), "null".to_string()),
         };
         let mut out = format!(
-            "{{\"id\":{},\"kind\":\"{}\",\"subject\":{},\"state\":\"{status}\",\"elapsed_s\":{:.3},\"done\":{},\"total\":{},\"from\":{},\"failed\":{},\"error\":{error},\"error_kind\":{kind},\"result\":{}",
+            "{{\"id\":{},\"kind\":\"{}\",\"subject\":{},\"state\":\"{status}\",\"elapsed_s\":{:.3},\"done\":{},\"total\":{},\"from\":{},\"failed\":{},\"error\":{error},\"error_kind\":{kind},\"error_hint\":{hint},\"result\":{}",
             self.id,
             self.kind,
             json_string(&self.subject),

@@ -148,12 +148,25 @@ async function main() {
       await page.click("#download-btn");
       await page.waitForSelector("#dl-error");
       const error = await page.textContent("#dl-error");
-      expect(/Download of gone\.txt failed: .*not-found/.test(error), `error: ${error}`);
+      // Word for word what `tcpfetch get` prints for it.
+      const want = `Download of gone.txt failed: no file 'gone.txt' on ${addr}; see 'tcpfetch list ${addr}'`;
+      expect(error === want, `error: ${error}`);
       expect(await page.isHidden("#dl-progress"), "the progress line stays after the failure");
       const text = await page.innerText("body");
       const left = /.{0,40}0 B of 0 B.{0,40}/s.exec(text);
       expect(!left, `a '0 B of 0 B' line is left: ${left}`);
       expect(!(await page.isDisabled("#download-btn")), "download stays disabled");
+    });
+
+    await check("a failed download shows get's hint after its message", async () => {
+      await page.fill("#server", "127.0.0.1:1");
+      await page.click("#download-btn");
+      await page.waitForSelector("#dl-error >> text=cannot connect");
+      const error = await page.textContent("#dl-error");
+      const want = "Download of gone.txt failed: cannot connect to 127.0.0.1:1: connection refused"
+        + " — is 'tcpfetch serve' running there, and is the port right?";
+      expect(error === want, `error: ${error}`);
+      await page.fill("#server", addr);
     });
 
     await check("the load-test choice is the user's own: downloads leave it alone", async () => {
