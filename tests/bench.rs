@@ -427,6 +427,45 @@ fn save_keeps_each_verified_file_under_client_and_request() {
     }
 }
 
+/// Bodies under 1 MiB are hashed where the connection's read buffer holds
+/// them, larger ones are read into the client's own buffer: both, in turn
+/// on one kept connection, arrive whole.
+#[test]
+fn small_and_large_files_arrive_whole_over_one_kept_connection() {
+    let t = Scratch::new("bench-sizes");
+    let small = random_bytes(50_001, 9);
+    let large = random_bytes((3 << 20) + 7, 10);
+    t.write("srv/small.bin", &small);
+    t.write("srv/large.bin", &large);
+    let server = Server::start(&t.join("srv"), &["-q"]);
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "bench",
+            &server.addr,
+            "small.bin",
+            "large.bin",
+            "--clients",
+            "1",
+            "-n",
+            "4",
+            "--keep-alive",
+            "--save",
+            "out",
+        ],
+    );
+    run.expect_code(0);
+    for (name, data) in [
+        ("1-1-small.bin", &small),
+        ("1-2-large.bin", &large),
+        ("1-3-small.bin", &small),
+        ("1-4-large.bin", &large),
+    ] {
+        let saved = std::fs::read(t.join("out").join(name)).unwrap();
+        assert!(saved == *data, "{name}: {} bytes", saved.len());
+    }
+}
+
 #[test]
 fn a_closed_port_is_counted_refused() {
     let t = Scratch::new("bench-refused");

@@ -33,8 +33,17 @@ use crate::client::{Peer, Protocol, Timeouts};
 use crate::error::{Error, Result};
 use crate::util::format;
 
-/// The most clients one bench runs: each is a thread with a 128 KiB buffer.
+/// The most clients one bench runs: each is a thread, about 20 KiB of
+/// memory with a small file (see `worker`).
 pub const MAX_CLIENTS: usize = 10_000;
+/// A client thread's stack. A client touches 12 KiB of it (3 pages, with
+/// glibc's thread control block and TLS at the top, measured in
+/// /proc/PID/pagemap); 16 KiB ran every path (a name looked up through
+/// NSS, refused, not found) but overflowed printing a panic's
+/// `RUST_BACKTRACE=full`, which 32 KiB printed. Only touched pages cost
+/// memory; the size is what 10 000 clients commit (640 MiB, not 2.5 GiB
+/// at 256 KiB: `vm.overcommit_memory=2` and `ulimit -v` count it).
+const CLIENT_STACK: usize = 64 * 1024;
 /// The failure kinds every report lists, even at zero.
 pub const KINDS: [&str; 5] = ["refused", "busy", "timeout", "protocol", "io"];
 
@@ -416,7 +425,7 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
             let run = &run;
             let spawned = thread::Builder::new()
                 .name(format!("client {id}"))
-                .stack_size(256 * 1024)
+                .stack_size(CLIENT_STACK)
                 .spawn_scoped(scope, move || worker::client(run, id));
             match spawned {
                 Ok(handle) => clients.push(handle),

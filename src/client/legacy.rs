@@ -278,8 +278,8 @@ impl Source for LegacySession {
         })
     }
 
-    fn body(&mut self, len: u64) -> io::Take<&mut dyn Read> {
-        let reader: &mut dyn Read = &mut self.reader;
+    fn body(&mut self, len: u64) -> io::Take<&mut dyn BufRead> {
+        let reader: &mut dyn BufRead = &mut self.reader;
         reader.take(len)
     }
 

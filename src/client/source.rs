@@ -18,7 +18,7 @@
 //! - the old server closes after each file or `TEST`, so a connection
 //!   carries one request there ([`Source::keeps_connection`]).
 
-use std::io::{self, Read};
+use std::io::{self, BufRead};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -88,8 +88,10 @@ pub trait Source {
     fn local_names(&mut self, name: &str) -> Result<Vec<String>>;
     /// Ask for `name` from `offset`; on success `size - offset` bytes follow.
     fn request(&mut self, name: &str, offset: u64) -> Result<Header>;
-    /// The next `len` bytes of the stream: the body of the file requested.
-    fn body(&mut self, len: u64) -> io::Take<&mut dyn Read>;
+    /// The next `len` bytes of the stream: the body of the file requested,
+    /// buffered, so a reader without a buffer of its own can hash the
+    /// bytes where they were read (a bench client).
+    fn body(&mut self, len: u64) -> io::Take<&mut dyn BufRead>;
     /// After the whole body: the digest the server vouches for.
     fn vouched_digest(&mut self, header: &Header) -> Result<Digest>;
 }

@@ -299,8 +299,8 @@ impl Source for Connection {
         })
     }
 
-    fn body(&mut self, len: u64) -> io::Take<&mut dyn Read> {
-        let reader: &mut dyn Read = &mut self.reader;
+    fn body(&mut self, len: u64) -> io::Take<&mut dyn BufRead> {
+        let reader: &mut dyn BufRead = &mut self.reader;
         reader.take(len)
     }
 

@@ -6,8 +6,7 @@
 //! nothing), the hasher (on a second thread for one big download, inline
 //! for `bench`, which must not spawn a thread per client) and who watches.
 
-use std::io::{self, Read, Write};
-use std::mem;
+use std::io::{self, BufRead, Read, Write};
 
 use sha2::{Digest as _, Sha256};
 
@@ -66,11 +65,16 @@ impl Sink for Stdout {
 pub enum Hasher<'a> {
     /// On its own thread: one core receives and writes, the other hashes.
     Pipelined(PipelinedHasher),
-    /// In the loop, with one reused buffer (a bench client's).
-    Inline { state: Sha256, buf: &'a mut Vec<u8> },
+    /// In the loop (a bench client's, which must not start a thread of its
+    /// own): into `buf` (one chunk, reused) when given one, else straight
+    /// out of the body's own read buffer.
+    Inline {
+        state: Sha256,
+        buf: Option<&'a mut Vec<u8>>,
+    },
 }
 
-impl Hasher<'_> {
+impl<'a> Hasher<'a> {
     /// Hash on a second thread, continuing from `state` (a resumed prefix).
     pub fn pipelined(state: Sha256) -> Result<Hasher<'static>> {
         PipelinedHasher::start(state)
@@ -78,32 +82,13 @@ impl Hasher<'_> {
             .map_err(|e| Error::local("cannot start the hasher", e))
     }
 
-    /// Hash in the loop, filling `buf` (grown to one chunk) each time.
-    pub fn inline(buf: &mut Vec<u8>) -> Hasher<'_> {
+    /// Hash in the loop, reading into `buf` (grown to one chunk), or, with
+    /// `None`, hashing the bytes where the body's reader buffered them: no
+    /// memory of its own, but a read per reader's buffer (8 KiB).
+    pub fn inline(buf: Option<&'a mut Vec<u8>>) -> Hasher<'a> {
         Hasher::Inline {
             state: Sha256::new(),
             buf,
-        }
-    }
-
-    fn buffer(&mut self) -> Vec<u8> {
-        match self {
-            Hasher::Pipelined(h) => h.buffer(),
-            Hasher::Inline { buf, .. } => {
-                let mut taken = mem::take(*buf);
-                taken.resize(CHUNK, 0);
-                taken
-            }
-        }
-    }
-
-    fn update(&mut self, filled: Vec<u8>) {
-        match self {
-            Hasher::Pipelined(h) => h.update(filled),
-            Hasher::Inline { state, buf } => {
-                state.update(&filled);
-                **buf = filled;
-            }
         }
     }
 
@@ -131,7 +116,7 @@ pub struct Watch<'a> {
 /// into `sink`. Returns the digest of the whole file. A body that ends
 /// early is an I/O error (transient: a retry can resume).
 pub fn receive(
-    body: &mut impl Read,
+    body: &mut impl BufRead,
     size: u64,
     offset: u64,
     sink: &mut dyn Sink,
@@ -143,20 +128,13 @@ pub fn receive(
         observe(done, size)?;
     }
     loop {
-        let mut buf = hasher.buffer();
-        if let Some(pacer) = &watch.pacer {
-            buf.truncate(pacer.chunk().min(buf.len() as u64) as usize);
-        }
-        let n = fill(body, &mut buf).map_err(|e| Error::net(Phase::ReceiveBody, e))?;
+        let most = watch.pacer.as_ref().map_or(usize::MAX, |p| {
+            usize::try_from(p.chunk()).unwrap_or(usize::MAX)
+        });
+        let n = next_chunk(body, sink, &mut hasher, most)?;
         if n == 0 {
-            // Hand the buffer back: an inline hasher's is reused.
-            buf.clear();
-            hasher.update(buf);
             break;
         }
-        buf.truncate(n);
-        sink.write(&buf)?;
-        hasher.update(buf);
         done += n as u64;
         if let Some(progress) = &mut watch.progress {
             progress.update(done, offset);
@@ -177,6 +155,54 @@ pub fn receive(
         )));
     }
     hasher.finish()
+}
+
+/// The next at most `most` bytes of `body` into the sink and the hasher;
+/// 0 at the end of the body.
+fn next_chunk(
+    body: &mut impl BufRead,
+    sink: &mut dyn Sink,
+    hasher: &mut Hasher,
+    most: usize,
+) -> Result<usize> {
+    let net = |e| Error::net(Phase::ReceiveBody, e);
+    match hasher {
+        Hasher::Pipelined(h) => {
+            let mut buf = h.buffer();
+            buf.truncate(most.min(buf.len()));
+            let n = fill(body, &mut buf).map_err(net)?;
+            buf.truncate(n);
+            if n > 0 {
+                sink.write(&buf)?;
+            }
+            // An empty buffer too goes back, to be reused.
+            h.update(buf);
+            Ok(n)
+        }
+        Hasher::Inline {
+            state,
+            buf: Some(buf),
+        } => {
+            buf.resize(CHUNK, 0);
+            let n = fill(body, &mut buf[..most.min(CHUNK)]).map_err(net)?;
+            sink.write(&buf[..n])?;
+            state.update(&buf[..n]);
+            Ok(n)
+        }
+        Hasher::Inline { state, buf: None } => {
+            let bytes = loop {
+                match body.fill_buf() {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    got => break got.map_err(net)?,
+                }
+            };
+            let n = bytes.len().min(most);
+            sink.write(&bytes[..n])?;
+            state.update(&bytes[..n]);
+            body.consume(n);
+            Ok(n)
+        }
+    }
 }
 
 /// Read until `buf` is full or the stream ends: fewer, larger writes and
@@ -227,7 +253,8 @@ mod tests {
         let mut spare = Vec::new();
         for hasher in [
             Hasher::pipelined(Sha256::new()).unwrap(),
-            Hasher::inline(&mut spare),
+            Hasher::inline(Some(&mut spare)),
+            Hasher::inline(None),
         ] {
             let mut sink = Collect(Vec::new());
             let got = receive(
