@@ -223,6 +223,8 @@ struct Run<'a> {
     gate: Gate,
     /// Where warmed-up clients wait to start the measured run.
     measured: Gate,
+    /// Where finished clients wait for the run's end.
+    ended: Gate,
     warmed: AtomicUsize,
     log: Option<Mutex<Log>>,
     /// The next `--rate` schedule slot, or `--total` request.
@@ -411,6 +413,7 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
         test_id,
         gate: Gate::new(),
         measured: Gate::new(),
+        ended: Gate::new(),
         warmed: AtomicUsize::new(0),
         log,
         next_slot: AtomicU64::new(0),
@@ -432,19 +435,23 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
                 Err(e) => {
                     run.gate.set(GateState::Cancelled);
                     run.measured.set(GateState::Cancelled);
+                    run.ended.set(GateState::Cancelled);
                     return Err(Error::local(format!("cannot start client {id}"), e));
                 }
             }
         }
         let (start, wall) = start(&run);
         watch(&run, start);
+        let took = start.elapsed();
+        run.ended
+            .set(GateState::Open(Instant::now(), SystemTime::now()));
         for handle in clients {
             handle
                 .join()
                 .map_err(|_| Error::Other("a client thread panicked".into()))?;
         }
         let begun = micros(wall);
-        Ok((begun, begun.saturating_add(micros_of(start.elapsed()))))
+        Ok((begun, begun.saturating_add(micros_of(took))))
     })?;
     let log_error = match run.log {
         Some(log) => {
