@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
 
+use crate::sys;
 use crate::util::pace::Pacer;
 
 /// Most bytes one sendfile call is asked for. The call blocks until all
@@ -18,6 +19,30 @@ const SENDFILE_CHUNK: u64 = 4 << 20;
 /// (median of 3): 8 KiB (what `io::copy` uses) 0.78 s and 0.25 s of server
 /// CPU; 32 KiB 0.61 s and 0.12 s; 64–256 KiB no better.
 const COPY_CHUNK: u64 = 32 * 1024;
+
+/// Send an answer's header, ahead of a body of `body` bytes; an error
+/// means the peer went away (or stopped reading) and ends the connection.
+///
+/// Ahead of a body the header is queued with `MSG_MORE` ([`sys::send_more`]):
+/// with `TCP_NODELAY` it was a segment of its own, and over loopback each
+/// segment also costs the server the receiver's TCP processing and wake-up.
+/// [`send`] follows at once and pushes both, so a small file goes out in
+/// one segment; if the body fails, the connection's close still sends it.
+pub fn send_header(stream: &TcpStream, header: &[u8], body: u64) -> io::Result<()> {
+    if body == 0 {
+        return (&*stream).write_all(header);
+    }
+    let mut left = header;
+    while !left.is_empty() {
+        match sys::send_more(stream, left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => left = &left[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// Send `want` bytes of `file` from `start`; how many went. The file's
 /// position is neither used nor moved (the digest cache may be reading
@@ -40,7 +65,7 @@ pub fn send(file: &File, start: u64, stream: &TcpStream, want: u64, max_rate: Op
     while sent < want {
         let n = (want - sent).min(chunk).min(SENDFILE_CHUNK) as usize;
         let mut at = start + sent;
-        match crate::sys::sendfile(stream, file, &mut at, n) {
+        match sys::sendfile(stream, file, &mut at, n) {
             Ok(0) => break, // the file shrank: stop rather than pad
             Ok(got) => {
                 sent += got as u64;

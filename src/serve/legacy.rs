@@ -19,7 +19,7 @@ use crate::serve::listing::Snapshot;
 use crate::serve::Shared;
 use crate::util::hex::Digest;
 
-use crate::proto::legacy::wire::{self, MAX_HEADER_VALUE, MAX_REPLY, MAX_REQUEST};
+use crate::proto::legacy::wire::{self, WireError, MAX_REPLY, MAX_REQUEST};
 
 /// The most control messages one connection may send (a whole session is
 /// four).
@@ -257,15 +257,14 @@ fn send_file(
 ) -> Result<(Sent, Digest)> {
     let (open, digest) = open(shared, session, n)?;
     let size = open.meta.len();
-    if size > MAX_HEADER_VALUE {
+    let Some(header) = wire::encode_header(size) else {
         return Err(Error::Other(format!(
             "file {n} is {size} bytes, too large for the old protocol's 10-digit header"
         )));
-    }
-    let mut out = stream;
-    wire::write_header(&mut out, size)
-        .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendSize), e))?;
-    let sent = body::send(&open.file, 0, out, size, shared.config.max_rate);
+    };
+    body::send_header(stream, &header, size)
+        .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendSize), WireError::Io(e)))?;
+    let sent = body::send(&open.file, 0, stream, size, shared.config.max_rate);
     Ok((Sent { sent, due: size }, digest))
 }
 

@@ -335,7 +335,7 @@ fn send_file(
         sent,
         due,
     };
-    if let Next::Close = send(stream, &header)?.next {
+    if body::send_header(stream, &header, due).is_err() {
         return Ok(cut(0));
     }
     // After the header the framing depends on sending exactly `due` bytes:
