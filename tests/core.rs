@@ -681,6 +681,8 @@ fn malformed_server_answers_fail_cleanly() {
         ("get", format!("TCPFETCH/1 OK 5 {digest}"), "closed"),
         ("get", format!("TCPFETCH/1 OK 5 {digest}\nhel"), "resume"),
         ("get", "TCPFETCH/2 OK 5\n".into(), "version 2"),
+        // Our tag without its space: a broken line, not "version 1".
+        ("get", "TCPFETCH/1\n".into(), "malformed status line"),
         (
             "get",
             "TCPFETCH/1 ERR busy come back later\n".into(),

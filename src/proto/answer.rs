@@ -283,4 +283,36 @@ mod tests {
         assert!(parse_list_count("99999999999").is_err());
         assert!(parse_list_count("").is_err());
     }
+
+    #[test]
+    fn each_refused_form_of_an_answer_is_refused() {
+        let (digest, mac) = ("ab".repeat(32), "cd".repeat(32));
+        // A field after the MAC; a time past u64 seconds or past what a
+        // SystemTime holds is not a time (and not a MAC either).
+        for details in [
+            format!("7 {digest} {mac} x"),
+            format!("7 {digest} 1.000000000 {mac} x"),
+            format!("7 {digest} 18446744073709551616.000000000"),
+            format!("7 {digest} 18446744073709551615.000000000"),
+        ] {
+            assert!(
+                FileHeader::parse_with_mac(&details, true).is_err(),
+                "{details}"
+            );
+        }
+        assert!(FileHeader::parse_with_mac(&format!("7 {digest} {mac} x"), false).is_err());
+        // A list entry that is not UTF-8, has no digest field, or a name
+        // too long for a request line.
+        let long = format!("1 - {}", "n".repeat(crate::proto::MAX_LINE - 24));
+        for bad in [&b"1 - \xff"[..], b"1", b"", long.as_bytes()] {
+            let err = ListEntry::parse(bad).unwrap_err();
+            assert!(err.to_string().starts_with("malformed LIST entry"), "{err}");
+        }
+        assert!(ListEntry::parse(&long.as_bytes()[..long.len() - 1]).is_ok());
+        // The count's bound at its edge, and a count that is not a number.
+        assert_eq!(parse_list_count("10000000"), Ok(MAX_LIST_ENTRIES));
+        for bad in ["10000001", "x", " 3", "-1"] {
+            assert!(parse_list_count(bad).is_err(), "{bad}");
+        }
+    }
 }

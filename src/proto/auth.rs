@@ -438,4 +438,49 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn each_refused_form_of_a_handshake_line_is_refused() {
+        let nonce = "ab".repeat(32);
+        let not_hex = format!("{}g", "a".repeat(63));
+        // Both requests take exactly their word, one space and 64 hex
+        // digits; the bytes must be UTF-8.
+        for (word, parse) in [
+            (
+                "AUTH",
+                parse_auth as fn(&[u8]) -> Result<Digest, ProtoError>,
+            ),
+            ("PROVE", parse_prove),
+        ] {
+            assert!(parse(format!("{word} {nonce}").as_bytes()).is_ok());
+            assert!(parse(format!("{word} {}", nonce.to_uppercase()).as_bytes()).is_ok());
+            let mut not_utf8 = format!("{word} ").into_bytes();
+            not_utf8.extend_from_slice(&[0xff; 64]);
+            for bad in [
+                word.as_bytes().to_vec(),
+                format!("{word} ").into_bytes(),
+                format!("{word} {}", &nonce[1..]).into_bytes(),
+                format!("{word} {nonce}a").into_bytes(),
+                format!("{word} {not_hex}").into_bytes(),
+                format!("{word}  {nonce}").into_bytes(),
+                format!("{word}\t{nonce}").into_bytes(),
+                format!("{word} {nonce} ").into_bytes(),
+                format!("{} {nonce}", word.to_lowercase()).into_bytes(),
+                not_utf8,
+            ] {
+                let err = parse(&bad).unwrap_err();
+                let want = format!("malformed {word} request: '");
+                assert!(err.to_string().starts_with(&want), "{bad:?}: {err}");
+            }
+        }
+        // The answer: a bad nonce is refused as a bad proof is.
+        for bad in [
+            format!("AUTH {not_hex} {nonce}"),
+            format!("AUTH {nonce}  {nonce}"),
+        ] {
+            assert!(parse_auth_answer(&bad).is_err(), "{bad}");
+        }
+        // The shortest key is accepted.
+        assert!(Key::from_bytes(vec![0; MIN_KEY_LEN]).is_ok());
+    }
 }

@@ -302,7 +302,12 @@ pub fn parse_status(line: &[u8]) -> Result<String, ProtoError> {
                 .take_while(|c| !c.is_whitespace())
                 .take(10)
                 .collect();
-            return Err(ProtoError::Version(version));
+            // Our own tag without the space after it (`TCPFETCH/1`,
+            // `TCPFETCH/1\tOK`) is a broken v1 line, not another version.
+            if version != "1" {
+                return Err(ProtoError::Version(version));
+            }
+            return Err(ProtoError::malformed(Message::StatusLine, printable(line)));
         }
         return Err(not_tcpfetch(line));
     };
@@ -462,6 +467,72 @@ pub(crate) mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn each_bound_and_refused_form_of_a_request_has_its_reason() {
+        let refused = |line: &[u8]| Request::parse(line).unwrap_err();
+        // At most 20 digits: leading zeros do not stretch an offset.
+        let digits = |n: usize| format!("GET {}1 a", "0".repeat(n - 1));
+        let offset = "offset must be a decimal number";
+        assert_eq!(refused(digits(21).as_bytes()), offset);
+        assert!(matches!(
+            Request::parse(digits(20).as_bytes()),
+            Ok(Request::Get { offset: 1, .. })
+        ));
+        // The longest name leaves room for "GET ", 20 digits and a space.
+        let longest = "n".repeat(MAX_LINE - 25);
+        assert_eq!(check_name(&longest), Ok(()));
+        let too_long = format!("GET +mtime 0 {longest}n");
+        assert_eq!(refused(too_long.as_bytes()), "name is too long");
+        // An unknown command is quoted by its first word: 16 bytes at
+        // most, control characters escaped.
+        let expected = "; expected PING, LIST or GET <offset> <name>";
+        assert_eq!(
+            refused(b"FETCHFETCHFETCHFETCH a"),
+            format!("unknown command 'FETCHFETCHFETCHF'{expected}")
+        );
+        assert_eq!(
+            refused(b"\x1b[2J x"),
+            format!("unknown command '\\u{{1b}}[2J'{expected}")
+        );
+        let option = "unknown GET option; the one known is +mtime";
+        assert_eq!(refused(b"GET +mtimes 0 a"), option);
+    }
+
+    #[test]
+    fn each_bound_and_refused_form_of_a_status_line_has_its_reason() {
+        let garbage = [b'g'; 1000];
+        for (line, want) in [
+            // Another version is quoted by 10 characters at most.
+            (
+                &b"TCPFETCH/12345678901234 OK"[..],
+                ProtoError::Version("1234567890".into()),
+            ),
+            (b"TCPFETCH/10 OK", ProtoError::Version("10".into())),
+            // Our tag without its space is a broken v1 line, not version 1.
+            (
+                b"TCPFETCH/1",
+                ProtoError::malformed(Message::StatusLine, "TCPFETCH/1"),
+            ),
+            (
+                b"TCPFETCH/1\tOK",
+                ProtoError::malformed(Message::StatusLine, "TCPFETCH/1\\tOK"),
+            ),
+            // A peer's garbage is quoted by its first 60 bytes.
+            (
+                &garbage,
+                ProtoError::NotTcpfetch(format!("{}…", "g".repeat(60))),
+            ),
+        ] {
+            assert_eq!(parse_status(line), Err(want));
+        }
+        // An ERR message we send is cut at 512 characters.
+        let text = String::from_utf8(encode_err(ErrorCode::Internal, &"é".repeat(600)));
+        assert_eq!(
+            text.unwrap(),
+            format!("TCPFETCH/1 ERR internal {}\n", "é".repeat(512))
+        );
     }
 
     /// A small seeded PRNG (xorshift64*) so the fuzz loop is reproducible.

@@ -802,6 +802,53 @@ mod tests {
     }
 
     #[test]
+    fn the_stack_and_memo_bounds_and_misplaced_items_are_refused() {
+        // One more push than the stack holds.
+        let mut deep = b"\x80\x02".to_vec();
+        deep.resize(2 + MAX_STACK + 1, MARK);
+        let err = decode(&deep).unwrap_err();
+        assert_eq!(
+            (err.at, err.reason.as_str()),
+            (2 + MAX_STACK, "too deeply nested")
+        );
+        // One more memo entry than the memo holds (a slot stored again
+        // is no new entry).
+        let mut memo = b"\x80\x02}K\x01".to_vec();
+        for i in 0..=MAX_STACK as u32 {
+            memo.push(LONG_BINPUT);
+            memo.extend_from_slice(&(i % 5000).to_le_bytes());
+        }
+        let err = decode(&memo).unwrap_err();
+        assert!(err.reason.contains("too many memo entries"), "{err}");
+        let mut again = b"\x80\x02}K\x01".to_vec();
+        again.extend(std::iter::repeat_n(*b"q\x00", 2 * MAX_STACK).flatten());
+        again.extend_from_slice(b"0.");
+        assert!(decode(&again).unwrap_err().reason.contains("POP"));
+        let rows: &[(&[u8], &str)] = &[
+            // SETITEM onto something that is not a dict.
+            (b"\x80\x02K\x01X\x01\x00\x00\x00aK\x02s.", "not a dict"),
+            // SETITEM whose key is a MARK.
+            (b"\x80\x02}(K\x01s.", "missing"),
+            // SETITEMS with a dict among its items.
+            (b"\x80\x02}(X\x01\x00\x00\x00a}u.", "dict inside"),
+            // LONG4 wider than 64 bits.
+            (
+                b"\x80\x02}\x8b\x09\x00\x00\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01.",
+                "wider than 64",
+            ),
+            // BINUNICODE8 past the end.
+            (
+                b"\x80\x02}\x8d\xff\x00\x00\x00\x00\x00\x00\x00.",
+                "past the end",
+            ),
+        ];
+        for (bytes, want) in rows {
+            let err = decode(bytes).unwrap_err();
+            assert!(err.reason.contains(want), "{bytes:?}: {err}");
+        }
+    }
+
+    #[test]
     fn memo_fetches_cannot_blow_up_memory() {
         let mut bytes = b"\x80\x02}(X\x00\x10\x00\x00".to_vec();
         bytes.extend(std::iter::repeat_n(b'a', 4096));

@@ -244,6 +244,27 @@ mod tests {
         assert!(read_digest(&mut &b""[..]).is_err());
     }
 
+    #[test]
+    fn the_message_limit_holds_at_its_edge() {
+        let wire = encode_message("HELLO");
+        let len = wire.len() - HEADER_LEN;
+        let got = read_message(&mut &wire[..], len).unwrap();
+        assert_eq!(got.as_deref(), Some("HELLO"));
+        let err = read_message(&mut &wire[..], len - 1).unwrap_err();
+        let want = format!(
+            "a control message of {len} bytes (at most {} accepted)",
+            len - 1
+        );
+        assert_eq!(err.to_string(), want);
+        // A message whose 'message' is not a string has none.
+        let int = framed(&pickle::encode(&[("message", &Value::Int(5))]));
+        let err = read_message(&mut &int[..], MAX_REQUEST).unwrap_err();
+        assert!(err.to_string().contains("no 'message' string"), "{err}");
+        // A digest's header is read as any header is.
+        let err = read_digest(&mut &b"3 2       "[..]).unwrap_err();
+        assert!(err.to_string().contains("bad length header"), "{err}");
+    }
+
     /// A header in front of arbitrary bytes.
     fn framed(body: &[u8]) -> Vec<u8> {
         let mut v = encode_header(body.len() as u64).unwrap().to_vec();
