@@ -59,8 +59,11 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         };
         let started = Instant::now();
         let (outcome, result) = respond(shared, stream, &line, session.as_mut());
+        // With -q the line is not even built: quoting the request and
+        // formatting the line cost about 1 µs a request (of about 30 µs
+        // for a new connection and 1 KiB).
         let health_check = line == b"PING" && shared.config.quiet_ping;
-        if !health_check {
+        if !health_check && !shared.config.quiet {
             shared.log.peer(
                 peer,
                 &format!(
