@@ -135,6 +135,9 @@ pub enum Error {
     Remote { code: ErrorCode, message: String },
     /// The peer sent something that is not protocol v1 (or broke its rules).
     Protocol(String),
+    /// The file asked for is not in the old server's list: the old
+    /// protocol has no answer for a missing file (`not-found` for `bench`).
+    NotListed(String),
     /// Bytes arrived but do not match the digest they must match.
     Integrity(String),
     /// A connection failed after it was established (reset, closed early);
@@ -228,7 +231,8 @@ impl Error {
             Error::Remote {
                 code: ErrorCode::NotFound,
                 ..
-            } => "not-found",
+            }
+            | Error::NotListed(_) => "not-found",
             Error::Timeout { .. } => "timeout",
             Error::Protocol(_) | Error::Remote { .. } => "protocol",
             Error::Integrity(_) => "corrupt",
@@ -282,7 +286,7 @@ impl fmt::Display for Error {
             }
             Error::Timeout { phase } => write!(f, "timed out while {phase}"),
             Error::Remote { code, message } => write!(f, "server refused: {code}: {message}"),
-            Error::Protocol(msg) => write!(f, "{msg}"),
+            Error::Protocol(msg) | Error::NotListed(msg) => write!(f, "{msg}"),
             Error::Integrity(msg) => write!(f, "integrity failure: {msg}"),
             Error::Network { context, source } | Error::Local { context, source } => {
                 write!(f, "{context}: {}", describe_io(source))
@@ -387,6 +391,10 @@ mod tests {
             "timeout"
         );
         assert!(!Error::Integrity("x".into()).is_transient());
+        let unlisted = Error::NotListed("x".into());
+        assert_eq!(unlisted.kind(), "not-found");
+        assert!(!unlisted.is_transient());
+        assert_eq!(unlisted.exit_code(), 1);
     }
 
     #[test]

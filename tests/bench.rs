@@ -568,3 +568,35 @@ fn bench_load_tests_the_old_protocol() {
         "{lines}"
     );
 }
+
+/// A name the old server does not list is a missing file, as v1's
+/// `ERR not-found` is: it was counted as an `io` failure.
+#[test]
+fn a_name_the_old_server_does_not_list_is_counted_not_found() {
+    let t = Scratch::new("bench-legacy-unlisted");
+    t.write("srv/a.bin", b"hello");
+    let mut server = Server::start(&t.join("srv"), &["--legacy-listen", "127.0.0.1:0"]);
+    let legacy = server.legacy_addr();
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "bench",
+            "--legacy",
+            &legacy,
+            "b.bin",
+            "--clients",
+            "2",
+            "--json",
+        ],
+    );
+    run.expect_code(1);
+    let json = run.stdout();
+    let errors = json_value(&json, "errors");
+    assert_eq!(json_number(errors, "not-found"), 2.0, "{run}");
+    assert_eq!(json_number(errors, "io"), 0.0, "{run}");
+    assert!(
+        run.stderr()
+            .contains("'b.bin' is not in the legacy server's list"),
+        "{run}"
+    );
+}

@@ -163,7 +163,7 @@ impl LegacySession {
             )),
             Wanted::Name(name) => {
                 let entry = find_name(listing, &name).ok_or_else(|| {
-                    Error::Other(format!(
+                    Error::NotListed(format!(
                         "'{name}' is not in the legacy server's list ({}); ask for a number instead",
                         describe_listing(listing)
                     ))
