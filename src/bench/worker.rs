@@ -45,7 +45,7 @@ pub(super) fn client(run: &Run, id: usize) {
 
 /// The client's part of the run, counted finished however it ends.
 fn requests(run: &Run, id: usize) {
-    let _finished = Finished(&run.finished);
+    let _finished = Finished(run);
     if run.gate.wait().is_none() {
         return;
     }
