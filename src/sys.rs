@@ -247,6 +247,32 @@ pub fn tcp_pair() -> (TcpStream, TcpStream) {
     (client, server)
 }
 
+/// Ask the CPU to start loading each 64-byte line of `bytes` into its
+/// cache, without waiting for them (`prefetcht0`). The hasher of one big
+/// file (`digest`) asks for the next 4 KiB while it hashes the current
+/// 4 KiB: the bytes were just written by the reader on the other core, and
+/// SHA-256 would stall on each line in turn. Safe Rust can only load a byte
+/// of each line, which waits for them all before the hash after it can
+/// finish; measured on 1 GiB from the page cache (tests/README.md, "Verify
+/// and sum speed"), the hasher's CPU time went from 0.74 s with such loads
+/// to 0.67 s with this (the hash alone: 0.62 s). A hint only: elsewhere
+/// than x86_64, one load per line.
+pub fn prefetch(bytes: &[u8]) {
+    for line in bytes.chunks(64) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults and changes no memory or register
+        // the program can see, whatever the address (this one is inside
+        // `bytes`); SSE, the target feature it needs, is part of every
+        // x86_64 CPU.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        std::hint::black_box(line[0]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +440,14 @@ mod tests {
         let (_client, server) = tcp_pair();
         let err = sendfile(&server, &file, &mut 0, 100).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn prefetch_takes_any_slice_and_changes_nothing() {
+        let data: Vec<u8> = (0..10_000).map(|i| (i % 251) as u8).collect();
+        for (from, to) in [(0, 0), (0, 1), (3, 67), (1, 9_999), (0, 10_000)] {
+            prefetch(&data[from..to]);
+        }
+        assert!(data.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
     }
 }

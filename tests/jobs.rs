@@ -184,13 +184,25 @@ fn sum_with_jobs_gives_stdin_to_the_first_dash() {
     }
 }
 
-/// One file (or stdin) is read on one thread and hashed on another; sizes
-/// around the read chunk and a big one must all come out right.
+/// One file (or stdin) is read on one thread and hashed on another (a
+/// file in chunks of 512 KiB that either thread reads); sizes around both
+/// read sizes and a big one must all come out right.
 #[test]
 fn sum_of_one_file_read_beside_the_hasher_is_exact() {
     let t = Scratch::new("jobs-sum-one");
-    let chunk = 128 * 1024;
-    for len in [0, 1, chunk - 1, chunk, chunk + 1, 4 * chunk, 9_000_017] {
+    let (small, chunk) = (128 * 1024, 512 * 1024);
+    for len in [
+        0,
+        1,
+        small - 1,
+        small,
+        small + 1,
+        chunk - 1,
+        chunk,
+        chunk + 1,
+        4 * chunk,
+        9_000_017,
+    ] {
         let data = random_bytes(len, len as u64);
         t.write("one.bin", &data);
         let want = format!("{}  one.bin\n", sha256_hex(&data));
@@ -203,6 +215,36 @@ fn sum_of_one_file_read_beside_the_hasher_is_exact() {
         assert_eq!(run.stdout(), format!("{}  -\n", sha256_hex(&data)));
         let verify = ["verify", "one.bin", "--sha256", &sha256_hex(&data)];
         with_jobs(&t.path, &verify, Some("2"), b"").expect_code(0);
+    }
+}
+
+/// A single name that is not a regular file is read as a stream beside the
+/// hasher, or fails, exactly as with one job and as in sha256sum: a
+/// character device, a directory, a FIFO being written.
+#[test]
+fn sum_of_one_file_that_is_not_regular_is_what_one_job_gives() {
+    let t = Scratch::new("jobs-sum-special");
+    std::fs::create_dir_all(t.join("dir")).expect("mkdir");
+    for name in ["/dev/null", "dir"] {
+        let one = with_jobs(&t.path, &["sum", name], Some("1"), b"");
+        assert_identical(
+            &one,
+            &with_jobs(&t.path, &["sum", name], Some("2"), b""),
+            Some("2"),
+        );
+        assert_like_coreutils(&t.path, &[name], &one, b"");
+    }
+    let want = format!("{}  fifo\n", sha256_hex(&[0; 1_000_000]));
+    for jobs in ["1", "2"] {
+        let fifo = t.join("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        run_program("mkfifo", &t.path, &["fifo"], b"").expect_code(0);
+        // Its open waits until sum opens the FIFO to read.
+        let writer = std::thread::spawn(move || std::fs::write(fifo, [0; 1_000_000]));
+        let run = with_jobs(&t.path, &["sum", "fifo"], Some(jobs), b"");
+        run.expect_code(0);
+        assert_eq!(run.stdout(), want, "--jobs {jobs}");
+        writer.join().expect("writer").expect("write the FIFO");
     }
 }
 

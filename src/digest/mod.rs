@@ -3,6 +3,7 @@
 //! and big files, and the server's per-file digest cache. `parallel` runs
 //! many such hashes at once with the results kept in order.
 
+mod bigfile;
 pub mod coreutils;
 pub mod manifest;
 pub mod parallel;
@@ -19,6 +20,7 @@ use std::thread;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::sys;
 use crate::util::hex::Digest;
 
 /// Read size for hashing and for receiving. On these machines 64–128 KiB
@@ -38,29 +40,35 @@ pub enum Reading {
     /// Read and hash in turn on the calling thread: when every core
     /// already has a file of its own.
     Plain,
-    /// Read on the calling thread, hash on another ([`hash_pipelined`]):
-    /// one file at a time with a core to spare.
+    /// Read on one thread while another hashes: one file at a time with a
+    /// core to spare. A regular file is read by position and the hasher
+    /// reads too when it would wait ([`bigfile`]); a stream is read on the
+    /// calling thread and hashed on another ([`hash_pipelined`]).
     Pipelined,
 }
 
 /// SHA-256 of the file `name`, or of standard input when it is `-`.
 pub fn hash_named(name: &[u8], reading: Reading) -> io::Result<Digest> {
-    let hash: fn(&mut dyn Read) -> io::Result<(Digest, u64)> = match reading {
-        Reading::Plain => |r: &mut dyn Read| hash_reader(r),
-        Reading::Pipelined => |r: &mut dyn Read| hash_pipelined(r),
-    };
-    let result = if name == b"-" {
-        hash(&mut io::stdin().lock())
-    } else {
-        hash(&mut File::open(std::ffi::OsStr::from_bytes(name))?)
+    let result = match (name, reading) {
+        (b"-", Reading::Plain) => hash_reader(io::stdin().lock()),
+        (b"-", Reading::Pipelined) => hash_pipelined(io::stdin().lock()),
+        (name, reading) => {
+            let file = File::open(std::ffi::OsStr::from_bytes(name))?;
+            match reading {
+                Reading::Plain => hash_reader(file),
+                // A FIFO or a device is read as a stream.
+                Reading::Pipelined if file.metadata()?.is_file() => bigfile::hash_file(&file),
+                Reading::Pipelined => hash_pipelined(file),
+            }
+        }
     };
     result.map(|(digest, _)| digest)
 }
 
-/// The buffers of [`hash_pipelined`]: each hand-over between the threads
-/// can cost a wake-up of the reader, and larger buffers make fewer of them
-/// (1 GiB from the page cache: 0.72 s with 128 KiB, 0.65-0.68 s with
-/// 256 KiB-1 MiB). 6 of them are 3 MiB in all.
+/// The buffers of [`hash_pipelined`] and of [`bigfile`]'s chunks: each
+/// hand-over between the threads can cost a wake-up, and larger buffers
+/// make fewer of them (1 GiB from the page cache: 0.72 s with 128 KiB,
+/// 0.65-0.68 s with 256 KiB-1 MiB). 6 of them are 3 MiB in all.
 const PIPELINE_BUFFER: usize = 512 * 1024;
 
 /// SHA-256 of everything `reader` yields, read on this thread while a
@@ -219,34 +227,27 @@ impl PipelinedHasher {
 /// How much the hasher thread asks for ahead of what it hashes.
 const PREFETCH: usize = 4096;
 
-/// Hash `buf`, loading one byte of each cache line of the next 4 KiB
-/// before hashing the current 4 KiB. The buffer was filled on another core,
-/// so its lines are in that core's cache; SHA-256 reads them one 64-byte
-/// block at a time and stalls on each miss, while these independent loads
-/// are all in flight at once and arrive while the SHA instructions run.
-/// (Safe Rust has no prefetch instruction; a load does the same.) Measured
-/// on 1 GiB from the page cache, 2-core KVM, real-time priority: 0.76 s ->
-/// 0.68 s with 128 KiB buffers.
+/// Hash `buf`, asking for each cache line of the next 4 KiB before hashing
+/// the current 4 KiB. The buffer was filled on another core, so its lines
+/// are in that core's cache; SHA-256 reads them one 64-byte block at a
+/// time and stalls on each miss, while these requests are all in flight at
+/// once and arrive while the SHA instructions run. Measured on 1 GiB from
+/// the page cache, 2-core KVM, real-time priority: 0.76 s -> 0.68 s with
+/// 128 KiB buffers when each line was loaded ahead (a load waits for its
+/// line before the hash after it can finish); a prefetch, which waits for
+/// nothing, took the hasher's own CPU time from 0.74 to 0.67 s per GiB
+/// (tests/README.md).
 fn update_prefetched(hasher: &mut Sha256, buf: &[u8]) {
     let mut pieces = buf.chunks(PREFETCH).peekable();
     if let Some(first) = pieces.peek() {
-        touch(first);
+        sys::prefetch(first);
     }
     while let Some(piece) = pieces.next() {
         if let Some(next) = pieces.peek() {
-            touch(next);
+            sys::prefetch(next);
         }
         hasher.update(piece);
     }
-}
-
-/// Load one byte of every 64-byte cache line of `bytes`.
-fn touch(bytes: &[u8]) {
-    let mut x = 0u8;
-    for line in bytes.chunks(64) {
-        x ^= line[0];
-    }
-    std::hint::black_box(x);
 }
 
 /// A SHA-256 state fed with the contents of `path` (a `.part` to resume),
