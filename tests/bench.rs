@@ -469,11 +469,14 @@ fn small_and_large_files_arrive_whole_over_one_kept_connection() {
 #[test]
 fn a_closed_port_is_counted_refused() {
     let t = Scratch::new("bench-refused");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port that stays closed: the local end of a connection held (and
+    // its listener) for the whole test, which nothing listens on and
+    // nobody can bind. A port freed by dropping a listener was taken by
+    // another test's server meanwhile (2 of ~12 runs of every test at
+    // once: "connection reset by peer", counted io).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let run = tcpfetch(&t.path, &["bench", &addr, "f", "--clients", "3", "--json"]);
     run.expect_code(1);
@@ -482,6 +485,7 @@ fn a_closed_port_is_counted_refused() {
         3.0,
         "{run}"
     );
+    drop((held, listener));
 }
 
 #[test]
