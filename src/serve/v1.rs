@@ -10,7 +10,7 @@ use crate::digest::{FileKey, Rewritten};
 use crate::proto::auth::{self, Key, Session, Side};
 use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Mtime, Request, MAX_LINE};
 use crate::serve::body;
-use crate::serve::listener::{close_gently, DeadlineReader, Handler, Refusal};
+use crate::serve::listener::{close_gently, DeadlineReader, Handler, Refusal, REQUEST_BUFFER};
 use crate::serve::Shared;
 use crate::util::cli::VERSION;
 
@@ -45,7 +45,7 @@ enum Next {
 
 fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
     let idle = shared.config.idle_timeout;
-    let mut reader = BufReader::with_capacity(8 * 1024, DeadlineReader::new(stream, idle));
+    let mut reader = BufReader::with_capacity(REQUEST_BUFFER, DeadlineReader::new(stream, idle));
     let mut session = match &shared.config.key {
         Some(key) => match handshake(shared, stream, &mut reader, key, peer) {
             Some(session) => Some(session),
