@@ -8,10 +8,10 @@
 //! is back to its few threads. The pool needs no bound of its own: a thread is busy only while it
 //! holds one of the listener's `--max-clients` slots.
 
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One connection's work, slot included.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -30,24 +30,70 @@ const STACK: usize = 256 * 1024;
 #[derive(Default)]
 pub struct Pool {
     idle: Mutex<Vec<Waiting>>,
-    next_id: std::sync::atomic::AtomicU64,
+    next_id: AtomicU64,
 }
 
-/// A waiting thread: where to send it a job.
+/// A waiting thread: where to hand it a job.
 struct Waiting {
     id: u64,
-    jobs: SyncSender<Job>,
+    handoff: Arc<Handoff>,
+}
+
+/// Where one thread waits for its next job: a mutex and a condition
+/// variable, about 64 bytes for the thread's life. (It was a
+/// `sync_channel(1)`: 640 bytes aligned to 128, about 800 bytes of heap
+/// per connection thread, measured with valgrind's malloc trace.)
+#[derive(Default)]
+struct Handoff {
+    job: Mutex<Option<Job>>,
+    ready: Condvar,
+}
+
+impl Handoff {
+    fn put(&self, job: Job) {
+        *lock(&self.job) = Some(job);
+        self.ready.notify_one();
+    }
+
+    /// The job handed over, waiting at most `wait` (`None`: for ever).
+    fn take(&self, wait: Option<Duration>) -> Option<Job> {
+        let until = wait.map(|wait| Instant::now() + wait);
+        let mut job = lock(&self.job);
+        loop {
+            if let Some(job) = job.take() {
+                return Some(job);
+            }
+            job = match until {
+                None => self.ready.wait(job).unwrap_or_else(PoisonError::into_inner),
+                Some(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    let waited = self.ready.wait_timeout(job, left);
+                    waited.unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
+        }
+    }
+}
+
+/// A lock that outlives a panic elsewhere: what it guards (a list, an
+/// empty-or-full slot) is never left half-changed.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pool {
     /// Run `job` on a waiting thread, or on a new one named `name`.
     pub fn run(self: &Arc<Pool>, name: &str, job: Job) -> std::io::Result<()> {
-        let mut job = job;
-        while let Some(waiting) = self.lock().pop() {
-            match waiting.jobs.send(job) {
-                Ok(()) => return Ok(()),
-                // It exited (a panic between jobs): try the next one.
-                Err(mpsc::SendError(back)) => job = back,
+        while let Some(waiting) = lock(&self.idle).pop() {
+            // Listed means alive: a thread leaves the list before it
+            // exits, and a job that panics unwinds before its thread is
+            // listed again. The pool's own reference is the only other.
+            if Arc::strong_count(&waiting.handoff) > 1 {
+                waiting.handoff.put(job);
+                return Ok(());
             }
         }
         let pool = Arc::clone(self);
@@ -58,24 +104,18 @@ impl Pool {
             .map(drop)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A pooled thread: its first job, then whatever it is sent.
+    /// A pooled thread: its first job, then whatever it is handed.
     fn work(&self, first: Job) {
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = mpsc::sync_channel::<Job>(1);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let handoff = Arc::new(Handoff::default());
         let mut job = first;
         loop {
             job();
-            self.lock().push(Waiting {
+            lock(&self.idle).push(Waiting {
                 id,
-                jobs: tx.clone(),
+                handoff: Arc::clone(&handoff),
             });
-            job = match self.next(id, &rx) {
+            job = match self.next(id, &handoff) {
                 Some(job) => job,
                 None => return,
             };
@@ -83,13 +123,13 @@ impl Pool {
     }
 
     /// Wait for the next job; `None` when this thread should exit.
-    fn next(&self, id: u64, rx: &Receiver<Job>) -> Option<Job> {
-        if let Ok(job) = rx.recv_timeout(IDLE_EXIT) {
+    fn next(&self, id: u64, handoff: &Handoff) -> Option<Job> {
+        if let Some(job) = handoff.take(Some(IDLE_EXIT)) {
             return Some(job);
         }
-        let mut idle = self.lock();
+        let mut idle = lock(&self.idle);
         match idle.iter().position(|w| w.id == id) {
-            // Still listed, so nobody is sending: leave.
+            // Still listed, so nobody is handing one over: leave.
             Some(i) => {
                 idle.remove(i);
                 None
@@ -97,7 +137,7 @@ impl Pool {
             // Taken off the list by `run`: its job is on the way.
             None => {
                 drop(idle);
-                rx.recv().ok()
+                handoff.take(None)
             }
         }
     }
@@ -106,7 +146,8 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc;
 
     #[test]
     fn a_finished_thread_takes_the_next_job() {
@@ -119,13 +160,13 @@ mod tests {
             pool.run("test", job).unwrap();
             threads.push(rx.recv().unwrap());
             // Wait for the thread to be listed as waiting again.
-            while pool.lock().is_empty() {
+            while lock(&pool.idle).is_empty() {
                 thread::yield_now();
             }
         }
         threads.dedup();
         assert_eq!(threads.len(), 1, "one thread served all five");
-        assert_eq!(pool.lock().len(), 1);
+        assert_eq!(lock(&pool.idle).len(), 1);
     }
 
     #[test]
@@ -150,5 +191,21 @@ mod tests {
             rx.recv().unwrap();
         }
         assert_eq!(running.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn a_handoff_waits_for_its_job_or_times_out() {
+        let handoff = Arc::new(Handoff::default());
+        assert!(handoff.take(Some(Duration::from_millis(20))).is_none());
+        let giver = Arc::clone(&handoff);
+        let (tx, rx) = mpsc::channel();
+        let sender = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            giver.put(Box::new(move || tx.send(7).unwrap()));
+        });
+        let job = handoff.take(None).expect("a job is handed over");
+        job();
+        assert_eq!(rx.recv().unwrap(), 7);
+        sender.join().unwrap();
     }
 }
