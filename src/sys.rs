@@ -237,6 +237,105 @@ pub fn send_more(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// The calling thread's stack, to hand back to the kernel the pages a
+/// deep call touched once and no longer uses
+/// ([`ThreadStack::release_below_here`]). Not `Send`: the bounds are the
+/// thread's own.
+///
+/// Why: `serve` keeps a thread per connection, and a thread waiting for
+/// its client's next request is 8 KiB of touched stack (glibc's thread
+/// descriptor and TLS are 4.5 KiB of the top page), but every GET has
+/// touched a third page below that (`realpath` alone takes 3 KiB) which
+/// stays resident for as long as the connection waits: 4 of the 15.5 KB
+/// a waiting connection cost (measured in tests/README.md, #14; see
+/// `serve::crowd` for when it is worth a system call).
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadStack {
+    /// Lowest usable address (the guard page is below it), page-aligned.
+    bottom: usize,
+    top: usize,
+    page: usize,
+    _this_thread: std::marker::PhantomData<*const ()>,
+}
+
+/// How far below a local of [`ThreadStack::release_below_here`] the
+/// stack may still be in use while it runs: the rest of its own frame
+/// (tens of bytes), the return address of the `madvise` call and libc's
+/// stub. Pages wholly below this are released.
+const FRAME_MARGIN: usize = 256;
+
+impl ThreadStack {
+    /// The calling thread's stack (`pthread_getattr_np`).
+    pub fn current() -> io::Result<ThreadStack> {
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+        // SAFETY: `attr` is writable storage for one attribute object,
+        // which the call initialises on success (checked).
+        let rc = unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        let (mut addr, mut size) = (std::ptr::null_mut(), 0);
+        // SAFETY: `attr` was initialised above; `addr` and `size` are
+        // valid, writable locals for the call's duration.
+        let rc = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) };
+        // SAFETY: initialised above and destroyed exactly once, here.
+        unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // SAFETY: `sysconf` reads no memory of ours.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page = usize::try_from(page)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .ok_or_else(io::Error::last_os_error)?;
+        let low = addr as usize;
+        Ok(ThreadStack {
+            bottom: low.next_multiple_of(page),
+            top: low.saturating_add(size),
+            page,
+            _this_thread: std::marker::PhantomData,
+        })
+    }
+
+    /// Release (`madvise(MADV_DONTNEED)`) the pages of this stack wholly
+    /// below the caller's frame: what earlier, deeper calls left touched.
+    /// They read back as zeros, as a fresh stack page does, when a later
+    /// call reaches them again (a page fault each). Must be called on the
+    /// thread whose stack this is (the type is not `Send`); a stack
+    /// pointer outside the bounds is refused.
+    #[inline(never)]
+    pub fn release_below_here(&self) -> io::Result<()> {
+        let marker = 0u8;
+        let here = std::hint::black_box(&marker) as *const u8 as usize;
+        if !(self.bottom..self.top).contains(&here) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let end = here.saturating_sub(FRAME_MARGIN) & !(self.page - 1);
+        if end <= self.bottom {
+            return Ok(());
+        }
+        // SAFETY: [bottom, end) is page-aligned and lies in this thread's
+        // own stack (bounds from pthread, `here` checked inside them),
+        // wholly below every live frame: frames above this one are the
+        // callers', and this frame and the `madvise` call stay within
+        // FRAME_MARGIN of `here`. Memory below the stack pointer holds
+        // nothing live (no reference can point into a returned frame), and
+        // private anonymous pages released this way read back as zeros.
+        let rc = unsafe {
+            libc::madvise(
+                self.bottom as *mut libc::c_void,
+                end - self.bottom,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
 /// A connected loopback pair (client, server) for the socket tests here
 /// and in `serve`.
 #[cfg(test)]
@@ -449,5 +548,58 @@ mod tests {
             prefetch(&data[from..to]);
         }
         assert!(data.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    }
+
+    /// Resident KiB of the mapping holding `addr` (/proc/self/smaps).
+    fn resident_kib(addr: usize) -> u64 {
+        let smaps = fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split(' ').next().unwrap_or("");
+            if let Some((lo, hi)) = range.split_once('-') {
+                if let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                {
+                    inside = (lo..hi).contains(&addr);
+                    continue;
+                }
+            }
+            if let Some(kib) = line.strip_prefix("Rss:").filter(|_| inside) {
+                return kib.trim().trim_end_matches(" kB").parse().unwrap();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    #[test]
+    fn pages_below_the_frame_are_released_and_the_live_frames_survive() {
+        use std::hint::black_box;
+        /// Touches 64 KiB of stack below its caller.
+        #[inline(never)]
+        fn deep() {
+            black_box([1u8; 64 * 1024]);
+        }
+        let handle = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let stack = ThreadStack::current().unwrap();
+                assert!(stack.bottom < stack.top && stack.page.is_power_of_two());
+                let mine = black_box([7u8; 64]);
+                deep();
+                let before = resident_kib(stack.bottom);
+                stack.release_below_here().unwrap();
+                let after = resident_kib(stack.bottom);
+                // What this frame and its callers use stays, and is intact.
+                assert_eq!(black_box(mine), [7u8; 64]);
+                deep();
+                (before, after)
+            })
+            .unwrap();
+        let (before, after) = handle.join().unwrap();
+        assert!(
+            before >= 64,
+            "the deep call touched its 64 KiB: {before} KiB"
+        );
+        assert!(after + 48 <= before, "released: {before} -> {after} KiB");
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod body;
+pub mod crowd;
 pub mod files;
 pub mod legacy;
 pub mod listener;
