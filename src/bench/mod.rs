@@ -22,7 +22,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -162,45 +162,32 @@ pub struct Outcome<'a> {
 /// The start line all clients wait at. Not a `std::sync::Barrier`: when a
 /// thread cannot be spawned (a thread or memory limit), a barrier sized for
 /// N would never fill and the started clients would hang; the gate is
-/// opened (or cancelled) by the main thread once spawning is over.
-struct Gate {
-    state: Mutex<GateState>,
-    turned: Condvar,
-}
-
-#[derive(Clone, Copy)]
-enum GateState {
-    Closed,
-    Open(Instant, SystemTime),
-    Cancelled,
-}
+/// opened (or cancelled) by the main thread once spawning is over. Not a
+/// mutex and condvar either: woken together, the clients would take the
+/// mutex one after another, a convoy of context switches on the cores
+/// that the first ones released are being timed on. A `OnceLock` wakes
+/// them all with nothing to take.
+struct Gate(OnceLock<Option<(Instant, SystemTime)>>);
 
 impl Gate {
     fn new() -> Gate {
-        Gate {
-            state: Mutex::new(GateState::Closed),
-            turned: Condvar::new(),
-        }
+        Gate(OnceLock::new())
     }
 
-    fn set(&self, state: GateState) {
-        *lock(&self.state) = state;
-        self.turned.notify_all();
+    /// Let the clients through: at `at` (the instant, and the wall clock
+    /// at that instant).
+    fn open(&self, at: (Instant, SystemTime)) {
+        let _ = self.0.set(Some(at));
     }
 
-    /// Block until the gate opens: the start instant (and the wall clock at
-    /// that instant), or `None` when the run was cancelled.
+    fn cancel(&self) {
+        let _ = self.0.set(None);
+    }
+
+    /// Block until the gate opens: when it opened, or `None` when the run
+    /// was cancelled.
     fn wait(&self) -> Option<(Instant, SystemTime)> {
-        let mut state = lock(&self.state);
-        loop {
-            match *state {
-                GateState::Closed => {
-                    state = self.turned.wait(state).unwrap_or_else(|p| p.into_inner())
-                }
-                GateState::Open(at, wall) => return Some((at, wall)),
-                GateState::Cancelled => return None,
-            }
-        }
+        *self.0.wait()
     }
 }
 
@@ -439,9 +426,9 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
             match spawned {
                 Ok(handle) => clients.push(handle),
                 Err(e) => {
-                    run.gate.set(GateState::Cancelled);
-                    run.measured.set(GateState::Cancelled);
-                    run.ended.set(GateState::Cancelled);
+                    run.gate.cancel();
+                    run.measured.cancel();
+                    run.ended.cancel();
                     return Err(Error::local(format!("cannot start client {id}"), e));
                 }
             }
@@ -450,8 +437,7 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
         watch(&run, start);
         let end = lock(&run.last_finished).unwrap_or_else(Instant::now);
         let took = end.saturating_duration_since(start);
-        run.ended
-            .set(GateState::Open(Instant::now(), SystemTime::now()));
+        run.ended.open((Instant::now(), SystemTime::now()));
         for handle in clients {
             handle
                 .join()
@@ -476,8 +462,7 @@ pub fn measure(plan: &Plan, observer: Option<&dyn Observer>) -> Result<Measured>
 /// Release the clients: into their warm-up and, once every one is done
 /// with it, into the measured run; the measured run's start.
 fn start(run: &Run) -> (Instant, SystemTime) {
-    run.gate
-        .set(GateState::Open(Instant::now(), SystemTime::now()));
+    run.gate.open((Instant::now(), SystemTime::now()));
     if run.plan.warmup > 0 {
         let clients = run.plan.clients;
         while run.warmed.load(Ordering::Acquire) + run.finished.load(Ordering::Acquire) < clients {
@@ -485,7 +470,7 @@ fn start(run: &Run) -> (Instant, SystemTime) {
         }
     }
     let start = (Instant::now(), SystemTime::now());
-    run.measured.set(GateState::Open(start.0, start.1));
+    run.measured.open(start);
     start
 }
 
