@@ -348,8 +348,7 @@ pub fn tcp_pair() -> (TcpStream, TcpStream) {
 
 /// Ask the CPU to start loading each 64-byte line of `bytes` into its
 /// cache, without waiting for them (`prefetcht0`). The hasher of one big
-/// file (`digest`) asks for the next 4 KiB while it hashes the current
-/// 4 KiB: the bytes were just written by the reader on the other core, and
+/// file (`digest`) asks for each line 4 KiB before it hashes it: the bytes were just written by the reader on the other core, and
 /// SHA-256 would stall on each line in turn. Safe Rust can only load a byte
 /// of each line, which waits for them all before the hash after it can
 /// finish; measured on 1 GiB from the page cache (tests/README.md, "Verify
