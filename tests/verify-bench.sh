@@ -5,8 +5,8 @@
 #   verify: BENCH_FILES files of BENCH_MIB MiB, `tcpfetch verify -c` with the
 #           default --jobs (one per core) against `--jobs 1` and against
 #           `sha256sum -c`;
-#   sum:    one file of BENCH_BIG_MIB MiB, `tcpfetch sum FILE` (read on one
-#           thread, hashed on another) and `sum --jobs 1 FILE` (read and
+#   sum:    one file of BENCH_BIG_MIB MiB, `tcpfetch sum FILE` (a reader
+#           thread beside a hasher that reads too when idle) and `sum --jobs 1 FILE` (read and
 #           hash in turn) against the in-memory rate of one core: the same
 #           sha2 crate and release profile hashing one cache-resident 128 KiB
 #           buffer over and over, as many bytes, nothing read
