@@ -20,7 +20,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::serve::access::AllowList;
-use crate::serve::crowd;
 use crate::serve::log::Log;
 use crate::serve::pool::Pool;
 
@@ -186,27 +185,13 @@ impl<'a> DeadlineReader<'a> {
     }
 }
 
-/// How long a read waits for its peer before, on a crowded server, its
-/// thread gives back its spare stack pages ([`crowd::shed_stack`]) and
-/// waits on. A keep-alive client's next request usually comes sooner and
-/// costs nothing more; a connection that sits (a client verifying what it
-/// got, then closing) pays one wakeup and saves 4 KiB for as long as it
-/// sits.
-const PATIENCE: Duration = Duration::from_millis(100);
-
-impl DeadlineReader<'_> {
-    /// How long the next read may wait: until the deadline, at most the
-    /// silence; an error once the deadline has passed.
-    fn wait(&self) -> io::Result<Duration> {
+impl Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        Ok(left.min(self.silence))
-    }
-
-    /// One read that waits at most `wait`.
-    fn read_within(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+        let wait = left.min(self.silence);
         let close = |armed: Duration| armed.abs_diff(wait) <= TIMEOUT_SLACK;
         if !self.armed.is_some_and(close) {
             self.stream.set_read_timeout(Some(wait))?;
@@ -214,29 +199,6 @@ impl DeadlineReader<'_> {
         }
         self.stream.read(buf)
     }
-}
-
-impl Read for DeadlineReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let wait = self.wait()?;
-        if wait > PATIENCE && crowd::crowded() {
-            match self.read_within(buf, PATIENCE) {
-                Err(e) if is_timeout(&e) => crowd::shed_stack(),
-                done => return done,
-            }
-            // The rest of the same wait, so the silence bounds both.
-            return self.read_within(buf, wait - PATIENCE);
-        }
-        self.read_within(buf, wait)
-    }
-}
-
-/// How a socket read with a timeout says it ran out of time.
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// How long, and for how many bytes, a closing connection is drained.
@@ -391,27 +353,6 @@ mod tests {
             reader.read(&mut buf).unwrap_err().kind(),
             io::ErrorKind::TimedOut
         );
-    }
-
-    #[test]
-    fn on_a_crowded_server_a_read_past_the_patience_still_gets_its_bytes() {
-        let crowd = crowd::pretend_crowd();
-        let (mut client, server) = crate::sys::tcp_pair();
-        let mut reader = DeadlineReader::new(&server, Duration::from_secs(30));
-        let writer = thread::spawn(move || {
-            thread::sleep(PATIENCE * 3);
-            client.write_all(b"late").unwrap();
-            client
-        });
-        let mut buf = [0u8; 8];
-        assert_eq!(reader.read(&mut buf).unwrap(), 4);
-        assert_eq!(&buf[..4], b"late");
-        // And the deadline still holds across the two waits.
-        reader.deadline = Instant::now() + PATIENCE * 2;
-        let started = Instant::now();
-        assert!(reader.read(&mut buf).is_err());
-        assert!(started.elapsed() < Duration::from_secs(5));
-        drop((writer.join(), crowd));
     }
 
     #[test]

@@ -10,7 +10,6 @@
 
 pub mod access;
 pub mod body;
-pub mod crowd;
 pub mod files;
 pub mod legacy;
 pub mod listener;

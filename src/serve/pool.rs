@@ -13,19 +13,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::serve::crowd::Busy;
-
 /// One connection's work, slot included.
 pub type Job = Box<dyn FnOnce() + Send>;
 
 /// How long a thread waits for another connection before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(2);
 
-/// Stack of a connection thread. Measured (/proc/PID/smaps, gdb): 8 KiB
-/// of it is touched by a thread waiting for a request (4.5 KiB of that is
-/// glibc's thread descriptor and TLS at the top), 12 KiB once it has
-/// served a GET (see `crowd`); the rest is address space only, left for
-/// LIST's walk of deep trees and for unwinding a panic.
+/// Stack of a connection thread. Measured: 12 KiB of it is touched while
+/// serving GETs and keep-alive requests (/proc/PID/smaps, 50 busy
+/// connections); the rest is address space only, left for LIST's walk of
+/// deep trees and for unwinding a panic.
 const STACK: usize = 256 * 1024;
 
 /// The waiting threads, newest last (the newest is reused first: its stack
@@ -113,9 +110,7 @@ impl Pool {
         let handoff = Arc::new(Handoff::default());
         let mut job = first;
         loop {
-            let busy = Busy::start();
             job();
-            drop(busy);
             lock(&self.idle).push(Waiting {
                 id,
                 handoff: Arc::clone(&handoff),
