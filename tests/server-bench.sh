@@ -26,7 +26,9 @@
 #
 # Each figure is the median of RUNS runs (default 3). Installs nginx-light,
 # wrk and strace when missing (Debian). Run as root for C10K: it raises the
-# hard descriptor limit to 65536. Loads both cores for about three minutes.
+# hard descriptor limit to 65536 and, for the run, net.core.somaxconn and
+# net.ipv4.tcp_max_syn_backlog to 16384 (KEEP_SOMAXCONN=1 leaves them).
+# Loads both cores for about three minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/bench-lib.sh
@@ -51,6 +53,13 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # 10 000 clients need 10 000 sockets in bench and 20 000 files in serve.
 if [ "$(id -u)" = 0 ]; then ulimit -Hn 65536 2>/dev/null || true; fi
+# and a listen queue as deep as the crowd, as README tells operators:
+# root raises somaxconn and the SYN queue for the run (put back at exit).
+somaxconn_was=$(cat /proc/sys/net/core/somaxconn)
+synq_was=$(cat /proc/sys/net/ipv4/tcp_max_syn_backlog)
+if [ "$(id -u)" = 0 ] && [ "${KEEP_SOMAXCONN:-}" = "" ]; then
+    sysctl -qw net.core.somaxconn=16384 net.ipv4.tcp_max_syn_backlog=16384 2>/dev/null || true
+fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 dir=$(realpath -m target/bench/server)
@@ -64,7 +73,12 @@ make_file 1g.bin 1073741824
 cat "$dir/files/1g.bin" > /dev/null # into the page cache
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [ "$(id -u)" = 0 ]; then
+        sysctl -qw net.core.somaxconn="$somaxconn_was" net.ipv4.tcp_max_syn_backlog="$synq_was" 2>/dev/null || true
+    fi
+}
 trap cleanup EXIT
 
 # start_serve EXTRA... → $addr, $spid
@@ -157,7 +171,7 @@ measure_nginx() { # LOAD... (prints wrk's summary)
 per_request_us() { awk '{ if ($2 > 0) printf "%.1f\n", $1 / $2 * 1e6; else print "nan" }'; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
-echo "date:    $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs each, median; descriptor limit $(ulimit -n)"
+echo "date:    $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs each, median; descriptor limit $(ulimit -n); somaxconn $(cat /proc/sys/net/core/somaxconn) (was $somaxconn_was), SYN queue $(cat /proc/sys/net/ipv4/tcp_max_syn_backlog)"
 echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/.*: //'), 1 worker, sendfile on, no access log; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
 echo
 
