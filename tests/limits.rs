@@ -98,3 +98,39 @@ fn the_listen_backlog_follows_max_clients_up_to_somaxconn() {
     let port = server.addr.rsplit(':').next().unwrap();
     assert_eq!(backlog(port), 20);
 }
+
+#[test]
+fn a_max_clients_deeper_than_the_kernels_queue_is_told_how_to_raise_it() {
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Within the queue: nothing said (the note comes before `listening on`).
+    let (_t, server) = serve("queue-fits", &[], &["--max-clients", "20"]);
+    let log = server.log();
+    assert!(!log.contains("somaxconn"), "{log}");
+    // One deeper than the queue, unless the open-file limit clamps it first.
+    let wanted = (somaxconn + 1).to_string();
+    let (_t, server) = serve("queue-short", &[], &["--max-clients", &wanted]);
+    let log = server.log();
+    let clamped: Option<usize> = log
+        .split("serving ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok());
+    let served = clamped.unwrap_or(somaxconn + 1);
+    if served > somaxconn {
+        let want = format!(
+            "the kernel queues at most {somaxconn} connections waiting to be accepted \
+             (net.core.somaxconn), fewer than --max-clients {served}"
+        );
+        assert!(log.contains(&want), "{log}");
+        assert!(
+            log.contains(&format!("sysctl -w net.core.somaxconn={served} ")),
+            "{log}"
+        );
+    } else {
+        assert!(!log.contains("somaxconn"), "clamped to {served}: {log}");
+    }
+}
