@@ -16,14 +16,13 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{update_prefetched, DEPTH, PIPELINE_BUFFER};
+use super::{fill, update_prefetched, PositionalReader, DEPTH, PIPELINE_BUFFER};
 use crate::util::hex::Digest;
 
 /// SHA-256 of the regular file `file` from its start, and its length:
@@ -55,7 +54,7 @@ fn hash_in_chunks(file: &File, chunk: usize) -> io::Result<(Digest, u64)> {
         match reader {
             Ok(_) => Hasher::new(chunks, full_rx, empty_tx).run(),
             // No thread to be had: read and hash in turn here.
-            Err(_) => super::hash_reader(super::PositionalReader { file, pos: 0 }),
+            Err(_) => super::hash_reader(PositionalReader { file, pos: 0 }),
         }
     })
 }
@@ -86,15 +85,14 @@ impl Chunks<'_> {
             return Some(Err(io::Error::from(io::ErrorKind::FileTooLarge)));
         };
         buf.resize(self.size, 0);
-        let mut n = 0;
-        while n < buf.len() {
-            match self.file.read_at(&mut buf[n..], offset + n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Some(Err(e)),
-            }
-        }
+        let mut at = PositionalReader {
+            file: self.file,
+            pos: offset,
+        };
+        let n = match fill(&mut at, &mut buf) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
         if n < self.size {
             self.ended.store(true, Ordering::Relaxed);
         }
