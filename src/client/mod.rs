@@ -29,23 +29,6 @@ pub enum Protocol {
     Legacy,
 }
 
-impl Protocol {
-    /// The protocol a command line asks for: `--legacy` is the old one,
-    /// which has no keys (`--key-file` has always been ignored with it by
-    /// `list`, `ping` and `bench`).
-    pub fn from_flags(legacy: bool, key: Option<Key>) -> Protocol {
-        match legacy {
-            true => Protocol::Legacy,
-            // ping, list and bench keep no file's time: their GETs (list
-            // --sha256sums, bench's load) stay the plain ones.
-            false => Protocol::V1 {
-                key,
-                mtime: AskMtime::new(false),
-            },
-        }
-    }
-}
-
 /// `--key-file` and `--legacy` as `list`, `ping` and `bench` read them
 /// (`get` checks them against its other flags itself).
 #[derive(Debug, Default)]
@@ -62,8 +45,19 @@ impl ProtocolFlags {
         Ok(())
     }
 
+    /// The protocol the command line asks for: `--legacy` is the old one,
+    /// which has no keys (`--key-file` has always been ignored with it by
+    /// `list`, `ping` and `bench`).
     pub fn protocol(self) -> Protocol {
-        Protocol::from_flags(self.legacy, self.key)
+        match self.legacy {
+            true => Protocol::Legacy,
+            // ping, list and bench keep no file's time: their GETs (list
+            // --sha256sums, bench's load) stay the plain ones.
+            false => Protocol::V1 {
+                key: self.key,
+                mtime: AskMtime::new(false),
+            },
+        }
     }
 }
 
