@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::report::{self, kinds, point, rates, POINTS};
+use super::report::{self, kinds, mean, point, rates, POINTS};
 use super::stats::{Results, Stats};
 use crate::util::format;
 use crate::util::svg::{self, escape, Column, Frame, NARROW, THEME, WIDE};
@@ -127,9 +127,7 @@ fn latency(out: &mut String, r: &Results) {
                 point(h, p).unwrap_or_else(|| "-".into())
             );
         }
-        let mean = h
-            .mean()
-            .map_or_else(|| "-".into(), |us| format!("{:.3}", us / 1000.0));
+        let mean = mean(h).unwrap_or_else(|| "-".into());
         let _ = write!(out, "<td class=\"num\">{mean}</td></tr>");
     }
     out.push_str("</tbody></table></div>\n<h2 style=\"margin-top:16px\">Latency histogram</h2>\n");
@@ -327,10 +325,7 @@ fn per_file(out: &mut String, r: &Results) {
     out.push_str("</tr></thead><tbody>");
     for (name, s) in &r.files {
         let cell = |v: String| format!("<td class=\"num\">{v}</td>");
-        let mean = s
-            .latency
-            .mean()
-            .map_or_else(|| "-".into(), |us| format!("{:.3}", us / 1000.0));
+        let mean = mean(&s.latency).unwrap_or_else(|| "-".into());
         let _ = write!(
             out,
             "<tr><td class=\"name mono\">{}</td>{}{}{}{}{}{}{}{}</tr>",

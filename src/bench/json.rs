@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::histogram::{self, Histogram};
-use super::report::{kinds, point, rates, POINTS};
+use super::report::{kinds, mean, point, rates, POINTS};
 use super::stats::{Results, Stats};
 use crate::util::format::{self, json_string};
 
@@ -162,8 +162,8 @@ fn points(h: &Histogram) -> String {
         .iter()
         .map(|&(k, _, p)| format!("\"{k}\":{}", point(h, p).unwrap_or_else(|| "null".into())))
         .collect();
-    let mean = h.mean().map(|us| format!("{:.3}", us / 1000.0));
-    fields.push(format!("\"mean\":{}", mean.as_deref().unwrap_or("null")));
+    let mean = mean(h).unwrap_or_else(|| "null".into());
+    fields.push(format!("\"mean\":{mean}"));
     format!("{{{}}}", fields.join(","))
 }
 

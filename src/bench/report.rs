@@ -197,6 +197,11 @@ pub fn point(h: &Histogram, p: f64) -> Option<String> {
     us.map(micros_ms)
 }
 
+/// The mean in milliseconds.
+pub fn mean(h: &Histogram) -> Option<String> {
+    h.mean().map(|us| format!("{:.3}", us / 1000.0))
+}
+
 fn micros_ms(us: u64) -> String {
     millis(Duration::from_micros(us))
 }
