@@ -604,3 +604,35 @@ fn a_name_the_old_server_does_not_list_is_counted_not_found() {
         "{run}"
     );
 }
+
+/// More clients than the open-file limit holds are refused before the
+/// run, with the numbers, not run to fail one by one with "too many open
+/// files". `prlimit` (util-linux) is installed by `.ci/run`.
+#[test]
+fn a_crowd_past_the_open_file_limit_is_refused_before_it_starts() {
+    let (t, server) = serve("bench-nofile", &[("f.bin", b"hello")], &["-q"]);
+    let run = run_program(
+        "prlimit",
+        &t.path,
+        &[
+            "--nofile=64",
+            "--",
+            BIN,
+            "bench",
+            &server.addr,
+            "f.bin",
+            "--clients",
+            "100",
+        ],
+        b"",
+    );
+    assert!(
+        run.stderr()
+            .contains("100 clients need about 116 open files, but the limit is 64 (hard limit 64)"),
+        "{run}"
+    );
+    assert!(run.stdout().is_empty(), "no report of a run: {run}");
+    // Within the limit the same crowd runs.
+    let run = tcpfetch(&t.path, &["bench", &server.addr, "f.bin", "-c", "20"]);
+    run.expect_code(0);
+}
