@@ -8,7 +8,6 @@
 //! is back to its few threads. The pool needs no bound of its own: a thread is busy only while it
 //! holds one of the listener's `--max-clients` slots.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,16 +26,10 @@ const STACK: usize = 256 * 1024;
 
 /// The waiting threads, newest last (the newest is reused first: its stack
 /// is still in cache, and the oldest are the ones left to exit).
+/// Each is listed by where to hand it a job.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<Vec<Waiting>>,
-    next_id: AtomicU64,
-}
-
-/// A waiting thread: where to hand it a job.
-struct Waiting {
-    id: u64,
-    handoff: Arc<Handoff>,
+    idle: Mutex<Vec<Arc<Handoff>>>,
 }
 
 /// Where one thread waits for its next job: a mutex and a condition
@@ -87,14 +80,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Pool {
     /// Run `job` on a waiting thread, or on a new one named `name`.
     pub fn run(self: &Arc<Pool>, name: &str, job: Job) -> std::io::Result<()> {
-        while let Some(waiting) = lock(&self.idle).pop() {
-            // Listed means alive: a thread leaves the list before it
-            // exits, and a job that panics unwinds before its thread is
-            // listed again. The pool's own reference is the only other.
-            if Arc::strong_count(&waiting.handoff) > 1 {
-                waiting.handoff.put(job);
-                return Ok(());
-            }
+        // Listed means alive: a thread leaves the list before it exits,
+        // and a job that panics unwinds before its thread is listed again.
+        let waiting = lock(&self.idle).pop();
+        if let Some(handoff) = waiting {
+            handoff.put(job);
+            return Ok(());
         }
         let pool = Arc::clone(self);
         thread::Builder::new()
@@ -106,16 +97,12 @@ impl Pool {
 
     /// A pooled thread: its first job, then whatever it is handed.
     fn work(&self, first: Job) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let handoff = Arc::new(Handoff::default());
         let mut job = first;
         loop {
             job();
-            lock(&self.idle).push(Waiting {
-                id,
-                handoff: Arc::clone(&handoff),
-            });
-            job = match self.next(id, &handoff) {
+            lock(&self.idle).push(Arc::clone(&handoff));
+            job = match self.next(&handoff) {
                 Some(job) => job,
                 None => return,
             };
@@ -123,12 +110,12 @@ impl Pool {
     }
 
     /// Wait for the next job; `None` when this thread should exit.
-    fn next(&self, id: u64, handoff: &Handoff) -> Option<Job> {
+    fn next(&self, handoff: &Arc<Handoff>) -> Option<Job> {
         if let Some(job) = handoff.take(Some(IDLE_EXIT)) {
             return Some(job);
         }
         let mut idle = lock(&self.idle);
-        match idle.iter().position(|w| w.id == id) {
+        match idle.iter().position(|w| Arc::ptr_eq(w, handoff)) {
             // Still listed, so nobody is handing one over: leave.
             Some(i) => {
                 idle.remove(i);
@@ -146,7 +133,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
 
     #[test]
