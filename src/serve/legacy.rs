@@ -16,6 +16,7 @@ use crate::error::{Error, LegacyStep, Phase, Result};
 use crate::serve::body;
 use crate::serve::listener::{DeadlineReader, Handler, Refusal};
 use crate::serve::listing::Snapshot;
+use crate::serve::log;
 use crate::serve::Shared;
 use crate::util::hex::Digest;
 
@@ -84,13 +85,7 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         let shown = crate::proto::printable(text.as_bytes());
         match answer(shared, &mut session, stream, &text) {
             Ok((next, Sent { sent, due })) => {
-                // A file cut short is logged as such, as protocol v1 does:
-                // operators count these.
-                let result = if sent < due {
-                    format!("aborted {sent}/{due}")
-                } else {
-                    format!("ok {sent}")
-                };
+                let result = log::transfer(sent, due);
                 shared.log.peer(
                     peer,
                     &format!(

@@ -62,6 +62,18 @@ impl Log {
     }
 }
 
+/// The result of an answer with a file (or none: 0 of 0) in the access
+/// log, alike for both protocols: `ok <sent>`, or `aborted <sent>/<due>`
+/// for a file cut short (the client went away, or the file shrank), which
+/// operators count.
+pub fn transfer(sent: u64, due: u64) -> String {
+    if sent < due {
+        format!("aborted {sent}/{due}")
+    } else {
+        format!("ok {sent}")
+    }
+}
+
 /// A line on stderr that is not part of the access log (progress of
 /// `--precompute`, shown even with `-q`), through the same writer so it
 /// can neither block nor interleave mid-line.

@@ -11,6 +11,7 @@ use crate::proto::auth::{self, Key, Session, Side};
 use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Mtime, Request, MAX_LINE};
 use crate::serve::body;
 use crate::serve::listener::{close_gently, DeadlineReader, Handler, Refusal, REQUEST_BUFFER};
+use crate::serve::log;
 use crate::serve::Shared;
 use crate::util::cli::VERSION;
 
@@ -224,8 +225,8 @@ fn respond(
         }) => send_file(shared, stream, offset, &name, mtime, auth),
     };
     match result {
-        Ok(Done { sent, due, .. }) if sent < due => (Next::Close, format!("aborted {sent}/{due}")),
-        Ok(Done { next, sent, .. }) => (next, format!("ok {sent}")),
+        Ok(Done { sent, due, .. }) if sent < due => (Next::Close, log::transfer(sent, due)),
+        Ok(Done { next, sent, due }) => (next, log::transfer(sent, due)),
         Err((code, message)) => {
             let next =
                 send(stream, &proto::encode_err(code, &message)).map_or(Next::Close, |d| d.next);
