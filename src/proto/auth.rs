@@ -175,13 +175,12 @@ impl Session {
     /// mtime field too; a plain `GET`'s MAC is what it always was.
     pub fn get_mac(&self, number: u64, name: &str, offset: u64, header: &FileHeader) -> Digest {
         let mtime = header.mtime.field();
-        let (label, mtime): (&[u8], &[u8]) = match &mtime {
-            None => (b"tcpfetch/1 get", b""),
+        let (label, mtime, separator): (&[u8], &[u8], &[u8]) = match &mtime {
+            None => (b"tcpfetch/1 get", b"", b""),
             // The field never holds a space, so "field space name" reads
             // back one way only.
-            Some(field) => (b"tcpfetch/1 get+mtime", field.as_bytes()),
+            Some(field) => (b"tcpfetch/1 get+mtime", field.as_bytes(), b" "),
         };
-        let separator: &[u8] = if mtime.is_empty() { b"" } else { b" " };
         self.key.mac(&[
             label,
             &self.client_nonce,
