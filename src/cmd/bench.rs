@@ -215,7 +215,7 @@ fn test_id(id: String) -> Result<String> {
 pub fn run(args: Args) -> Result<()> {
     // A run opens its report first, as it does its --log: a path that
     // cannot be written is better known before a long run than after.
-    let mut report = match (&args.report, &args.merge) {
+    let report = match (&args.report, &args.merge) {
         (Some(path), None) => Some(create(path)?),
         _ => None,
     };
@@ -240,7 +240,7 @@ pub fn run(args: Args) -> Result<()> {
         bench::text(&results)
     })?;
     if let Some(path) = &args.report {
-        let file = match report.take() {
+        let file = match report {
             Some(file) => file,
             None => create(path)?,
         };
