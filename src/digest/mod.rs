@@ -438,8 +438,7 @@ mod tests {
 
     #[test]
     fn cache_hashes_once_and_notices_changes() {
-        let dir = std::env::temp_dir().join(format!("tcpfetch-digest-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::util::scratch_dir("digest");
         let path = dir.join("f");
         std::fs::write(&path, b"abc").unwrap();
         let cache = DigestCache::default();

@@ -136,9 +136,7 @@ mod tests {
 
     #[test]
     fn server_names_cannot_escape_the_directory() {
-        let base = std::env::temp_dir().join(format!("tcpfetch-mirror-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&base);
-        fs::create_dir_all(&base).unwrap();
+        let base = crate::util::scratch_dir("mirror");
         assert_eq!(
             under(&base, "a/b c/d.txt", false, true).unwrap(),
             base.join("a/b c/d.txt")
