@@ -160,25 +160,7 @@ fn key_file_readable_by_others_is_refused() {
 /// size and rewrites the header's digest to match them, leaving anything
 /// else (the handshake, a MAC) as it was. Returns the proxy's address.
 fn tampering_proxy(upstream: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    thread::spawn(move || {
-        for client in listener.incoming().take(64) {
-            let Ok(client) = client else { return };
-            let upstream = upstream.clone();
-            thread::spawn(move || {
-                let server = TcpStream::connect(&upstream).unwrap();
-                let mut to_server = server.try_clone().unwrap();
-                let mut from_client = client.try_clone().unwrap();
-                thread::spawn(move || {
-                    let _ = std::io::copy(&mut from_client, &mut to_server);
-                    let _ = to_server.shutdown(std::net::Shutdown::Write);
-                });
-                let _ = rewrite_answers(server, client);
-            });
-        }
-    });
-    addr
+    common::relay::answer_rewriting_relay(upstream, rewrite_answers)
 }
 
 fn rewrite_answers(server: TcpStream, mut client: TcpStream) -> std::io::Result<()> {

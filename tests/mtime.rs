@@ -364,17 +364,7 @@ fn a_keyed_client_falls_back_in_step_with_an_old_keyed_server() {
 /// A relay to `upstream` that sets the mtime field of every `GET +mtime`
 /// answer to 1970-01-01 00:00:01 and passes everything else unchanged.
 fn mtime_forger(upstream: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let server = TcpStream::connect(&upstream).unwrap();
-            let (mut up, mut down) = (server.try_clone().unwrap(), client.try_clone().unwrap());
-            thread::spawn(move || std::io::copy(&mut down, &mut up));
-            let _ = forge_mtimes(server, client);
-        }
-    });
-    addr
+    common::relay::answer_rewriting_relay(upstream, forge_mtimes)
 }
 
 fn forge_mtimes(server: TcpStream, mut client: TcpStream) -> std::io::Result<()> {

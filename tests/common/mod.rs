@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod bench;
+pub mod relay;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tcpfetch");
 
