@@ -244,20 +244,14 @@ sha=$(awk 'tolower($1) == "sha256" {print $NF}' "$dir/openssl.out" | tr -d k)
 [ -n "$sha" ] || { echo "server-bench.sh: no rate from openssl speed:" >&2; cat "$dir/openssl.out" >&2; sha=0; }
 sha_gbs=$(echo "scale=3; $sha / 1000000" | bc -l)
 # The same ceiling in process: tcpfetch sum of the 1 GiB file from the page cache.
-sum_s=$(for _ in $(seq "$RUNS"); do
-    t0=$(date +%s.%N); "$BIN" sum "$dir/files/1g.bin" > /dev/null; t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-done | median)
+sum_s=$(for _ in $(seq "$RUNS"); do elapsed "$BIN" sum "$dir/files/1g.bin"; done | median)
 sum_gbs=$(echo "scale=3; 1.073741824 / $sum_s" | bc -l)
 settle() { rm -f "$dir/out/1g.bin"; sync; }
 get_rate() { # EXTRA... → GB/s, median of RUNS
     local s
     s=$(for _ in $(seq "$RUNS"); do
         settle
-        t0=$(date +%s.%N)
-        "$BIN" get "$addr" 1g.bin -o "$dir/out/1g.bin" -q "$@"
-        t1=$(date +%s.%N)
-        echo "$t1 - $t0" | bc -l
+        elapsed "$BIN" get "$addr" 1g.bin -o "$dir/out/1g.bin" -q "$@"
     done | median)
     echo "scale=3; 1.073741824 / $s" | bc -l
 }
@@ -269,10 +263,7 @@ nofsync_gbs=$(get_rate --no-fsync)
 # page cache) on these cores bound get, not the hashing.
 curl_s=$(for _ in $(seq "$RUNS"); do
     settle
-    t0=$(date +%s.%N)
-    curl -s -o "$dir/out/1g.bin" "http://127.0.0.1:$nport/1g.bin"
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
+    elapsed curl -s -o "$dir/out/1g.bin" "http://127.0.0.1:$nport/1g.bin"
 done | median)
 curl_gbs=$(echo "scale=3; 1.073741824 / $curl_s" | bc -l)
 settle
