@@ -284,8 +284,8 @@ fn answer_old_style(
             Some((offset, name)) => match files.get(name) {
                 None => b"TCPFETCH/1 ERR not-found no such file\n".to_vec(),
                 Some(data) => {
-                    let digest = sha256_hex(data);
-                    let mut header = format!("TCPFETCH/1 OK {} {digest}", data.len());
+                    let digest = Sha256::digest(data);
+                    let mut header = format!("TCPFETCH/1 OK {} {}", data.len(), hex(&digest));
                     if let (Some(key), Some([client, server])) = (key, &nonces) {
                         let mac = hmac(
                             key,
@@ -296,7 +296,7 @@ fn answer_old_style(
                                 &number.to_be_bytes(),
                                 &offset.to_be_bytes(),
                                 &(data.len() as u64).to_be_bytes(),
-                                &unhex(&digest),
+                                &digest,
                                 name.as_bytes(),
                             ],
                         );
