@@ -22,8 +22,9 @@ use std::thread;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{fill, update_prefetched, PositionalReader, DEPTH, PIPELINE_BUFFER};
+use super::{update_prefetched, PositionalReader, DEPTH, PIPELINE_BUFFER};
 use crate::util::hex::Digest;
+use crate::util::io::fill;
 
 /// SHA-256 of the regular file `file` from its start, and its length:
 /// what [`super::hash_reader`] gives, at nearly the rate of the hash alone.
@@ -89,10 +90,10 @@ impl Chunks<'_> {
             file: self.file,
             pos: offset,
         };
-        let n = match fill(&mut at, &mut buf) {
-            Ok(n) => n,
-            Err(e) => return Some(Err(e)),
-        };
+        let (n, result) = fill(&mut at, &mut buf);
+        if let Err(e) = result {
+            return Some(Err(e));
+        }
         if n < self.size {
             self.ended.store(true, Ordering::Relaxed);
         }

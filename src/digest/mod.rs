@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::sys;
 use crate::util::hex::Digest;
+use crate::util::io::fill;
 
 /// Read size for hashing and for receiving. On these machines 64–128 KiB
 /// reads hash about 40 % faster than 1 MiB ones (the data stays in L2).
@@ -80,7 +81,10 @@ pub fn hash_pipelined(mut reader: impl Read) -> io::Result<(Digest, u64)> {
     let mut total = 0u64;
     loop {
         let mut buf = hasher.buffer();
-        let n = fill(&mut reader, &mut buf)?;
+        // Full buffers keep the hand-overs to the hasher few and its blocks
+        // whole. What came before an error is of no use to a hash.
+        let (n, result) = fill(&mut reader, &mut buf);
+        result?;
         if n == 0 {
             break;
         }
@@ -92,21 +96,6 @@ pub fn hash_pipelined(mut reader: impl Read) -> io::Result<(Digest, u64)> {
         }
     }
     Ok((hasher.finish()?, total))
-}
-
-/// Read into `buf` until it is full or the input ends; the bytes read.
-/// Full buffers keep the hand-overs to the hasher few and its blocks whole.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Feed everything `reader` yields into `hasher`; the byte count.

@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 use crate::digest::{PipelinedHasher, CHUNK};
 use crate::error::{Error, Phase, Result};
 use crate::util::hex::Digest;
+use crate::util::io::fill;
 use crate::util::pace::Pacer;
 use crate::util::progress::Progress;
 
@@ -170,7 +171,7 @@ fn next_chunk(
         Hasher::Pipelined(h) => {
             let mut buf = h.buffer();
             buf.truncate(most.min(buf.len()));
-            let n = fill(body, &mut buf).map_err(net)?;
+            let n = fill_body(body, &mut buf).map_err(net)?;
             buf.truncate(n);
             if n > 0 {
                 sink.write(&buf)?;
@@ -184,7 +185,7 @@ fn next_chunk(
             buf: Some(buf),
         } => {
             buf.resize(CHUNK, 0);
-            let n = fill(body, &mut buf[..most.min(CHUNK)]).map_err(net)?;
+            let n = fill_body(body, &mut buf[..most.min(CHUNK)]).map_err(net)?;
             sink.write(&buf[..n])?;
             state.update(&buf[..n]);
             Ok(n)
@@ -205,36 +206,21 @@ fn next_chunk(
     }
 }
 
-/// Read until `buf` is full or the stream ends: fewer, larger writes and
-/// hand-overs than one per socket read.
-pub fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // Keep what arrived; the error shows again on the next read.
-            Err(_) if filled > 0 => break,
-            Err(e) => return Err(e),
-        }
+/// Read until `buf` is full or the body ends: fewer, larger writes and
+/// hand-overs than one per socket read. Bytes that arrived before an error
+/// are kept (written and hashed) and the error, if the connection is
+/// really broken, shows again on the next read: only a read that got
+/// nothing fails.
+fn fill_body(body: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    match fill(body, buf) {
+        (0, Err(e)) => Err(e),
+        (filled, _) => Ok(filled),
     }
-    Ok(filled)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fill_reads_until_full_or_end() {
-        let data = vec![7u8; 300];
-        let mut reader = io::BufReader::with_capacity(16, &data[..]);
-        let mut buf = vec![0u8; 256];
-        assert_eq!(fill(&mut reader, &mut buf).unwrap(), 256);
-        assert_eq!(fill(&mut reader, &mut buf).unwrap(), 44);
-        assert_eq!(fill(&mut reader, &mut buf).unwrap(), 0);
-    }
 
     /// Collects what it is given.
     struct Collect(Vec<u8>);

@@ -1,9 +1,11 @@
 //! Small hand-written pieces with no knowledge of the protocol: hex, text
-//! formats, the progress line, bandwidth pacing and command-line values.
+//! formats, the progress line, bandwidth pacing, command-line values and
+//! reading until a buffer is full.
 
 pub mod cli;
 pub mod format;
 pub mod hex;
+pub mod io;
 pub mod json;
 pub mod pace;
 pub mod progress;

@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 
 use crate::proto::legacy::pickle::{self, Value};
+use crate::util::io::fill;
 
 /// What can go wrong with a frame. The caller knows which step of the
 /// conversation it was in and turns this into the program's error.
@@ -111,19 +112,15 @@ pub fn write_header(w: &mut impl Write, n: u64) -> Result<()> {
 /// sending a single byte; a header cut short is an error.
 pub fn read_header(r: &mut impl Read) -> Result<Option<u64>> {
     let mut header = [0u8; HEADER_LEN];
-    let mut filled = 0;
-    while filled < HEADER_LEN {
-        match r.read(&mut header[filled..]) {
-            Ok(0) if filled == 0 => return Ok(None),
-            Ok(0) => return Err(WireError::Closed),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(WireError::Io(e)),
-        }
+    let (filled, result) = fill(r, &mut header);
+    result.map_err(WireError::Io)?;
+    match filled {
+        0 => Ok(None),
+        HEADER_LEN => parse_header(&header)
+            .map(Some)
+            .map_err(WireError::Malformed),
+        _ => Err(WireError::Closed),
     }
-    parse_header(&header)
-        .map(Some)
-        .map_err(WireError::Malformed)
 }
 
 /// Read one control message of at most `max` bytes and return its text.
