@@ -309,19 +309,8 @@ impl<W: Write> Checker<W> {
             entries: 0,
             read_error: false,
         };
-        // A malformed line takes its place in the order too, so that its
-        // `-w` warning comes between the same verdicts as with one job.
-        let items = (&mut lines).map(|listed| match listed {
-            Listed::Malformed(number) => Job::Ready(Verdict::Malformed(number)),
-            // A `-` entry reads standard input: done here, where the
-            // manifest is walked, so several take its bytes in order.
-            Listed::Entry(e) if e.name == b"-" => {
-                Job::Ready(Verdict::Checked(check(e.name, e.digest, Reading::Plain)))
-            }
-            Listed::Entry(e) => Job::Run((e.name, e.digest)),
-        });
-        let work = |(name, want)| Verdict::Checked(check(name, want, Reading::Plain));
-        let result = parallel::ordered(jobs, items, work, |verdict| match verdict {
+        let work = |e: manifest::Entry| Verdict::Checked(check(e.name, e.digest, Reading::Plain));
+        let result = parallel::ordered(jobs, &mut lines, work, |verdict| match verdict {
             Verdict::Checked(outcome) => self.report(outcome),
             Verdict::Malformed(number) => {
                 self.malformed(number);
@@ -411,15 +400,10 @@ impl<W: Write> Checker<W> {
     }
 }
 
-/// A manifest line that is not blank: an entry to check or the number of
-/// a line that is not a checksum line.
-enum Listed {
-    Entry(manifest::Entry),
-    Malformed(u64),
-}
-
-/// The lines of a manifest to check, counting on the way the entries and
-/// whether the manifest could be read to its end.
+/// The lines of a manifest as jobs: an entry to hash, or a verdict known
+/// already. A malformed line takes its place in the order too, so that its
+/// `-w` warning comes between the same verdicts as with one job. Counts on
+/// the way the entries and whether the manifest could be read to its end.
 struct Entries<R> {
     reader: manifest::Reader<R>,
     from_stdin: bool,
@@ -428,9 +412,9 @@ struct Entries<R> {
 }
 
 impl<R: BufRead> Iterator for Entries<R> {
-    type Item = Listed;
+    type Item = Job<manifest::Entry, Verdict>;
 
-    fn next(&mut self) -> Option<Listed> {
+    fn next(&mut self) -> Option<Self::Item> {
         loop {
             let (number, line) = match self.reader.next_line() {
                 Ok(Some(numbered)) => numbered,
@@ -440,17 +424,23 @@ impl<R: BufRead> Iterator for Entries<R> {
                     return None;
                 }
             };
+            let malformed = Job::Ready(Verdict::Malformed(number));
             match line {
                 Line::Blank => {}
                 // The manifest is stdin already; `-` cannot be checked too.
-                Line::Entry(e) if self.from_stdin && e.name == b"-" => {
-                    return Some(Listed::Malformed(number))
-                }
+                Line::Entry(e) if self.from_stdin && e.name == b"-" => return Some(malformed),
+                Line::Malformed => return Some(malformed),
                 Line::Entry(e) => {
                     self.entries += 1;
-                    return Some(Listed::Entry(e));
+                    // A `-` entry reads standard input: done here, where
+                    // the manifest is walked, so several take its bytes in
+                    // order.
+                    if e.name == b"-" {
+                        let outcome = check(e.name, e.digest, Reading::Plain);
+                        return Some(Job::Ready(Verdict::Checked(outcome)));
+                    }
+                    return Some(Job::Run(e));
                 }
-                Line::Malformed => return Some(Listed::Malformed(number)),
             }
         }
     }
