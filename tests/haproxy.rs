@@ -108,18 +108,15 @@ impl Haproxy {
     /// Wait (at most 10 s) until the stats socket answers and no backend is
     /// still in its first checks; false if HAProxy exited.
     fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        poll_until(Duration::from_secs(10), || {
             if self.child.try_wait().unwrap().is_some() {
-                return false;
+                return Some(false);
             }
             let servers = self.servers();
-            if servers.len() == 3 && servers.iter().all(|s| !s.status.contains("INI")) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        false
+            (servers.len() == 3 && servers.iter().all(|s| !s.status.contains("INI")))
+                .then_some(true)
+        })
+        .unwrap_or(false)
     }
 
     /// s1, s2 and s3 as `show stat` on the stats socket reports them;
@@ -170,14 +167,8 @@ impl Haproxy {
 
     /// Poll (at most `limit`) until `server`'s status starts with `want`.
     fn wait_status(&self, server: &str, want: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let status = self.status(server);
-            if status.starts_with(want) || Instant::now() > deadline {
-                return status;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        let status = || self.status(server);
+        poll_until(limit, || Some(status()).filter(|s| s.starts_with(want))).unwrap_or_else(status)
     }
 
     fn log(&self) -> String {
@@ -188,22 +179,17 @@ impl Haproxy {
     /// `count` sessions open.
     fn wait_sessions(&self, index: usize, count: u32, limit: Duration) {
         let name = format!("s{}", index + 1);
-        let deadline = Instant::now() + limit;
-        loop {
-            let servers = self.servers();
-            let open = servers
+        let open = || {
+            self.servers()
                 .iter()
                 .find(|s| s.name == name)
-                .map_or(0, |s| s.sessions);
-            if open >= count {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} never had {count} sessions: {open}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+                .map_or(0, |s| s.sessions)
+        };
+        assert!(
+            poll_until(limit, || open() >= count).is_some(),
+            "{name} never had {count} sessions: {}",
+            open()
+        );
     }
 
     /// The index (0 for s1) of the one backend with a session open, when
@@ -222,11 +208,10 @@ impl Haproxy {
 
 /// Wait (at most 10 s) until a download's `.part` holds 256 KiB.
 fn wait_for_bytes(part: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(part).map_or(0, |m| m.len()) < 256 * 1024 {
-        assert!(Instant::now() < deadline, "the get did not start");
-        thread::sleep(Duration::from_millis(20));
-    }
+    let started = poll_until(Duration::from_secs(10), || {
+        std::fs::metadata(part).map_or(0, |m| m.len()) >= 256 * 1024
+    });
+    assert!(started.is_some(), "the get did not start");
 }
 
 /// `tcpfetch get ADDR NAME --retries 20 --retry-wait 0.2` in `cwd`, on a
@@ -447,11 +432,8 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
     );
     // HAProxy logs the change right after it shows it.
     let down = format!("Server tcpfetch/{name} is DOWN");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !proxy.log().contains(&down) {
-        assert!(Instant::now() < deadline, "{}", proxy.log());
-        thread::sleep(Duration::from_millis(50));
-    }
+    let logged = poll_until(Duration::from_secs(10), || proxy.log().contains(&down));
+    assert!(logged.is_some(), "{}", proxy.log());
 
     let get = get.join().unwrap();
     get.expect_code(0);
@@ -467,17 +449,15 @@ fn a_backend_killed_mid_run_costs_no_transfer_and_is_marked_down() {
             .and_then(|offset| offset.parse::<u64>().ok())
             .is_some_and(|offset| offset > 0)
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !backends
-        .iter()
-        .any(|b| b.log().lines().any(resumed_from_offset))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no backend logged a GET of big.bin from an offset"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    let resumed = poll_until(Duration::from_secs(30), || {
+        backends
+            .iter()
+            .any(|b| b.log().lines().any(resumed_from_offset))
+    });
+    assert!(
+        resumed.is_some(),
+        "no backend logged a GET of big.bin from an offset"
+    );
     let fetched = std::fs::read(t.join("dl/big.bin")).unwrap();
     assert!(
         fetched == big,

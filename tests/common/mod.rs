@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 pub mod bench;
 pub mod relay;
 pub mod scenes;
+pub mod wait;
 
-// Not every test crate sets one of these scenes.
+// Not every test crate sets one of these scenes, or waits.
 #[allow(unused_imports)]
 pub use scenes::*;
+#[allow(unused_imports)]
+pub use wait::poll_until;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tcpfetch");
 
@@ -159,18 +162,10 @@ impl Server {
     /// answered or closed, so a client that saw the answer may look before
     /// the line is there.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let log = self.log();
-            if log.contains(needle) {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no '{needle}' in the log:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_until(Duration::from_secs(60), || {
+            Some(self.log()).filter(|log| log.contains(needle))
+        })
+        .unwrap_or_else(|| panic!("no '{needle}' in the log:\n{}", self.log()))
     }
 
     /// Wait (up to 60 s: only a bound on a hang) until the log holds
@@ -178,14 +173,11 @@ impl Server {
     /// asserts it is exactly `count`). Lines are written by a log thread,
     /// after the answer.
     pub fn wait_for_count(&self, needle: &str, count: usize) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let seen = self.log().matches(needle).count();
-            if seen >= count || Instant::now() >= deadline {
-                return seen;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let seen = || self.log().matches(needle).count();
+        poll_until(Duration::from_secs(60), || {
+            Some(seen()).filter(|&n| n >= count)
+        })
+        .unwrap_or_else(seen)
     }
 
     /// A raw connection with a read timeout, for speaking the protocol by
@@ -422,9 +414,7 @@ pub fn idle_threads(server: &Server) -> u64 {
 /// not; how long it took.
 pub fn back_to_idle(server: &Server, idle: u64, limit: Duration, what: &str) -> Duration {
     let started = Instant::now();
-    while threads(server) > idle && started.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(limit, || threads(server) <= idle);
     let now = threads(server);
     assert!(
         now <= idle,
