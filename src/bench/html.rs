@@ -172,10 +172,11 @@ pub fn histogram_chart(r: &Results, width: f64, id: Option<&str>) -> String {
 fn over_time(out: &mut String, r: &Results) {
     let (first, step, groups) = group_seconds(r);
     // Rates over the part of each column some run was running.
+    let spans = r.running();
     let running = |offset: u64| {
         let from = (first + offset).saturating_mul(1_000_000);
         let to = from.saturating_add(step.saturating_mul(1_000_000));
-        r.covered(from, to).as_secs_f64().max(1e-3)
+        spans.covered(from, to).as_secs_f64().max(1e-3)
     };
     let unit = if step == 1 {
         "s".to_string()

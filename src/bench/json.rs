@@ -55,12 +55,13 @@ pub fn json(r: &Results) -> String {
         counters(&s.latency),
         counters(&s.ttfb)
     );
+    let running = r.running();
     let seconds: Vec<String> = r
         .timeline
         .iter()
         .map(|(&t, s)| {
             let from = t.saturating_mul(1_000_000);
-            second(t, s, r.covered(from, from.saturating_add(1_000_000)))
+            second(t, s, running.covered(from, from.saturating_add(1_000_000)))
         })
         .collect();
     let _ = write!(out, ",\"timeline\":[{}]", seconds.join(","));

@@ -139,8 +139,9 @@ impl Results {
         }
     }
 
-    /// The spans merged where they overlap, in order.
-    fn union(&self) -> Vec<(u64, u64)> {
+    /// When some run was running: the spans merged where they overlap.
+    /// Merged once for all the questions a report asks of it.
+    pub fn running(&self) -> Running {
         let mut spans = self.spans.clone();
         spans.sort_unstable();
         let mut out: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
@@ -150,27 +151,13 @@ impl Results {
                 _ => out.push((start, end.max(start))),
             }
         }
-        out
+        Running(out)
     }
 
     /// The time the run (or the runs) were running: the union of their
     /// spans, so that overlapping runs count their shared time once.
     pub fn seconds(&self) -> Duration {
-        let total = self
-            .union()
-            .iter()
-            .fold(0u64, |a, (s, e)| a.saturating_add(e - s));
-        Duration::from_micros(total)
-    }
-
-    /// How much of `from..to` (µs since the epoch) some run was running:
-    /// a rate over a second the run only partly covered (its first and
-    /// last) is counted over the part it covered.
-    pub fn covered(&self, from: u64, to: u64) -> Duration {
-        let total = self.union().iter().fold(0u64, |a, &(s, e)| {
-            a.saturating_add(e.min(to).saturating_sub(s.max(from)))
-        });
-        Duration::from_micros(total)
+        self.running().covered(0, u64::MAX)
     }
 
     /// The first start and the last end, µs since the epoch.
@@ -215,6 +202,21 @@ impl Results {
             self.first_error = other.first_error;
         }
         Ok(())
+    }
+}
+
+/// The union of a run's spans (µs since the epoch): disjoint, in order.
+pub struct Running(Vec<(u64, u64)>);
+
+impl Running {
+    /// How much of `from..to` (µs since the epoch) some run was running:
+    /// a rate over a second the run only partly covered (its first and
+    /// last) is counted over the part it covered.
+    pub fn covered(&self, from: u64, to: u64) -> Duration {
+        let total = self.0.iter().fold(0u64, |a, &(s, e)| {
+            a.saturating_add(e.min(to).saturating_sub(s.max(from)))
+        });
+        Duration::from_micros(total)
     }
 }
 
@@ -303,7 +305,7 @@ mod tests {
         assert_eq!(s(&[(30, 40), (10, 20)]), 20, "disjoint spans add");
         assert_eq!(s(&[(10, 40), (15, 20), (50, 51)]), 31, "nested");
         assert_eq!(s(&[]), 0);
-        let r = results(&[(10, 20), (15, 30), (50, 60)]);
+        let r = results(&[(10, 20), (15, 30), (50, 60)]).running();
         assert_eq!(r.covered(0, 100).as_micros(), 30);
         assert_eq!(r.covered(25, 55).as_micros(), 10);
         assert_eq!(r.covered(30, 50).as_micros(), 0);
