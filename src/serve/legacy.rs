@@ -82,25 +82,23 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
             }
         };
         let started = Instant::now();
-        let shown = crate::proto::printable(text.as_bytes());
-        match answer(shared, &mut session, stream, &text) {
-            Ok((next, Sent { sent, due })) => {
-                let result = log::transfer(sent, due);
-                shared.log.peer(
-                    peer,
-                    &format!(
-                        "\"{shown}\" {result} {:.1}ms",
-                        started.elapsed().as_secs_f64() * 1000.0
-                    ),
-                );
-                if sent < due || matches!(next, Next::Close) {
-                    return;
-                }
-            }
-            Err(e) => {
-                shared.log.peer(peer, &format!("\"{shown}\" {e}; closing"));
-                return;
-            }
+        let answered = answer(shared, &mut session, stream, &text);
+        // With -q the line is not even built, as in v1.
+        if !shared.config.quiet {
+            let shown = crate::proto::printable(text.as_bytes());
+            let line = match &answered {
+                Ok((_, Sent { sent, due })) => format!(
+                    "\"{shown}\" {} {:.1}ms",
+                    log::transfer(*sent, *due),
+                    started.elapsed().as_secs_f64() * 1000.0
+                ),
+                Err(e) => format!("\"{shown}\" {e}; closing"),
+            };
+            shared.log.peer(peer, &line);
+        }
+        match answered {
+            Ok((Next::Continue, Sent { sent, due })) if sent >= due => {}
+            _ => return,
         }
     }
     shared.log.peer(
