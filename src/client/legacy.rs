@@ -120,6 +120,26 @@ impl LegacySession {
         self.broken_if(received)
     }
 
+    /// Send `message` (the step `send`) and require `want` back (the step
+    /// `wait`), case and surrounding space aside.
+    fn exchange(
+        &mut self,
+        message: &str,
+        send: LegacyStep,
+        want: &str,
+        wait: LegacyStep,
+    ) -> Result<()> {
+        self.send(message, Phase::Legacy(send))?;
+        let answer = self.receive(Phase::Legacy(wait))?;
+        if !answer.trim().eq_ignore_ascii_case(want) {
+            return Err(Error::protocol(format!(
+                "expected {want} from a legacy server, got '{}'",
+                crate::proto::printable(answer.as_bytes())
+            )));
+        }
+        Ok(())
+    }
+
     /// A failed send or receive leaves the conversation mid-message (or
     /// the peer gone, or silent): there is nothing clean left to say.
     fn broken_if<T>(&mut self, result: Result<T>) -> Result<T> {
@@ -132,14 +152,12 @@ impl LegacySession {
     /// `HELLO` → `HELLO BACK`, `PREPARED` → the list (once per session).
     fn handshake(&mut self) -> Result<&(String, Vec<Entry>)> {
         if self.listing.is_none() {
-            self.send("HELLO", Phase::Legacy(LegacyStep::SendHello))?;
-            let answer = self.receive(Phase::Legacy(LegacyStep::AwaitHelloBack))?;
-            if !answer.trim().eq_ignore_ascii_case("HELLO BACK") {
-                return Err(Error::protocol(format!(
-                    "expected HELLO BACK from a legacy server, got '{}'",
-                    crate::proto::printable(answer.as_bytes())
-                )));
-            }
+            self.exchange(
+                "HELLO",
+                LegacyStep::SendHello,
+                "HELLO BACK",
+                LegacyStep::AwaitHelloBack,
+            )?;
             self.send("PREPARED", Phase::Legacy(LegacyStep::SendPrepared))?;
             let raw = self.receive(Phase::Legacy(LegacyStep::AwaitList))?;
             let entries = parse_listing(&raw);
@@ -185,12 +203,7 @@ impl LegacySession {
             .reader
             .get_ref()
             .set_read_timeout(Some(Duration::from_secs(2)));
-        if self
-            .send("TEST", Phase::Legacy(LegacyStep::SendTest))
-            .is_ok()
-        {
-            let _ = self.receive(Phase::Legacy(LegacyStep::AwaitOk));
-        }
+        let _ = self.exchange("TEST", LegacyStep::SendTest, "OK", LegacyStep::AwaitOk);
     }
 }
 
@@ -218,14 +231,7 @@ impl Source for LegacySession {
     /// `TEST` → `OK`.
     fn ping(&mut self) -> Result<Pong> {
         self.stage = Stage::Ended;
-        self.send("TEST", Phase::Legacy(LegacyStep::SendTest))?;
-        let answer = self.receive(Phase::Legacy(LegacyStep::AwaitOk))?;
-        if !answer.trim().eq_ignore_ascii_case("OK") {
-            return Err(Error::protocol(format!(
-                "expected OK from a legacy server, got '{}'",
-                crate::proto::printable(answer.as_bytes())
-            )));
-        }
+        self.exchange("TEST", LegacyStep::SendTest, "OK", LegacyStep::AwaitOk)?;
         Ok(Pong {
             server: "legacy server".into(),
             answer: "OK ",
