@@ -581,6 +581,44 @@ fn a_file_size_limit_fails_cleanly_and_leaves_the_old_file_untouched() {
     assert_eq!(listing(&dl), ["x.bin"]);
 }
 
+#[test]
+fn a_file_size_limit_inside_the_first_chunk_keeps_the_bytes_written() {
+    // The limit falls inside the first write: write_all stored a prefix
+    // and then failed. The old code counted none of it, so the message
+    // said the partial download was kept while the .part was deleted.
+    let data = random_bytes(2 << 20, 46);
+    let (t, server) = serve("fsize-chunk", &[("x.bin", &data)], &[]);
+    let dl = t.join("dl");
+    let limit = 100_000;
+    let run = limited(&dl, limit, &["get", &server.addr, "x.bin"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("partial download is kept"), "{run}");
+    let kept = fs::read(dl.join("x.bin.part")).unwrap();
+    assert!(
+        kept.len() as u64 == limit && kept == data[..kept.len()],
+        "{run}"
+    );
+    let run = tcpfetch(&dl, &["get", &server.addr, "x.bin"]);
+    run.expect_code(0);
+    assert!(run.stderr().contains("resuming at byte 100000"), "{run}");
+    assert_eq!(fs::read(dl.join("x.bin")).unwrap(), data);
+}
+
+#[test]
+fn a_version_record_that_cannot_be_written_leaves_no_temporary_file() {
+    // Under a 10-byte limit the 65-byte record fails after its temporary
+    // was created; the old code left PATH.part.sha256.tmp behind.
+    let (t, server) = serve("fsize-record", &[("x.txt", b"hello world\n")], &[]);
+    let dl = t.join("dl");
+    let run = limited(&dl, 10, &["get", &server.addr, "x.txt"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("cannot write 'x.txt.part.sha256'"),
+        "{run}"
+    );
+    assert!(listing(&dl).is_empty(), "{run}\n{:?}", listing(&dl));
+}
+
 /// A 1 MiB tmpfs mounted on a directory, unmounted on drop.
 struct Tmpfs(PathBuf);
 

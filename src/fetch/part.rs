@@ -132,21 +132,16 @@ impl Part {
     pub fn record(&self, digest: &Digest) -> Result<()> {
         let record = self.record_path();
         let temp = suffixed(&self.path, ".part.sha256.tmp");
-        let failed = |e| Error::local(format!("cannot write '{}'", record.display()), e);
         // Ours from an interrupted run: we hold the .part's lock.
         let _ = fs::remove_file(&temp);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(sys::O_NOFOLLOW)
-            .open(&temp)
-            .map_err(failed)?;
-        file.write_all(format!("{}\n", hex::encode(digest)).as_bytes())
-            .map_err(failed)?;
-        if self.durable {
-            file.sync_data().map_err(failed)?;
+        let written =
+            write_new(&temp, digest, self.durable).and_then(|()| fs::rename(&temp, &record));
+        if written.is_err() {
+            // A full disk or a file-size limit fails the write after the
+            // file was created: leave no stray temporary behind.
+            let _ = fs::remove_file(&temp);
         }
-        fs::rename(&temp, &record).map_err(failed)
+        written.map_err(|e| Error::local(format!("cannot write '{}'", record.display()), e))
     }
 
     /// Start over from byte 0 (another version, or a protocol that cannot
@@ -225,15 +220,21 @@ impl Part {
 
 impl Sink for Part {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all(bytes).map_err(|e| {
-            Error::local(
-                format!(
-                    "cannot write '{}' (the partial download is kept; run again to resume)",
-                    self.part.display()
-                ),
+        if let Err(e) = self.file.write_all(bytes) {
+            // write_all may have written part of `bytes` before it failed
+            // (a file-size limit, a disk filling up): those are received
+            // bytes too, and counting them keeps them for a resume.
+            self.end = self.file.metadata().map_or(self.end, |m| m.len());
+            let kept = if self.end > 0 {
+                " (the partial download is kept; run again to resume)"
+            } else {
+                ""
+            };
+            return Err(Error::local(
+                format!("cannot write '{}'{kept}", self.part.display()),
                 e,
-            )
-        })?;
+            ));
+        }
         self.end += bytes.len() as u64;
         if self.durable && self.end - self.kicked >= WRITEBACK_EVERY {
             // A hint only: the flush in commit() is what guarantees.
@@ -242,6 +243,20 @@ impl Sink for Part {
         }
         Ok(())
     }
+}
+
+/// Create `temp` (never through a symlink) holding `digest`'s record line.
+fn write_new(temp: &Path, digest: &Digest, durable: bool) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(sys::O_NOFOLLOW)
+        .open(temp)?;
+    file.write_all(format!("{}\n", hex::encode(digest)).as_bytes())?;
+    if durable {
+        file.sync_data()?;
+    }
+    Ok(())
 }
 
 /// Flush a directory's entries (a rename into it, a directory made in it)
