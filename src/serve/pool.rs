@@ -1,22 +1,37 @@
-//! The connection threads of one listener, kept for reuse.
+//! The connection threads of one listener: each waits in `accept` itself,
+//! serves the connection it gets, and goes back to `accept`.
 //!
 //! Starting a thread for every connection (clone, a stack mapping and its
 //! guard page, a signal stack, and undoing it all at exit: 15 system calls)
 //! was the largest part of the server's CPU for a small file on a new
-//! connection. A thread that has served its connection waits here for the
-//! next one instead, for [`IDLE_EXIT`]; then it exits, so an idle server
-//! is back to its few threads. The pool needs no bound of its own: a thread is busy only while it
-//! holds one of the listener's `--max-clients` slots.
+//! connection, so threads are kept. They were first kept waiting for one
+//! accepting thread to hand them each connection: a wake-up of the
+//! acceptor and one of the pooled thread per connection (2.4 context
+//! switches per request). Waiting in `accept` themselves, the kernel wakes
+//! exactly one of them per connection and nobody else (30.4 → 24.5 µs of
+//! server CPU per connection, tests/README.md, #14).
+//!
+//! [`Crew`] counts the threads and how many of them are waiting, so that
+//! one always is: a thread that accepts while it was the last one waiting
+//! starts another before it serves; a thread whose `accept` waits
+//! [`IDLE_EXIT`] in vain exits, unless it is the last one waiting, so an
+//! idle server is back to its few threads.
+//!
+//! The kernel wakes waiting threads in turn, the longest waiting first
+//! (tests/README.md, #14), not the last one back as the old pool did: under
+//! a steady rate of R connections a second after a crowd, about
+//! R × [`IDLE_EXIT`] threads keep getting one before their wait runs out,
+//! where the old pool kept about as many as were busy at once. Both stay
+//! within `--max-clients`.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// One connection's work, slot included.
-pub type Job = Box<dyn FnOnce() + Send>;
-
-/// How long a thread waits for another connection before it exits.
-const IDLE_EXIT: Duration = Duration::from_secs(2);
+/// How long a thread waits in `accept` before it exits (unless it is the
+/// last one waiting).
+pub const IDLE_EXIT: Duration = Duration::from_secs(2);
 
 /// Stack of a connection thread. Measured: 12 KiB of it is touched while
 /// serving GETs and keep-alive requests (/proc/PID/smaps, 50 busy
@@ -24,175 +39,149 @@ const IDLE_EXIT: Duration = Duration::from_secs(2);
 /// deep trees and for unwinding a panic.
 const STACK: usize = 256 * 1024;
 
-/// The waiting threads, newest last (the newest is reused first: its stack
-/// is still in cache, and the oldest are the ones left to exit).
-/// Each is listed by where to hand it a job.
-#[derive(Default)]
-pub struct Pool {
-    idle: Mutex<Vec<Arc<Handoff>>>,
+/// The threads of one listener, counted. The one that calls
+/// [`crate::serve::listener::Listener::run`] is one of them and never
+/// exits.
+pub struct Crew {
+    /// Threads in `accept`, or on their way back to it.
+    waiting: AtomicUsize,
+    /// Threads alive.
+    threads: AtomicUsize,
+    /// The most threads at once.
+    most: usize,
 }
 
-/// Where one thread waits for its next job: a mutex and a condition
-/// variable, about 64 bytes for the thread's life. (It was a
-/// `sync_channel(1)`: 640 bytes aligned to 128, about 800 bytes of heap
-/// per connection thread, measured with valgrind's malloc trace.)
-#[derive(Default)]
-struct Handoff {
-    job: Mutex<Option<Job>>,
-    ready: Condvar,
-}
-
-impl Handoff {
-    fn put(&self, job: Job) {
-        *lock(&self.job) = Some(job);
-        self.ready.notify_one();
-    }
-
-    /// The job handed over, waiting at most `wait` (`None`: for ever).
-    fn take(&self, wait: Option<Duration>) -> Option<Job> {
-        let until = wait.map(|wait| Instant::now() + wait);
-        let mut job = lock(&self.job);
-        loop {
-            if let Some(job) = job.take() {
-                return Some(job);
-            }
-            job = match until {
-                None => self.ready.wait(job).unwrap_or_else(PoisonError::into_inner),
-                Some(until) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    let waited = self.ready.wait_timeout(job, left);
-                    waited.unwrap_or_else(PoisonError::into_inner).0
-                }
-            };
+impl Crew {
+    /// A crew of one waiting thread (the caller's), of at most `most`.
+    pub fn new(most: usize) -> Crew {
+        Crew {
+            waiting: AtomicUsize::new(1),
+            threads: AtomicUsize::new(1),
+            most: most.max(1),
         }
     }
-}
 
-/// A lock that outlives a panic elsewhere: what it guards (a list, an
-/// empty-or-full slot) is never left half-changed.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+    /// A waiting thread has accepted a connection: whether it was the last
+    /// one waiting (then it should [`Crew::start`] another).
+    pub fn take(&self) -> bool {
+        self.waiting.fetch_sub(1, Ordering::AcqRel) == 1
+    }
 
-impl Pool {
-    /// Run `job` on a waiting thread, or on a new one named `name`.
-    pub fn run(self: &Arc<Pool>, name: &str, job: Job) -> std::io::Result<()> {
-        // Listed means alive: a thread leaves the list before it exits,
-        // and a job that panics unwinds before its thread is listed again.
-        let waiting = lock(&self.idle).pop();
-        if let Some(handoff) = waiting {
-            handoff.put(job);
-            return Ok(());
+    /// A thread goes back to `accept`.
+    pub fn back(&self) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A waiting thread would exit: it may (and is counted out) unless it
+    /// is the last one waiting.
+    pub fn leave(&self) -> bool {
+        let left = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n > 1).then(|| n - 1)
+            });
+        if left.is_ok() {
+            self.threads.fetch_sub(1, Ordering::AcqRel);
         }
-        let pool = Arc::clone(self);
-        thread::Builder::new()
+        left.is_ok()
+    }
+
+    /// Start one more waiting thread, named `name`, running `work` (which
+    /// returns once [`Crew::leave`] let it). `Ok(false)` when `most` are
+    /// running already: then at least one of them holds no connection
+    /// (the caller bounds connections below `most`) and is on its way
+    /// back to `accept`.
+    pub fn start<F>(&self, name: &str, work: F) -> io::Result<bool>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let reserved = self
+            .threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.most).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            return Ok(false);
+        }
+        // Counted as waiting before it runs, so that no other thread
+        // starts one more for the same gap.
+        self.back();
+        let spawned = thread::Builder::new()
             .name(name.into())
             .stack_size(STACK)
-            .spawn(move || pool.work(job))
-            .map(drop)
+            .spawn(work);
+        if let Err(e) = spawned {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.threads.fetch_sub(1, Ordering::AcqRel);
+            return Err(e);
+        }
+        Ok(true)
     }
 
-    /// A pooled thread: its first job, then whatever it is handed.
-    fn work(&self, first: Job) {
-        let handoff = Arc::new(Handoff::default());
-        let mut job = first;
-        loop {
-            job();
-            lock(&self.idle).push(Arc::clone(&handoff));
-            job = match self.next(&handoff) {
-                Some(job) => job,
-                None => return,
-            };
-        }
-    }
-
-    /// Wait for the next job; `None` when this thread should exit.
-    fn next(&self, handoff: &Arc<Handoff>) -> Option<Job> {
-        if let Some(job) = handoff.take(Some(IDLE_EXIT)) {
-            return Some(job);
-        }
-        let mut idle = lock(&self.idle);
-        match idle.iter().position(|w| Arc::ptr_eq(w, handoff)) {
-            // Still listed, so nobody is handing one over: leave.
-            Some(i) => {
-                idle.remove(i);
-                None
-            }
-            // Taken off the list by `run`: its job is on the way.
-            None => {
-                drop(idle);
-                handoff.take(None)
-            }
-        }
+    #[cfg(test)]
+    fn counts(&self) -> (usize, usize) {
+        (
+            self.waiting.load(Ordering::Acquire),
+            self.threads.load(Ordering::Acquire),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
 
     #[test]
-    fn a_finished_thread_takes_the_next_job() {
-        let pool = Arc::new(Pool::default());
+    fn the_last_waiting_thread_never_leaves() {
+        let crew = Crew::new(4);
+        assert!(!crew.leave(), "the only thread stays");
+        assert!(crew.take(), "it was the last one waiting");
+        crew.back();
         let (tx, rx) = mpsc::channel();
-        let mut threads = Vec::new();
-        for _ in 0..5 {
+        assert!(crew.start("test", move || tx.send(()).unwrap()).unwrap());
+        rx.recv().unwrap();
+        assert_eq!(crew.counts(), (2, 2));
+        assert!(!crew.take(), "another one is waiting");
+        assert!(!crew.leave(), "the other is the last one waiting now");
+        crew.back();
+        assert!(crew.leave());
+        assert_eq!(crew.counts(), (1, 1));
+    }
+
+    #[test]
+    fn no_more_than_most_threads_are_started() {
+        let crew = Crew::new(3);
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..2 {
             let tx = tx.clone();
-            let job = Box::new(move || tx.send(thread::current().id()).unwrap());
-            pool.run("test", job).unwrap();
-            threads.push(rx.recv().unwrap());
-            // Wait for the thread to be listed as waiting again.
-            while lock(&pool.idle).is_empty() {
-                thread::yield_now();
-            }
+            assert!(crew.start("test", move || tx.send(()).unwrap()).unwrap());
         }
-        threads.dedup();
-        assert_eq!(threads.len(), 1, "one thread served all five");
-        assert_eq!(lock(&pool.idle).len(), 1);
+        assert!(!crew.start("test", || ()).unwrap());
+        rx.recv().unwrap();
+        rx.recv().unwrap();
+        assert_eq!(crew.counts(), (3, 3));
+        // Two leave; the third stays, the last one waiting.
+        assert!(crew.leave() && crew.leave() && !crew.leave());
+        assert!(crew.start("test", || ()).unwrap(), "room again");
     }
 
     #[test]
-    fn jobs_at_once_get_threads_of_their_own() {
-        let pool = Arc::new(Pool::default());
-        let running = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = mpsc::channel();
-        let gate = Arc::new(std::sync::Barrier::new(4));
-        for _ in 0..4 {
-            let (running, tx, gate) = (Arc::clone(&running), tx.clone(), Arc::clone(&gate));
-            pool.run(
-                "test",
-                Box::new(move || {
-                    running.fetch_add(1, Ordering::SeqCst);
-                    gate.wait();
-                    tx.send(()).unwrap();
-                }),
-            )
-            .unwrap();
+    fn takers_at_once_see_one_last_place() {
+        let crew = std::sync::Arc::new(Crew::new(64));
+        for _ in 0..7 {
+            crew.back();
         }
-        for _ in 0..4 {
-            rx.recv().unwrap();
-        }
-        assert_eq!(running.load(Ordering::SeqCst), 4);
-    }
-
-    #[test]
-    fn a_handoff_waits_for_its_job_or_times_out() {
-        let handoff = Arc::new(Handoff::default());
-        assert!(handoff.take(Some(Duration::from_millis(20))).is_none());
-        let giver = Arc::clone(&handoff);
-        let (tx, rx) = mpsc::channel();
-        let sender = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(50));
-            giver.put(Box::new(move || tx.send(7).unwrap()));
-        });
-        let job = handoff.take(None).expect("a job is handed over");
-        job();
-        assert_eq!(rx.recv().unwrap(), 7);
-        sender.join().unwrap();
+        let lasts: usize = (0..8)
+            .map(|_| {
+                let crew = std::sync::Arc::clone(&crew);
+                thread::spawn(move || crew.take())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum();
+        assert_eq!(lasts, 1);
+        assert_eq!(crew.counts().0, 0);
     }
 }

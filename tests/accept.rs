@@ -1,0 +1,156 @@
+//! Black-box tests of how `serve`'s connection threads accept: each waits
+//! in `accept` itself (serve::pool), one more than `--max-clients` at
+//! most, so that with every place taken one still answers `busy`; idle
+//! ones exit; out of descriptors, they neither spin nor flood the log.
+//! `prlimit` (util-linux) is installed by `.ci/run`; without it the last
+//! test fails, it does not pass.
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// The server's threads named `name` (protocol v1's connection threads
+/// are `client`; the first one is the main thread, named after the
+/// program).
+fn threads_named(server: &Server, name: &str) -> usize {
+    let tasks = format!("/proc/{}/task", server.child.id());
+    std::fs::read_dir(tasks)
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+/// utime + stime of the server so far, in clock ticks.
+fn cpu_ticks(server: &Server) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).unwrap();
+    // Fields after the command name, which is in parentheses.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn with_every_place_taken_a_crowd_waiting_to_be_accepted_is_told_busy() {
+    let (_t, server) = serve("accept-busy", &[], &["--max-clients", "4"]);
+    let mut held: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
+    for s in &mut held {
+        assert!(ping(s).starts_with("TCPFETCH/1 OK tcpfetch"));
+    }
+    // All connect before any answer is read: they queue in the kernel and
+    // are accepted one after another by the one thread left waiting.
+    let crowd: Vec<TcpStream> = (0..60).map(|_| server.connect()).collect();
+    for s in &crowd {
+        let answer = line(s);
+        assert!(answer.starts_with("TCPFETCH/1 ERR busy"), "{answer:?}");
+    }
+    // The main thread and at most 4 more: one more thread than places.
+    assert!(threads_named(&server, "client") <= 4);
+    // The held ones are still served.
+    for s in &mut held {
+        assert!(ping(s).starts_with("TCPFETCH/1 OK tcpfetch"));
+    }
+    // One leaves: its place is served again (a client connecting just as
+    // the place is freed may still be told busy, and retries).
+    held.pop();
+    let answer = poll_until(Duration::from_secs(10), || {
+        let answer = ping(&mut server.connect());
+        (!answer.contains("busy")).then_some(answer)
+    });
+    let answer = answer.expect("a freed place is served again");
+    assert!(answer.starts_with("TCPFETCH/1 OK tcpfetch"), "{answer:?}");
+    let log = server.wait_for_count("- busy (at --max-clients)", 60);
+    assert!(log >= 60, "{log} busy lines");
+    let log = server.log();
+    assert!(!log.contains("internal"), "{log}");
+    assert!(!log.contains("cannot start a thread"), "{log}");
+}
+
+#[test]
+fn connection_threads_grow_with_the_clients_and_exit_once_idle() {
+    let (_t, server) = serve("accept-idle", &[], &["-q"]);
+    let mut held: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
+    for s in &mut held {
+        assert!(ping(s).starts_with("TCPFETCH/1 OK tcpfetch"));
+    }
+    // 16 served at once: the main thread and at least 15 more.
+    let grown = threads_named(&server, "client");
+    assert!(grown >= 15, "{grown} connection threads for 16 clients");
+    drop(held);
+    // Each waits 2 s in accept, then exits unless it is the last one
+    // waiting; the main thread stays, so none is left. (The bound only
+    // stops a hang on a loaded machine.)
+    let gone = poll_until(Duration::from_secs(60), || {
+        threads_named(&server, "client") == 0
+    });
+    assert!(gone.is_some(), "idle threads stayed");
+    // And it still serves.
+    assert!(ping(&mut server.connect()).starts_with("TCPFETCH/1 OK tcpfetch"));
+}
+
+/// The server's soft open-file limit.
+fn soft_open_files(server: &Server) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    row["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or_else(|| panic!("{row}"))
+}
+
+/// Set the server's soft open-file limit (`prlimit --pid`).
+fn set_soft_open_files(server: &Server, soft: u64) {
+    let out = Command::new("prlimit")
+        .args(["--pid", &server.child.id().to_string()])
+        .arg(format!("--nofile={soft}:"))
+        .output()
+        .expect("prlimit (util-linux) is needed: .ci/run installs it");
+    assert!(out.status.success(), "prlimit: {out:?}");
+}
+
+#[test]
+fn out_of_descriptors_accept_neither_spins_nor_floods_the_log_and_recovers() {
+    let (_t, server) = serve("accept-emfile", &[], &[]);
+    assert!(ping(&mut server.connect()).starts_with("TCPFETCH/1 OK"));
+    // The soft limit at the lowest free descriptor: every accept fails
+    // with EMFILE (the first may still succeed with a descriptor its
+    // thread took before the limit fell), and clients wait in the queue.
+    let fds = format!("/proc/{}/fd", server.child.id());
+    let open: Vec<u64> = std::fs::read_dir(fds)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let lowest_free = (0..).find(|n| !open.contains(n)).unwrap();
+    let soft = soft_open_files(&server);
+    set_soft_open_files(&server, lowest_free);
+    let cpu_before = cpu_ticks(&server);
+    let mut waiting: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
+    for s in &mut waiting {
+        s.write_all(b"PING\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let cpu = cpu_ticks(&server) - cpu_before;
+    let log = server.wait_for_log("accept failed: ");
+    // About 2.5 s of failures, 20 a second per waiting thread: logged at
+    // most once a second, with the count of the others.
+    let lines = log.matches("accept failed").count();
+    assert!((1..=4).contains(&lines), "{lines} lines:\n{log}");
+    assert!(log.contains("too many open files"), "{log}");
+    // Pausing, not spinning: far under a second of CPU (clock ticks are
+    // 1/100 s) in those 2.5 s.
+    assert!(cpu < 100, "{cpu} ticks of CPU while out of descriptors");
+    // Descriptors again: every waiting client is accepted and answered.
+    set_soft_open_files(&server, soft);
+    for s in &waiting {
+        let answer = line(s);
+        assert!(answer.starts_with("TCPFETCH/1 OK tcpfetch"), "{answer:?}");
+    }
+}
