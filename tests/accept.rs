@@ -9,6 +9,8 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -34,13 +36,23 @@ fn cpu_ticks(server: &Server) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// `n` connections, each served a PING, kept open.
+fn hold(server: &Server, n: usize) -> Vec<TcpStream> {
+    let mut held: Vec<TcpStream> = (0..n).map(|_| server.connect()).collect();
+    assert_all_served(&mut held);
+    held
+}
+
+fn assert_all_served(held: &mut [TcpStream]) {
+    for s in held {
+        assert!(ping(s).starts_with("TCPFETCH/1 OK tcpfetch"));
+    }
+}
+
 #[test]
 fn with_every_place_taken_a_crowd_waiting_to_be_accepted_is_told_busy() {
     let (_t, server) = serve("accept-busy", &[], &["--max-clients", "4"]);
-    let mut held: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
-    for s in &mut held {
-        assert!(ping(s).starts_with("TCPFETCH/1 OK tcpfetch"));
-    }
+    let mut held = hold(&server, 4);
     // All connect before any answer is read: they queue in the kernel and
     // are accepted one after another by the one thread left waiting.
     let crowd: Vec<TcpStream> = (0..60).map(|_| server.connect()).collect();
@@ -51,9 +63,7 @@ fn with_every_place_taken_a_crowd_waiting_to_be_accepted_is_told_busy() {
     // The main thread and at most 4 more: one more thread than places.
     assert!(threads_named(&server, "client") <= 4);
     // The held ones are still served.
-    for s in &mut held {
-        assert!(ping(s).starts_with("TCPFETCH/1 OK tcpfetch"));
-    }
+    assert_all_served(&mut held);
     // One leaves: its place is served again (a client connecting just as
     // the place is freed may still be told busy, and retries).
     held.pop();
@@ -73,10 +83,7 @@ fn with_every_place_taken_a_crowd_waiting_to_be_accepted_is_told_busy() {
 #[test]
 fn connection_threads_grow_with_the_clients_and_exit_once_idle() {
     let (_t, server) = serve("accept-idle", &[], &["-q"]);
-    let mut held: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
-    for s in &mut held {
-        assert!(ping(s).starts_with("TCPFETCH/1 OK tcpfetch"));
-    }
+    let held = hold(&server, 16);
     // 16 served at once: the main thread and at least 15 more.
     let grown = threads_named(&server, "client");
     assert!(grown >= 15, "{grown} connection threads for 16 clients");
@@ -90,6 +97,39 @@ fn connection_threads_grow_with_the_clients_and_exit_once_idle() {
     assert!(gone.is_some(), "idle threads stayed");
     // And it still serves.
     assert!(ping(&mut server.connect()).starts_with("TCPFETCH/1 OK tcpfetch"));
+}
+
+#[test]
+fn threads_beyond_what_a_steady_load_needs_exit_while_it_goes_on() {
+    let (_t, server) = serve("accept-steady", &[], &["-q"]);
+    let held = hold(&server, 24);
+    assert!(threads_named(&server, "client") >= 23);
+    drop(held);
+    // Two clients, a connection per PING, without pause: the kernel hands
+    // connections to waiting threads in turn, so each of the 24 gets one
+    // long before its 2 s wait runs out; only the crew's count of the
+    // fewest waiting lets the ones never needed exit.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, stop) = (server.addr.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut s = TcpStream::connect(&addr).unwrap();
+                    assert!(ping(&mut s).starts_with("TCPFETCH/1 OK tcpfetch"));
+                }
+            })
+        })
+        .collect();
+    let shrunk = poll_until(Duration::from_secs(30), || {
+        threads_named(&server, "client") <= 8
+    });
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let now = threads_named(&server, "client");
+    assert!(shrunk.is_some(), "{now} connection threads for 2 clients");
 }
 
 /// The server's soft open-file limit.

@@ -110,8 +110,8 @@ const FAILED_PAUSE: Duration = Duration::from_millis(50);
 
 impl<H: Handler> Accepting<H> {
     /// One connection thread: accept, serve, again; a thread that is not
-    /// `permanent` returns once it has waited [`IDLE_EXIT`] in vain and
-    /// another is waiting.
+    /// `permanent` returns once it has waited [`IDLE_EXIT`] in vain, or
+    /// the crew found it surplus, and another is waiting.
     fn work(self: &Arc<Self>, permanent: bool) {
         loop {
             match self.listener.socket.accept() {
@@ -123,7 +123,9 @@ impl<H: Handler> Accepting<H> {
                     // and the thread accepts again.
                     let answer = || self.answer(stream, peer, last);
                     let _ = panic::catch_unwind(AssertUnwindSafe(answer));
-                    self.crew.back();
+                    if self.crew.done(!permanent) {
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !permanent && self.crew.leave() {

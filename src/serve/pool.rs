@@ -19,15 +19,19 @@
 //!
 //! The kernel wakes waiting threads in turn, the longest waiting first
 //! (tests/README.md, #14), not the last one back as the old pool did: under
-//! a steady rate of R connections a second after a crowd, about
-//! R × [`IDLE_EXIT`] threads keep getting one before their wait runs out,
-//! where the old pool kept about as many as were busy at once. Both stay
-//! within `--max-clients`.
+//! a steady rate of R connections a second after a crowd, every thread
+//! would get one before its wait ran out while R × [`IDLE_EXIT`] exceeds
+//! the threads, and none would exit. So the crew also counts the fewest
+//! threads waiting at once in each [`IDLE_EXIT`]: all but one of those were
+//! never needed, and as many exit when they are back from their next
+//! connection. That keeps what the old pool kept: as many threads as were
+//! busy at once in the last [`IDLE_EXIT`], and one spare.
 
 use std::io;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a thread waits in `accept` before it exits (unless it is the
 /// last one waiting).
@@ -49,6 +53,16 @@ pub struct Crew {
     threads: AtomicUsize,
     /// The most threads at once.
     most: usize,
+    /// When the crew began, the origin of `period`.
+    born: Instant,
+    /// When (milliseconds after `born`) the period began in which
+    /// `fewest` counts.
+    period: AtomicU64,
+    /// The fewest threads waiting at once in this period.
+    fewest: AtomicUsize,
+    /// Threads the last period found waiting all along, less one spare:
+    /// that many may exit when back from a connection.
+    surplus: AtomicUsize,
 }
 
 impl Crew {
@@ -58,18 +72,59 @@ impl Crew {
             waiting: AtomicUsize::new(1),
             threads: AtomicUsize::new(1),
             most: most.max(1),
+            born: Instant::now(),
+            period: AtomicU64::new(0),
+            fewest: AtomicUsize::new(1),
+            surplus: AtomicUsize::new(0),
         }
     }
 
     /// A waiting thread has accepted a connection: whether it was the last
     /// one waiting (then it should [`Crew::start`] another).
     pub fn take(&self) -> bool {
-        self.waiting.fetch_sub(1, Ordering::AcqRel) == 1
+        let left = self.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.fewest.fetch_min(left, Ordering::AcqRel);
+        left == 0
     }
 
     /// A thread goes back to `accept`.
     pub fn back(&self) {
         self.waiting.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A thread is done with a connection: back to `accept` (`false`), or,
+    /// if it `may_leave` and the last period found a thread more than
+    /// needed waiting all along, counted out to exit (`true`).
+    pub fn done(&self, may_leave: bool) -> bool {
+        self.back();
+        self.review(self.born.elapsed());
+        may_leave
+            && self
+                .surplus
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+            && self.leave()
+    }
+
+    /// At `now` (since `born`), end the period if it has lasted
+    /// [`IDLE_EXIT`]: its fewest waiting, less one, are surplus.
+    fn review(&self, now: Duration) {
+        let now = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        let began = self.period.load(Ordering::Acquire);
+        if now.saturating_sub(began) < IDLE_EXIT.as_millis() as u64 {
+            return;
+        }
+        // One thread ends it; the others go on.
+        let ended = self
+            .period
+            .compare_exchange(began, now, Ordering::AcqRel, Ordering::Acquire);
+        if ended.is_err() {
+            return;
+        }
+        let waiting = self.waiting.load(Ordering::Acquire);
+        let fewest = self.fewest.swap(waiting, Ordering::AcqRel);
+        self.surplus
+            .store(fewest.saturating_sub(1), Ordering::Release);
     }
 
     /// A waiting thread would exit: it may (and is counted out) unless it
@@ -164,6 +219,34 @@ mod tests {
         // Two leave; the third stays, the last one waiting.
         assert!(crew.leave() && crew.leave() && !crew.leave());
         assert!(crew.start("test", || ()).unwrap(), "room again");
+    }
+
+    #[test]
+    fn threads_waiting_all_through_a_period_leave_but_one() {
+        let crew = Crew::new(16);
+        for _ in 0..5 {
+            assert!(crew.start("test", || ()).unwrap());
+        }
+        // A period begins with six waiting; one is busy at a time all
+        // through it, so five waited all along, and four are surplus.
+        crew.review(IDLE_EXIT);
+        assert!(!crew.take());
+        assert!(!crew.done(true), "the period has not ended");
+        crew.review(IDLE_EXIT * 2);
+        assert_eq!(crew.counts(), (6, 6));
+        let left: usize = (0..6)
+            .map(|_| {
+                assert!(!crew.take());
+                usize::from(crew.done(true))
+            })
+            .sum();
+        assert_eq!(left, 4);
+        assert_eq!(crew.counts(), (2, 2));
+        // The next period saw one waiting at its fewest: nothing surplus.
+        crew.review(IDLE_EXIT * 3);
+        assert!(!crew.take());
+        assert!(!crew.done(true));
+        assert_eq!(crew.counts(), (2, 2));
     }
 
     #[test]
