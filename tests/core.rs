@@ -405,10 +405,16 @@ fn a_server_that_says_nothing_and_closes_is_a_failure() {
 fn server_errors_become_exit_1_with_their_message() {
     let (t, server) = serve("remote-errors", &[("a.txt", b"a")], &[]);
     std::fs::create_dir_all(t.join("srv/dir")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", t.join("srv/out")).unwrap();
+    run_program("mkfifo", &t.path, &["srv/pipe"], b"").expect_code(0);
     let addr = &server.addr;
     for (name, says) in [
         ("missing.txt", format!("tcpfetch: no file 'missing.txt' on {addr}; see 'tcpfetch list {addr}'\n")),
         ("dir", format!("tcpfetch: 'dir' is a directory on {addr}; fetch the files under it with 'tcpfetch get {addr} dir/ --all'\n")),
+        // Other refusals name the file and the server as well (they used
+        // to read only 'server refused: forbidden: ...').
+        ("out", format!("tcpfetch: {addr} refused 'out': forbidden: path leaves the served directory\n")),
+        ("pipe", format!("tcpfetch: {addr} refused 'pipe': forbidden: not a regular file; only regular files are served\n")),
     ] {
         let run = tcpfetch(&t.join("dl"), &["get", addr, name]);
         run.expect_code(1);

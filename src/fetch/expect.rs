@@ -62,9 +62,10 @@ pub fn suffix(e: Error, tail: &str) -> Error {
 }
 
 /// A `not-found` or a directory refused names the file and the server,
-/// and says what to run instead.
+/// and says what to run instead; other definite refusals name both too.
 pub fn explain(e: Error, name: &str, server: SocketAddr) -> Error {
     let shown = format::visible(name);
+    let transient = e.is_transient();
     match e {
         Error::Remote {
             code: ErrorCode::NotFound,
@@ -79,6 +80,12 @@ pub fn explain(e: Error, name: &str, server: SocketAddr) -> Error {
             "'{shown}' is a directory on {server}; fetch the files under it with 'tcpfetch get {server} {}/ --all'",
             shown.trim_end_matches('/')
         )),
+        // Any other definite refusal (a special file, a symlink out of the
+        // root) names the file and the server too; `busy` and `internal`
+        // are retried, and say so, as they are.
+        Error::Remote { code, message } if !transient => {
+            Error::Other(format!("{server} refused '{shown}': {code}: {message}"))
+        }
         e => e,
     }
 }
