@@ -424,6 +424,23 @@ fn server_errors_become_exit_1_with_their_message() {
 }
 
 #[test]
+fn a_servers_error_message_cannot_drive_the_terminal() {
+    // A hostile server's ERR text used to reach stderr raw: an escape
+    // could clear the screen or rewrite the lines above.
+    let t = Scratch::new("err-escapes");
+    let addr = stand_in(1, |_| {
+        b"TCPFETCH/1 ERR forbidden \x1b[2Jall clear\x07\n".to_vec()
+    });
+    let run = tcpfetch(&t.path, &["get", &addr, "x.bin"]);
+    run.expect_code(1);
+    assert!(
+        !run.stderr().contains('\x1b') && !run.stderr().contains('\x07'),
+        "{run}"
+    );
+    assert!(run.stderr().contains("\\u{1b}[2Jall clear\\u{7}"), "{run}");
+}
+
+#[test]
 fn list_prints_an_aligned_table_sorted_by_name() {
     let (t, server) = serve(
         "list-table",

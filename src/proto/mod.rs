@@ -321,11 +321,13 @@ pub fn parse_status(line: &[u8]) -> Result<String, ProtoError> {
         let (code, message) = err.split_once(' ').unwrap_or((err, ""));
         let parsed = ErrorCode::parse(code);
         // A newer server's code is not known here, but the user should
-        // still see it rather than the word 'unknown' alone.
+        // still see it rather than the word 'unknown' alone. The message
+        // reaches a terminal: a hostile server's escapes are shown, not run.
+        let message = format::visible(message);
         let message = if parsed == ErrorCode::Unknown {
             format!("{}: {message}", printable(code.as_bytes()))
         } else {
-            message.to_string()
+            message
         };
         return Err(ProtoError::Remote {
             code: parsed,
