@@ -169,16 +169,11 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Wait (at most 10 s) until `read()` satisfies `done`; the last value.
+/// Wait until `read()` satisfies `done`; the last value. At most 60 s, only
+/// a bound on a hang (the caller asserts): on a loaded machine a debug
+/// server hashing the file before its first byte can take many seconds.
 fn wait_until<T>(mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = read();
-        if done(&value) || Instant::now() > deadline {
-            return value;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    poll_until(Duration::from_secs(60), || Some(read()).filter(|v| done(v))).unwrap_or_else(read)
 }
 
 /// `tcpfetch ARGS...` started in `cwd` without waiting for it.
@@ -453,25 +448,56 @@ fn assert_never_wrong(run: &Run, path: &Path, versions: &[&[u8]]) {
     }
 }
 
-/// A slow `get` of `srv/x.bin` (served at 1 MB/s), `change` applied once
-/// a quarter of it has arrived.
-fn change_while_sent(tag: &str, data: &[u8], change: impl FnOnce(&Path)) -> (Scratch, Server, Run) {
-    let (t, server) = serve(tag, &[("x.bin", data)], &["--max-rate", "1M"]);
-    let dl = t.join("dl");
-    let args = ["get", &server.addr, "x.bin", "--timeout", "10"];
-    let child = spawn(&dl, &args);
-    let part = dl.join("x.bin.part");
-    let quarter = data.len() as u64 / 4;
-    assert!(wait_until(|| part_len(&part), |&n| n >= quarter) >= quarter);
-    change(&t.join("srv/x.bin"));
-    let run = finish(child, &args);
-    (t, server, run)
+/// Bytes `server` has written so far, to sockets and its log alike
+/// (`wchar` of /proc/PID/io, where sendfile counts what it queued): more
+/// than the body bytes it has sent.
+fn written(server: &Server) -> u64 {
+    let io = fs::read_to_string(format!("/proc/{}/io", server.child.id())).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no wchar in /proc/PID/io: {io}"))
+}
+
+/// A slow `get` of `srv/x.bin` (served at 512 KiB/s: 2 s for the tests'
+/// 1 MiB), `change` applied once the server has sent its first 64 KiB and
+/// before it has sent byte `unsent` (what the change must reach the client
+/// through).
+///
+/// The server paces by the clock (a late start is caught up at once), so
+/// on a loaded machine it may be past `unsent` before this thread gets to
+/// the change: the server's bytes written are read again once the change
+/// is made, and if they reach `unsent` that get is left to finish, not
+/// judged, and the scene is set again. Watching the server rather than
+/// the client's `.part` (which lags while a starved client hashes), and
+/// from its first bytes, leaves the change the most time.
+fn change_while_sent(
+    tag: &str,
+    data: &[u8],
+    unsent: u64,
+    mut change: impl FnMut(&Path),
+) -> (Scratch, Server, Run) {
+    for _ in 0..5 {
+        let (t, server) = serve(tag, &[("x.bin", data)], &["--max-rate", "512K"]);
+        let dl = t.join("dl");
+        let args = ["get", &server.addr, "x.bin", "--timeout", "10"];
+        let child = spawn(&dl, &args);
+        let begun = 64 * 1024;
+        assert!(wait_until(|| written(&server), |&n| n >= begun) >= begun);
+        change(&t.join("srv/x.bin"));
+        let sent = written(&server);
+        let run = finish(child, &args);
+        if sent < unsent {
+            return (t, server, run);
+        }
+        eprintln!("{tag}: the server had written {sent} bytes when the change was made; again");
+    }
+    panic!("{tag}: in 5 tries the server always got past byte {unsent} before the change");
 }
 
 #[test]
 fn a_file_appended_to_while_sent_arrives_as_the_announced_version() {
     let data = random_bytes(1 << 20, 36);
-    let (t, _server, run) = change_while_sent("append", &data, |p| {
+    let (t, _server, run) = change_while_sent("append", &data, data.len() as u64, |p| {
         let mut f = fs::OpenOptions::new().append(true).open(p).unwrap();
         f.write_all(&random_bytes(100_000, 37)).unwrap();
     });
@@ -485,10 +511,10 @@ fn a_file_appended_to_while_sent_arrives_as_the_announced_version() {
 fn a_file_rewritten_in_place_while_sent_is_never_accepted() {
     let data = random_bytes(1 << 20, 38);
     let mut changed = data.clone();
-    let (t, _server, run) = change_while_sent("rewrite", &data, |p| {
+    let at = 3 * data.len() / 4;
+    let (t, _server, run) = change_while_sent("rewrite", &data, at as u64, |p| {
         // Overwrite the last quarter, which has not been sent yet.
         let f = fs::OpenOptions::new().write(true).open(p).unwrap();
-        let at = 3 * data.len() / 4;
         changed[at..].copy_from_slice(&random_bytes(data.len() - at, 39));
         f.write_all_at(&changed[at..], at as u64).unwrap();
     });
@@ -500,9 +526,10 @@ fn a_file_rewritten_in_place_while_sent_is_never_accepted() {
 #[test]
 fn a_file_truncated_while_sent_ends_the_transfer_instead_of_hanging() {
     let data = random_bytes(1 << 20, 40);
-    let (t, server, run) = change_while_sent("truncate", &data, |p| {
+    let half = data.len() as u64 / 2;
+    let (t, server, run) = change_while_sent("truncate", &data, half, |p| {
         let f = fs::OpenOptions::new().write(true).open(p).unwrap();
-        f.set_len(data.len() as u64 / 2).unwrap();
+        f.set_len(half).unwrap();
     });
     // The server stopped at the new end and closed: the client saw the
     // short body at once (not after its 10 s timeout, not padded).
@@ -526,7 +553,7 @@ fn a_file_replaced_by_rename_while_sent_arrives_as_the_old_version() {
     let data = random_bytes(1 << 20, 41);
     let new = random_bytes(700_000, 42);
     let replacement = new.clone();
-    let (t, server, run) = change_while_sent("rename", &data, move |p| {
+    let (t, server, run) = change_while_sent("rename", &data, data.len() as u64, move |p| {
         let tmp = p.with_extension("new");
         fs::write(&tmp, &replacement).unwrap();
         fs::rename(&tmp, p).unwrap();
