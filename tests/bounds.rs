@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn ping_answered(addr: &str) -> bool {
-    exchange(addr, b"PING\n", Duration::from_secs(10)).starts_with(b"TCPFETCH/1 OK ")
+    exchange(addr, b"PING\n", Duration::from_secs(60)).starts_with(b"TCPFETCH/1 OK ")
 }
 
 /// `serve 2>&1 | shipper`, and the shipper dies: every later log line fails
 /// with EPIPE. Connections are still answered, and the `busy` line the
 /// accept loop logs does not end `serve` (it used to panic: exit 101).
+///
+/// Every limit here (60 s) only stops a hang: on a loaded machine a debug
+/// server can take seconds to answer or to notice a close.
 #[test]
 fn a_closed_log_pipe_neither_stops_nor_kills_the_server() {
     let t = Scratch::new("log-closed");
@@ -31,37 +34,26 @@ fn a_closed_log_pipe_neither_stops_nor_kills_the_server() {
     // Take the one place (once the ping's connection has let it go), so
     // the next client is turned away and `busy` is logged on the accept
     // loop's thread.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let holder = loop {
-        let holder = TcpStream::connect(&addr).unwrap();
-        holder
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+    let holder = poll_until(Duration::from_secs(60), || {
+        let holder = server.connect();
         (&holder).write_all(b"PING\n").unwrap();
         let mut line = String::new();
         BufReader::new(&holder).read_line(&mut line).unwrap();
-        if line.starts_with("TCPFETCH/1 OK ") {
-            break holder;
-        }
-        assert!(Instant::now() < deadline, "never got the place: {line}");
-        thread::sleep(Duration::from_millis(50));
-    };
-    let refused = exchange(&addr, b"PING\n", Duration::from_secs(10));
+        line.starts_with("TCPFETCH/1 OK ").then_some(holder)
+    })
+    .expect("never got the place");
+    let refused = exchange(&addr, b"PING\n", Duration::from_secs(60));
     assert!(refused.starts_with(b"TCPFETCH/1 ERR busy "), "{refused:?}");
     drop(holder);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ping_answered(&addr) {
+    let freed = poll_until(Duration::from_secs(60), || {
         assert!(
             server.child.try_wait().unwrap().is_none(),
             "serve exited: {:?}",
             server.child.try_wait()
         );
-        assert!(
-            Instant::now() < deadline,
-            "no place freed after the holder left"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+        ping_answered(&addr)
+    });
+    assert!(freed.is_some(), "no place freed after the holder left");
     let dl = t.join("dl");
     std::fs::create_dir_all(&dl).unwrap();
     tcpfetch(&dl, &["get", &addr, "a.txt"]).expect_code(0);
