@@ -11,6 +11,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::refused::{keep_sending, refused_while_sending};
 use common::*;
 
 /// One raw protocol connection, read line by line.
@@ -537,15 +538,13 @@ fn a_busy_client_still_sending_reads_its_refusal() {
     let mut holder = Raw::open(&server);
     holder.send(b"PING\n");
     assert!(holder.line().starts_with("TCPFETCH/1 OK "));
-    let mut s = server.connect();
-    thread::sleep(Duration::from_millis(100));
-    for chunk in b"PING\n".repeat(16 * 1024).chunks(4096) {
-        s.write_all(chunk)
-            .expect("the refused client is drained, not reset");
-        thread::sleep(Duration::from_millis(2));
-    }
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("a close, not a reset");
+    let answer = refused_while_sending(|| {
+        let connected = Instant::now();
+        let mut s = server.connect();
+        thread::sleep(Duration::from_millis(100));
+        keep_sending(&mut s, connected, &b"PING\n".repeat(16 * 1024))
+    });
+    let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("TCPFETCH/1 ERR busy "), "{answer}");
 }
 

@@ -9,8 +9,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use common::refused::{keep_sending, refused_while_sending};
 use common::*;
 
 const OLD_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/legacy/old_server.py");
@@ -474,16 +475,13 @@ fn a_legacy_client_past_max_clients_sees_a_clean_close() {
     holder.write_all(&message("HELLO")).unwrap();
     let mut header = [0u8; 10];
     holder.read_exact(&mut header).expect("HELLO BACK's header");
-    let mut s = TcpStream::connect(&legacy).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    for chunk in vec![b'x'; 64 * 1024].chunks(4096) {
-        s.write_all(chunk)
-            .expect("the refused peer is drained, not reset");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let mut rest = Vec::new();
-    assert_eq!(s.read_to_end(&mut rest).expect("a close, not a reset"), 0);
+    let rest = refused_while_sending(|| {
+        let connected = Instant::now();
+        let mut s = TcpStream::connect(&legacy).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        keep_sending(&mut s, connected, &[b'x'; 64 * 1024])
+    });
+    assert_eq!(rest, b"", "a clean close, nothing said");
     server.wait_for_log("legacy - busy (at --max-clients)");
 }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod bench;
+pub mod refused;
 pub mod relay;
 pub mod scenes;
 pub mod wait;
