@@ -2,9 +2,10 @@
 //! to over raw `TcpStream`s, against a real `serve` where a server is needed.
 
 mod common;
+use common::refused::{keep_sending, refused_while_sending};
 use common::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -680,85 +681,80 @@ fn only_load_tests_have_a_log() {
     assert_eq!(ui.get(&format!("/api/jobs/{id}/log.jsonl")).status, 404);
 }
 
-/// Take every one of the ui's 64 slots with a silent connection, and wait
-/// for proof that the ui holds them all.
+/// Take every one of the ui's 64 slots with a silent connection, run
+/// `probe` while the ui holds them all, and return the connections and
+/// what `probe` returned.
 ///
 /// Connecting 64 times and then probing is not enough: on a loaded machine
 /// the kernel may queue a later connection (a probe) for `accept` before an
 /// earlier one, and a probe served meanwhile holds a slot while the late
 /// connection is turned away; a slot then frees under the test. So: first
-/// wait until no earlier connection (the page `Ui::start` fetched) is open
-/// on the ui's side, then connect, then wait until the ui has accepted all
-/// 64 (`/proc/net/tcp`: a connection still in the accept queue has no
-/// inode; one turned away is shut down, no longer established).
+/// wait until the ui holds no socket but its listening one (the page
+/// `Ui::start` fetched is closed), then connect, then wait until the ui has
+/// accepted all 64 (its sockets in /proc/PID/fd), and only then probe.
 ///
-/// The idle connections live 10 s (the ui's silence limit) from their
-/// accept, which bounds how slow a machine this test can pass on.
-fn fill_every_slot(ui: &Ui) -> Vec<TcpStream> {
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(20);
-    // Two empty reads in a row: /proc/net/tcp is read in pieces while
-    // sockets come and go, and one read may miss a line.
-    while !(server_side(ui).is_empty() && server_side(ui).is_empty()) {
+/// The ui lets an idle connection go after 10 s of silence, and one turned
+/// away reads a 503: either shows on our side of it as bytes or a close.
+/// Any such, before or after the probe, means the ui did not hold all 64
+/// throughout (a machine too loaded to fill them within those 10 s, or the
+/// page's slot freed a moment after its socket closed): the scene is set
+/// again, up to 5 times.
+fn with_every_slot_held<T>(ui: &Ui, mut probe: impl FnMut() -> T) -> (Vec<TcpStream>, T) {
+    // Only bounds on a hang.
+    let limit = Duration::from_secs(60);
+    for _ in 0..5 {
+        let alone = poll_until(limit, || ui_sockets(ui) == 1);
+        assert!(alone.is_some(), "the ui holds {} sockets", ui_sockets(ui));
+        let idle: Vec<TcpStream> = (0..64)
+            .map(|_| TcpStream::connect(&ui.addr).unwrap())
+            .collect();
+        let accepted = poll_until(limit, || ui_sockets(ui) > 64 || !all_silent(&idle));
         assert!(
-            Instant::now() < deadline,
-            "the page's connection never closed"
+            accepted.is_some(),
+            "the ui accepted {} of 64 idle connections",
+            ui_sockets(ui) - 1
         );
-        thread::sleep(Duration::from_millis(20));
-    }
-    let idle: Vec<TcpStream> = (0..64)
-        .map(|_| TcpStream::connect(&ui.addr).unwrap())
-        .collect();
-    loop {
-        let sockets = server_side(ui);
-        let held = sockets.values().filter(|&&established| established).count();
-        if held == 64 {
-            return idle;
+        if all_silent(&idle) {
+            let seen = probe();
+            if all_silent(&idle) {
+                return (idle, seen);
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "after {:?} the ui holds {held} of 64 idle connections",
-            started.elapsed()
-        );
-        thread::sleep(Duration::from_millis(20));
+        eprintln!("the ui did not hold all 64 idle connections; again");
     }
+    panic!("in 5 tries the ui never held 64 idle connections throughout");
 }
 
-/// The connections the ui has accepted (they have an inode) and not yet
-/// closed, the listening socket left out: whether each is established, by
-/// inode (a read of /proc/net/tcp while sockets come and go may show one
-/// twice).
-fn server_side(ui: &Ui) -> std::collections::BTreeMap<String, bool> {
-    let port = ui.addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
-    let local = format!("0100007F:{port:04X}");
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    table
-        .lines()
-        .skip(1)
-        .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f.len() > 9 && f[1] == local && f[3] != "0A" && f[9] != "0")
-        .map(|f| (f[9].to_string(), f[3] == "01"))
-        .collect()
+/// The sockets the ui has open: its listening one, and every connection
+/// it has accepted and not yet closed (served, or turned away and still
+/// drained).
+fn ui_sockets(ui: &Ui) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", ui.child.id()))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
 }
 
-/// Probe with a page: it must be turned away with a 503.
-fn assert_503(ui: &Ui) {
-    let reply = ui.get("/");
-    assert_eq!(reply.status, 503, "64 idle connections held: {reply:?}");
+/// Whether the ui has neither answered nor closed any of `idle`.
+fn all_silent(idle: &[TcpStream]) -> bool {
+    idle.iter().all(|s| {
+        s.set_nonblocking(true).unwrap();
+        let silent = matches!(s.peek(&mut [0u8]), Err(e) if e.kind() == ErrorKind::WouldBlock);
+        s.set_nonblocking(false).unwrap();
+        silent
+    })
 }
 
 #[test]
 fn connections_beyond_the_cap_are_answered_503() {
     let t = Scratch::new("ui-cap");
     let ui = Ui::start(&t.path, &[]);
-    let idle = fill_every_slot(&ui);
-    assert_503(&ui);
+    let (idle, reply) = with_every_slot_held(&ui, || ui.get("/"));
+    assert_eq!(reply.status, 503, "64 idle connections held: {reply:?}");
     drop(idle);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ui.get("/").status != 200 {
-        assert!(Instant::now() < deadline, "slots never came back");
-        thread::sleep(Duration::from_millis(50));
-    }
+    let back = poll_until(Duration::from_secs(60), || ui.get("/").status == 200);
+    assert!(back.is_some(), "slots never came back");
 }
 
 /// A client that sends its whole request before it reads (a form with a
@@ -768,36 +764,30 @@ fn connections_beyond_the_cap_are_answered_503() {
 fn a_refused_client_sends_its_whole_request_and_reads_the_503() {
     let t = Scratch::new("ui-cap-drain");
     let ui = Ui::start(&t.path, &[]);
-    let idle = fill_every_slot(&ui);
-    assert_503(&ui);
     let body = vec![b'x'; 64 * 1024];
-    let mut s = TcpStream::connect(&ui.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    // Let the refusal land first, as it does for any client slower than
-    // the accept loop: it is written at once, before we send.
-    let mut head = [0u8; 12];
-    let seen = s.peek(&mut head).expect("the refusal arrives");
-    assert!(
-        head[..seen].starts_with(b"HTTP/1.1 503"),
-        "{:?}",
-        &head[..seen]
-    );
     let head = format!(
         "POST /api/ping HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
         ui.addr,
         body.len()
     );
-    s.write_all(head.as_bytes()).unwrap();
-    for chunk in body.chunks(4096) {
-        s.write_all(chunk)
-            .expect("the refused request is read, not reset");
-        thread::sleep(Duration::from_millis(2));
-    }
-    s.shutdown(Shutdown::Write).unwrap();
-    let mut reply = Vec::new();
-    s.read_to_end(&mut reply).expect("the 503 arrives whole");
+    let request = [head.as_bytes(), &body].concat();
+    let reply = refused_while_sending(|| {
+        let (idle, (connected, mut s, seen)) = with_every_slot_held(&ui, || {
+            let connected = Instant::now();
+            let s = TcpStream::connect(&ui.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            // Let the refusal land first, as it does for any client slower
+            // than the accept loop: it is written at once, before we send.
+            let mut head = [0u8; 12];
+            let seen = s.peek(&mut head).expect("the refusal arrives");
+            (connected, s, head[..seen].to_vec())
+        });
+        assert!(seen.starts_with(b"HTTP/1.1 503"), "{seen:?}");
+        let sent = keep_sending(&mut s, connected, &request);
+        drop(idle);
+        sent
+    });
     assert_eq!(Reply::parse(&reply).status, 503);
-    drop(idle);
 }
 
 #[test]
