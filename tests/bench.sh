@@ -25,11 +25,8 @@ make_file() { random_file "$dir/files/$1" $(( $2 << 20 )); } # NAME MIB
 make_file 1mib.bin 1
 make_file 10mib.bin 10
 
-"$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q > "$dir/serve.out" 2> "$dir/serve.err" &
-server=$!
-trap 'kill "$server" 2>/dev/null || true' EXIT
-addr=$(listen_addr "$dir/serve.out")
-[ -n "$addr" ] || { echo "bench.sh: serve did not start" >&2; cat "$dir/serve.err" >&2; exit 1; }
+trap stop_pids EXIT
+start_serve "$dir/serve" "$dir/files"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
 echo "server:  $BIN serve $dir/files --listen $addr -q   (descriptor limit $(ulimit -n))"
@@ -41,7 +38,7 @@ run() { # LABEL ARGS...
     local rc=0
     timeout 300 /usr/bin/time -f "client peak RSS: %M KiB, CPU: %U s user + %S s system" \
         "$BIN" bench "$addr" "$@" || rc=$?
-    echo "server peak RSS so far: $(awk '/VmHWM/ {print $2, $3}' "/proc/$server/status")"
+    echo "server peak RSS so far: $(awk '/VmHWM/ {print $2, $3}' "/proc/$spid/status")"
     if [ "$rc" != 0 ]; then echo "bench.sh: '$label' exited $rc" >&2; status=$rc; fi
 }
 run "1000 clients x 1 MiB" 1mib.bin --clients 1000
@@ -49,17 +46,17 @@ run "100 clients x 10 MiB" 10mib.bin --clients 100
 
 echo
 echo "== 3 x 300 clients x 1 MiB at once, --test-id merged, then bench --merge"
-pids=()
+runs=()
 for i in 1 2 3; do
     timeout 300 "$BIN" bench "$addr" 1mib.bin --clients 300 --test-id merged --json > "$dir/run$i.json" &
-    pids+=($!)
+    runs+=($!)
 done
-for p in "${pids[@]}"; do wait "$p" || { echo "bench.sh: a merged run failed" >&2; status=1; }; done
-first() { grep -o "\"$1\":[0-9.]*" "$2" | head -1 | cut -d: -f2; } # KEY FILE: the top-level value
+for p in "${runs[@]}"; do wait "$p" || { echo "bench.sh: a merged run failed" >&2; status=1; }; done
 for i in 1 2 3; do
-    echo "run $i: $(first requests "$dir/run$i.json") requests, $(first ok "$dir/run$i.json") ok, $(first seconds "$dir/run$i.json") s"
+    read -r requests ok seconds < <(jget requests ok seconds < "$dir/run$i.json")
+    echo "run $i: $requests requests, $ok ok, $seconds s"
 done
 "$BIN" bench --merge "$dir"/run1.json "$dir"/run2.json "$dir"/run3.json --report "$dir/merged.html" || status=$?
-echo "server peak RSS so far: $(awk '/VmHWM/ {print $2, $3}' "/proc/$server/status")"
-kill -0 "$server" 2>/dev/null || { echo "bench.sh: serve died" >&2; exit 1; }
+echo "server peak RSS so far: $(awk '/VmHWM/ {print $2, $3}' "/proc/$spid/status")"
+kill -0 "$spid" 2>/dev/null || { echo "bench.sh: serve died" >&2; exit 1; }
 exit "$status"

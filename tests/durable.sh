@@ -30,12 +30,8 @@ random_file "$big" 1073741824
 cat "$big" > /dev/null # into the page cache
 out="$dir/out/1gib.bin"
 
-spid=
-cleanup() { [ -z "$spid" ] || kill "$spid" 2>/dev/null || true; }
-trap cleanup EXIT
-"$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q --precompute > "$dir/serve.out" 2> "$dir/serve.err" &
-spid=$!
-addr=$(listen_addr "$dir/serve.out")
+trap stop_pids EXIT
+start_serve "$dir/serve" "$dir/files" --precompute
 while ! "$BIN" list "$addr" --json | grep -q '1gib.bin.*sha256'; do sleep 0.2; done
 
 settle() { rm -f "$out"; sync; }

@@ -14,10 +14,10 @@
 # shows HAProxy's overhead and that load spreads, not how far it scales.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-target/release/tcpfetch}
+. tests/bench-lib.sh
+bench_bin "${1:-}"
 RUNS=${RUNS:-3}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
-[ -x "$BIN" ] || cargo build --release
 [ -x "$HAPROXY" ] || { echo "haproxy.sh: $HAPROXY not found (apt-get install -y haproxy)" >&2; exit 1; }
 
 hard=$(ulimit -Hn)
@@ -27,37 +27,16 @@ ulimit -n "$want" 2>/dev/null || echo "haproxy.sh: cannot raise the descriptor l
 
 dir=$PWD/target/haproxy-bench
 mkdir -p "$dir/files"
-make_file() { # NAME MIB
-    local f="$dir/files/$1"
-    if [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" != $(( $2 << 20 )) ]; then
-        head -c $(( $2 << 20 )) /dev/urandom > "$f"
-    fi
-}
+make_file() { random_file "$dir/files/$1" $(( $2 << 20 )); } # NAME MIB
 make_file 1mib.bin 1
 make_file 10mib.bin 10
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-wait_line() { # FILE PATTERN
-    for _ in $(seq 100); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "haproxy.sh: nothing matching '$2' in $1" >&2
-    exit 1
-}
+trap stop_pids EXIT
 
 backends=()
 for i in 1 2 3; do
-    # The redirection below truncates in the child, maybe after wait_line
-    # has read the last run's address: start from no file at all.
-    rm -f "$dir/serve$i.out"
-    "$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q > "$dir/serve$i.out" 2> "$dir/serve$i.err" &
-    pids+=($!)
-    wait_line "$dir/serve$i.out" '^listening on '
-    backends+=("$(sed -n 's/^listening on //p' "$dir/serve$i.out")")
+    start_serve "$dir/serve$i" "$dir/files"
+    backends+=("$addr")
 done
 
 # A free loopback port for HAProxy: bind port 0, read it, let it go.
@@ -68,7 +47,8 @@ rm -f "$stats"
 TCPFETCH_LISTEN=$proxy TCPFETCH_STATS=$stats \
 TCPFETCH_S1=${backends[0]} TCPFETCH_S2=${backends[1]} TCPFETCH_S3=${backends[2]} \
     "$HAPROXY" -db -f tests/haproxy/haproxy.cfg > "$dir/haproxy.out" 2> "$dir/haproxy.err" &
-pids+=($!)
+hpid=$!
+pids+=("$hpid")
 
 admin() { printf '%s\n' "$1" | python3 -c '
 import socket, sys
@@ -109,13 +89,14 @@ one() { # ADDR FILE CLIENTS
         touch "$dir/failed"
         return
     fi
-    python3 -c '
-import json, sys
-r = json.loads(sys.argv[1])
-assert r["ok"] == r["requests"] and r["corrupt"] == 0, r
-l = r["latency_ms"]
-print("%.0f %.0f %.0f" % (r["throughput_mb_s"], l["p50"], l["p99"]))
-' "$out"
+    local ok requests corrupt mbs p50 p99
+    read -r ok requests corrupt mbs p50 p99 < <(echo "$out" | jget ok requests corrupt throughput_mb_s latency_ms.p50 latency_ms.p99)
+    if [ "$ok" != "$requests" ] || [ "$corrupt" != 0 ]; then
+        echo "haproxy.sh: bench $1 $2 --clients $3: $ok of $requests verified, $corrupt corrupt: $out" >&2
+        touch "$dir/failed"
+        return
+    fi
+    printf '%.0f %.0f %.0f\n' "$mbs" "$p50" "$p99"
 }
 # The median over RUNS runs of each column.
 cell() { # ADDR FILE CLIENTS
@@ -128,7 +109,7 @@ print("%5.0f MB/s  p50 %4.0f ms  p99 %4.0f ms" % tuple(statistics.median(c) for 
 
 # CPU seconds (user + system) the HAProxy process has used so far.
 haproxy_cpu() {
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/${pids[3]}/stat"
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$hpid/stat"
 }
 # HAProxy's CPU time per GiB it forwarded during one cell: unlike MB/s it
 # hardly depends on what else the machine is doing.
@@ -150,5 +131,5 @@ for n in 1 2 3; do
     row "haproxy, $n backend(s)" "$proxy"
 done
 use_backends 3
-kill -0 "${pids[3]}" 2>/dev/null || { echo "haproxy.sh: haproxy died" >&2; exit 1; }
+kill -0 "$hpid" 2>/dev/null || { echo "haproxy.sh: haproxy died" >&2; exit 1; }
 [ ! -e "$dir/failed" ] || { echo "haproxy.sh: some bench run failed (see above)" >&2; exit 1; }

@@ -30,20 +30,7 @@ random_file "$dir/files/10mib.bin" 10485760
 truncate -s 5G "$dir/sparse/5gib-sparse.bin"
 cat "$big" > /dev/null # into the page cache
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-# start_serve DIR EXTRA... → sets $addr and $spid
-start_serve() {
-    local d=$1; shift
-    local out
-    out=$(mktemp)
-    "$BIN" serve "$d" --listen 127.0.0.1:0 -q "$@" > "$out" 2>> "$dir/serve.err" &
-    spid=$!
-    pids+=("$spid")
-    addr=$(listen_addr "$out")
-}
+trap stop_pids EXIT
 gbps() { echo "scale=3; 1.073741824 / $1" | bc -l; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
@@ -54,7 +41,7 @@ echo
 hash_s=$(for _ in $(seq "$RUNS"); do elapsed "$BIN" sum --jobs 1 "$big"; done | median)
 
 # 2. tcpfetch get, digest already cached by the server.
-start_serve "$dir/files"
+start_serve "$dir/serve-get" "$dir/files"
 "$BIN" bench "$addr" 1gib.bin --clients 1 > /dev/null # warms the digest cache
 # Every timed run that writes 1 GiB starts from a clean page cache state
 # (old output removed, dirty pages synced), or writeback of the previous
@@ -85,12 +72,12 @@ if command -v nc > /dev/null; then
 fi
 
 # 4. Memory: client on a 5 GiB sparse file; server sending one 1 GiB file.
-start_serve "$dir/sparse" --precompute
+start_serve "$dir/serve-sparse" "$dir/sparse" --precompute
 sparse_addr=$addr
 sleep 0.5
 sparse_rss=$( { /usr/bin/time -f '%M' "$BIN" get "$sparse_addr" 5gib-sparse.bin -o "$dir/out/sparse.bin" -q --force; } 2>&1 | tail -1)
 rm -f "$dir/out/sparse.bin"
-start_serve "$dir/files" --precompute
+start_serve "$dir/serve-one" "$dir/files" --precompute
 one_addr=$addr
 one_pid=$spid
 while ! "$BIN" list "$one_addr" --json | grep -q '1gib.bin.*sha256'; do sleep 0.2; done
@@ -100,7 +87,7 @@ serve_rss=$(awk '/VmHWM/ {print $2}' "/proc/$one_pid/status")
 # 5. Zero copy: which system calls carry 64 MiB out of the server.
 zero_copy="strace not installed"
 if command -v strace > /dev/null; then
-    start_serve "$dir/files"
+    start_serve "$dir/serve-zero-copy" "$dir/files"
     traced "$spid" sendfile,copy_file_range,splice,write,writev,sendto,sendmsg "$dir/strace.txt" \
         "$BIN" get "$addr" 64mib.bin -o "$dir/out/64mib.bin" -q --force
     zero_copy=$(awk '
@@ -110,21 +97,21 @@ if command -v strace > /dev/null; then
 fi
 
 # 6. Digest cache: ttfb of the first (hashes 1 GiB) and second GET.
-start_serve "$dir/files"
+start_serve "$dir/serve-cache" "$dir/files"
 "$BIN" bench "$addr" 1gib.bin --clients 1 --requests 2 --keep-alive --log "$dir/cache.jsonl" > /dev/null
-ttfb1=$(sed -n 1p "$dir/cache.jsonl" | sed 's/.*"ttfb_ms":\([0-9.]*\).*/\1/')
-ttfb2=$(sed -n 2p "$dir/cache.jsonl" | sed 's/.*"ttfb_ms":\([0-9.]*\).*/\1/')
+ttfb1=$(sed -n 1p "$dir/cache.jsonl" | jget ttfb_ms)
+ttfb2=$(sed -n 2p "$dir/cache.jsonl" | jget ttfb_ms)
 
 # 7. Concurrency: 100 clients x 10 MiB, tcpfetch vs the Python original.
-start_serve "$dir/files" --precompute
+start_serve "$dir/serve-crowd" "$dir/files" --precompute
 sleep 1
-bench_s=$(for _ in $(seq "$RUNS"); do "$BIN" bench "$addr" 10mib.bin --clients 100 --json | sed 's/.*"seconds":\([0-9.]*\).*/\1/'; done | median)
+bench_s=$(for _ in $(seq "$RUNS"); do "$BIN" bench "$addr" 10mib.bin --clients 100 --json | jget seconds; done | median)
 py_s=-
 if command -v python3 > /dev/null; then
     python3 tests/legacy/old_server.py "$dir/files/10mib.bin" "$dir/files/10mib.bin" > "$dir/py.out" &
     pids+=($!)
     py_addr=$(listen_addr "$dir/py.out")
-    py_s=$(for _ in $(seq "$RUNS"); do "$BIN" bench --legacy "$py_addr" 1 --clients 100 --retries 5 --json | sed 's/.*"seconds":\([0-9.]*\).*/\1/'; done | median)
+    py_s=$(for _ in $(seq "$RUNS"); do "$BIN" bench --legacy "$py_addr" 1 --clients 100 --retries 5 --json | jget seconds; done | median)
 fi
 
 ratio() { if [ "$2" = - ]; then echo -; else echo "scale=2; $1 / $2" | bc -l; fi; }

@@ -72,23 +72,13 @@ make_file 64m.bin 67108864
 make_file 1g.bin 1073741824
 cat "$dir/files/1g.bin" > /dev/null # into the page cache
 
-pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    stop_pids
     if [ "$(id -u)" = 0 ]; then
         sysctl -qw net.core.somaxconn="$somaxconn_was" net.ipv4.tcp_max_syn_backlog="$synq_was" 2>/dev/null || true
     fi
 }
 trap cleanup EXIT
-
-# start_serve EXTRA... → $addr, $spid
-start_serve() {
-    "$BIN" serve "$dir/files" --listen 127.0.0.1:0 -q "$@" > "$dir/serve.out" 2> "$dir/serve.err" &
-    spid=$!
-    pids+=("$spid")
-    addr=$(listen_addr "$dir/serve.out")
-    [ -n "$addr" ] || { echo "server-bench.sh: serve did not start" >&2; cat "$dir/serve.err" >&2; exit 1; }
-}
 
 # nginx-light on a free port below the ephemeral range, one worker →
 # $nport, $npid (the master)
@@ -142,15 +132,6 @@ cpu() {
 }
 nginx_pids() { echo "$npid $(pgrep -P "$npid" | tr '\n' ' ')"; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
-# jget PATH... : fields of the JSON object on stdin, by dotted path
-jget() { python3 -c 'import json, sys
-d = json.load(sys.stdin)
-out = []
-for p in sys.argv[1:]:
-    v = d
-    for k in p.split("."): v = v[k]
-    out.append(str(v))
-print(" ".join(out))' "$@"; }
 
 # measure_serve LOAD... → "cpu_seconds requests" for one run of LOAD
 # against serve (LOAD prints bench's JSON)
@@ -175,7 +156,7 @@ echo "date:    $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs each, median; descriptor 
 echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/.*: //'), 1 worker, sendfile on, no access log; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
 echo
 
-start_serve --max-clients 20000
+start_serve "$dir/serve" "$dir/files" --max-clients 20000
 start_nginx
 "$BIN" bench "$addr" 1g.bin 1k.bin 1m.bin 64k.bin --clients 1 --requests 4 > /dev/null # digests cached
 
