@@ -251,16 +251,7 @@ fn each_traversal_and_special_file_gets_the_right_answer() {
     // The long names reached the server as names, not as their labels: its
     // access log quotes the start of each request line.
     for name in [&long_name, &deep_name] {
-        let quoted = format!("\"GET 0 {}", &name[..40]);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !server.log().contains(&quoted) {
-            assert!(
-                Instant::now() < deadline,
-                "no {quoted}... in the log:\n{}",
-                server.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        server.wait_for_log(&format!("\"GET 0 {}", &name[..40]));
     }
     assert_still_serving(&t, &server);
 }
@@ -488,15 +479,10 @@ fn a_response_longer_than_the_idle_timeout_keeps_the_connection() {
 /// Ping on fresh connections until one is answered OK; panics with `what`
 /// once `limit` has passed.
 fn wait_for_a_free_place(server: &Server, limit: Duration, what: &str) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let answer = exchange(&server.addr, b"PING\n", Duration::from_secs(60));
-        if answer.starts_with(b"TCPFETCH/1 OK ") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}");
-        thread::sleep(Duration::from_millis(50));
-    }
+    let free = poll_until(limit, || {
+        exchange(&server.addr, b"PING\n", Duration::from_secs(60)).starts_with(b"TCPFETCH/1 OK ")
+    });
+    assert!(free.is_some(), "{what}");
 }
 
 #[test]

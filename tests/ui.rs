@@ -89,14 +89,11 @@ impl Ui {
 
     /// Poll a job until `ready` holds for its state (20 s at most).
     fn poll_job(&self, id: &str, ready: impl Fn(&str) -> bool) -> Reply {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let reply = self.get(&format!("/api/jobs/{id}"));
-            if ready(&reply.body) || Instant::now() > deadline {
-                return reply;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        let job = || self.get(&format!("/api/jobs/{id}"));
+        poll_until(Duration::from_secs(20), || {
+            Some(job()).filter(|r| ready(&r.body))
+        })
+        .unwrap_or_else(job)
     }
 }
 
