@@ -298,6 +298,35 @@ fn malformed_requests_get_bad_request() {
 }
 
 #[test]
+fn the_access_log_quotes_each_request_whole_and_unforgeable() {
+    // Requests used to be logged as their first 60 bytes with quotes left
+    // as they were: two long paths read alike, and a name holding `" ok 5`
+    // forged the status and byte fields after it.
+    let deep = "releases/2026/november/linux-x86_64/tcpfetch";
+    let (_t, server) = serve(
+        "log-quoting",
+        &[
+            (&format!("{deep}-0.1.0.tar.gz"), b"a"),
+            (&format!("{deep}-0.1.1.tar.gz"), b"b"),
+        ],
+        &[],
+    );
+    let requests = format!(
+        "GET 0 {deep}-0.1.0.tar.gz\nGET 0 {deep}-0.1.1.tar.gz\nGET 0 x\" ok 5 0.1ms\nPING\n"
+    );
+    converse(&server.addr, requests.into_bytes(), Duration::from_secs(30));
+    server.wait_for_log("\"PING\"");
+    let log = server.log();
+    for version in ["0.1.0", "0.1.1"] {
+        assert!(
+            log.contains(&format!("\"GET 0 {deep}-{version}.tar.gz\" ok 1 ")),
+            "{log}"
+        );
+    }
+    assert!(log.contains(r#""GET 0 x\" ok 5 0.1ms" not-found"#), "{log}");
+}
+
+#[test]
 fn an_offset_at_the_end_sends_only_the_header() {
     let (_t, server) = hostile_tree("offset-end", &[]);
     let mut raw = Raw::open(&server);

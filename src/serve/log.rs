@@ -74,6 +74,17 @@ pub fn transfer(sent: u64, due: u64) -> String {
     }
 }
 
+/// A request as the access log quotes it: whole (the protocol bounds a
+/// line at 4096 bytes; a cut name cannot tell two long paths apart), `"`
+/// and `\` escaped so a request cannot close the quotes and forge the
+/// fields after them, and control or invisible characters shown as
+/// `\u{..}` so it cannot drive the terminal of whoever reads the log.
+pub fn quoted(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(request);
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{}\"", crate::util::format::visible(&escaped))
+}
+
 /// A line on stderr that is not part of the access log (progress of
 /// `--precompute`, shown even with `-q`), through the same writer so it
 /// can neither block nor interleave mid-line.

@@ -68,8 +68,8 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
             shared.log.peer(
                 peer,
                 &format!(
-                    "\"{}\" {result} {:.1}ms",
-                    proto::printable(&line),
+                    "{} {result} {:.1}ms",
+                    log::quoted(&line),
                     started.elapsed().as_secs_f64() * 1000.0
                 ),
             );
