@@ -467,12 +467,15 @@ fn a_legacy_client_past_max_clients_sees_a_clean_close() {
     );
     let legacy = server.legacy_addr();
     // The holder's HELLO is answered, so it surely holds the one slot
-    // (a sleep would only make that likely on a loaded machine).
+    // (a sleep would only make that likely on a loaded machine). The
+    // message is pickled first: a starved python can take longer than the
+    // server's 30 s idle timeout, which would drop a silent holder.
+    let hello = message("HELLO");
     let mut holder = TcpStream::connect(&legacy).unwrap();
     holder
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    holder.write_all(&message("HELLO")).unwrap();
+    holder.write_all(&hello).unwrap();
     let mut header = [0u8; 10];
     holder.read_exact(&mut header).expect("HELLO BACK's header");
     let rest = refused_while_sending(|| {
