@@ -284,7 +284,13 @@ fn bench_through_haproxy_reaches_all_three_backends_every_transfer_verified() {
     assert_eq!(json_number(&json, "ok"), 200.0, "{run}");
     assert_eq!(json_number(&json, "failed"), 0.0, "{run}");
     assert_eq!(json_number(&json, "corrupt"), 0.0, "{run}");
-    let counts: Vec<usize> = backends.iter().map(|b| gets_in(&b.log())).collect();
+    // A backend logs a GET after it has answered it: wait (60 s, only a
+    // bound on a hang) for the 200 lines before counting them.
+    let counts = || -> Vec<usize> { backends.iter().map(|b| gets_in(&b.log())).collect() };
+    let counts = poll_until(Duration::from_secs(60), || {
+        Some(counts()).filter(|c| c.iter().sum::<usize>() >= 200)
+    })
+    .unwrap_or_else(counts);
     assert_eq!(
         counts.iter().sum::<usize>(),
         200,
