@@ -102,9 +102,9 @@ pub fn set_listen_backlog(socket: &TcpListener, backlog: u32) -> io::Result<()> 
 /// `serve`'s connection threads wait in `accept` themselves and exit after
 /// a while without a connection: this is how a waiting thread notices the
 /// while. Handing each connection from one accepting thread to a pooled one
-/// instead cost a wake-up of each: 30.4 against 24.5 µs of server CPU per
-/// connection (tests/README.md, #14). A zero `timeout` would mean "never"
-/// to the kernel, so it is refused.
+/// instead cost two futex calls and a wake-up more per connection
+/// (tests/README.md, #14). A zero `timeout` would mean "never" to the
+/// kernel, so it is refused.
 pub fn set_accept_timeout(socket: &TcpListener, timeout: Duration) -> io::Result<()> {
     if timeout.is_zero() {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
