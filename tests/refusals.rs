@@ -47,14 +47,17 @@ fn each_refused_request_form_is_answered_with_its_reason() {
     let rows: Vec<(Vec<u8>, String)> = vec![
         (b"\n".to_vec(), unknown("")),
         (b"ping\n".to_vec(), unknown("ping")),
-        (b"PING extra\n".to_vec(), unknown("PING")),
+        // A known command used wrongly is told so, not called unknown
+        // (the old answer named 'LIST' an unknown command).
+        (b"PING extra\n".to_vec(), bad("PING takes nothing after it")),
+        (b"LIST all\n".to_vec(), bad("LIST takes nothing after it")),
         // The command is quoted by 16 bytes at most, escaped.
         (
             b"FETCHFETCHFETCHFETCH a\n".to_vec(),
             unknown("FETCHFETCHFETCHF"),
         ),
         (b"\x1b[2J\n".to_vec(), unknown("\\u{1b}[2J")),
-        (b"GET\n".to_vec(), unknown("GET")),
+        (b"GET\n".to_vec(), needs.clone()),
         (b"GET 0\n".to_vec(), needs.clone()),
         (b"GET +mtime\n".to_vec(), needs),
         (

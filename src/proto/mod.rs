@@ -188,10 +188,14 @@ fn unknown_command(line: &[u8]) -> String {
         .take(16)
         .copied()
         .collect();
-    format!(
-        "unknown command '{}'; expected PING, LIST or GET <offset> <name>",
-        printable(&word)
-    )
+    match &word[..] {
+        b"PING" | b"LIST" => format!("{} takes nothing after it", printable(&word)),
+        b"GET" => "GET needs an offset and a name: GET <offset> <name>".into(),
+        _ => format!(
+            "unknown command '{}'; expected PING, LIST or GET <offset> <name>",
+            printable(&word)
+        ),
+    }
 }
 
 /// Whether `name` may appear in a request: not empty, no control characters,
@@ -396,9 +400,10 @@ pub(crate) mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"", "unknown command"),
             (b"ping", "unknown command"),
-            (b"PING ", "unknown command"),
+            (b"PING ", "PING takes nothing"),
+            (b"LIST all", "LIST takes nothing"),
             (b"FETCH a", "unknown command"),
-            (b"GET", "unknown command"),
+            (b"GET", "GET needs"),
             (b"GET ", "GET needs"),
             (b"GET 0", "GET needs"),
             (b"GET x a", "offset"),
