@@ -136,6 +136,47 @@ fn fifty_clients_of_three_requests_are_all_verified_and_logged() {
 }
 
 #[test]
+fn a_run_too_small_to_time_shows_no_rate_rather_than_zero() {
+    // README: a transfer too short to time shows no rate rather than
+    // 0.0 MB/s, in get, bench and the ui alike. The page did; bench's text
+    // and HTML reports printed '0.0 MB/s' for 24 bytes.
+    let (t, server) = serve("bench-tiny", &[("tiny.txt", b"hello world\n")], &[]);
+    let page = t.join("run.html");
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "bench",
+            &server.addr,
+            "tiny.txt",
+            "-c",
+            "2",
+            "--report",
+            page.to_str().unwrap(),
+        ],
+    );
+    run.expect_code(0);
+    let line = run
+        .stdout()
+        .lines()
+        .find(|l| l.contains("throughput"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("  throughput   -, ") && line.ends_with(" requests/s"),
+        "{run}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("Throughput</div><div class=\"v\">–</div>"),
+        "{html}"
+    );
+    assert!(
+        !run.stdout().contains("0.0 MB/s") && !html.contains("0.0<small>MB/s"),
+        "{run}"
+    );
+}
+
+#[test]
 fn json_output_has_every_key_with_consistent_counts() {
     let t = Scratch::new("bench-json");
     t.write("srv/a.bin", &random_bytes(70_000, 1));

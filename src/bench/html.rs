@@ -53,7 +53,7 @@ fn summary(out: &mut String, r: &Results) {
         at(start),
         at(end),
     );
-    let (requests_per_s, mb_per_s) = rates(r);
+    let (requests_per_s, _) = rates(r);
     let tile = |out: &mut String, k: &str, v: String, class: &str, unit: &str| {
         let unit = if unit.is_empty() {
             String::new()
@@ -85,7 +85,11 @@ fn summary(out: &mut String, r: &Results) {
         flag(s.corrupt > 0),
         "",
     );
-    tile(out, "Throughput", format!("{mb_per_s:.1}"), "", "MB/s");
+    // As everywhere: no rate for a run too short or too small to time.
+    match report::shown_rate(r) {
+        Some(rate) => tile(out, "Throughput", rate.replace(" MB/s", ""), "", "MB/s"),
+        None => tile(out, "Throughput", "–".into(), "", ""),
+    }
     tile(out, "Rate", format!("{requests_per_s:.1}"), "", "req/s");
     tile(
         out,

@@ -32,6 +32,13 @@ pub fn rates(r: &Results) -> (f64, f64) {
     )
 }
 
+/// The run's throughput as every command shows a rate ([`format::rate`]):
+/// `None` for a run too short or too small to time, which would read
+/// `0.0 MB/s` (the JSON keeps the number).
+pub fn shown_rate(r: &Results) -> Option<String> {
+    format::rate(r.stats.bytes, r.seconds())
+}
+
 /// How the run was shaped, in words.
 pub fn plan_text(r: &Results) -> String {
     let Some(a) = &r.shape else {
@@ -100,11 +107,12 @@ pub fn text(r: &Results) -> String {
     row(&mut out, "corrupt", s.corrupt.to_string());
     row(&mut out, "bytes", bytes_text(s.bytes));
     row(&mut out, "wall time", format::seconds(r.seconds()));
-    let (requests_per_s, mb_per_s) = rates(r);
+    let (requests_per_s, _) = rates(r);
+    let throughput = shown_rate(r).unwrap_or_else(|| "-".into());
     row(
         &mut out,
         "throughput",
-        format!("{mb_per_s:.1} MB/s, {requests_per_s:.1} requests/s"),
+        format!("{throughput}, {requests_per_s:.1} requests/s"),
     );
     let _ = write!(out, "\n  {:<10}", "(ms)");
     for (_, label, _) in POINTS {
