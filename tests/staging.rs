@@ -253,4 +253,20 @@ fn list_escapes_bidirectional_and_invisible_characters() {
     ] {
         assert!(out.contains(shown), "{shown} not in {out:?}");
     }
+    // --json as well (read on a terminal as often as the table), with
+    // JSON's own escapes: the same names once parsed. It printed them raw.
+    let run = tcpfetch(&t.path, &["list", &server.addr, "--json"]);
+    run.expect_code(0);
+    let json = run.stdout();
+    for raw in ['\u{202e}', '\u{2028}', '\u{feff}', '\u{200b}'] {
+        assert!(!json.contains(raw), "raw U+{:04X} in {json:?}", raw as u32);
+    }
+    for shown in [
+        "report\\u202efdp.exe",
+        "a\\u2028b",
+        "\\ufeffc.txt",
+        "d\\u200b.txt",
+    ] {
+        assert!(json.contains(shown), "{shown} not in {json:?}");
+    }
 }

@@ -14,8 +14,15 @@ pub fn json_string(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{2028}' || c == '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
+            // Control characters (C0, DEL and C1, where 0x9b starts a
+            // terminal sequence) and the invisible ones `visible` escapes
+            // (U+202E reverses a line): JSON read on a terminal, as
+            // `list --json` is, must not spoof. Same value once parsed.
+            c if c.is_control() || is_invisible(c) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
             }
             c => out.push(c),
         }
@@ -171,6 +178,12 @@ mod tests {
             "\"\\n\\r\\t\\u0001\\u007f\""
         );
         assert_eq!(json_string("ü €"), "\"ü €\"");
+        // C1 controls and invisible characters, one beyond the BMP as a
+        // surrogate pair.
+        assert_eq!(
+            json_string("\u{9b}\u{202e}\u{e0041}"),
+            "\"\\u009b\\u202e\\udb40\\udc41\""
+        );
     }
 
     #[test]
