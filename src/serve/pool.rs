@@ -30,8 +30,7 @@
 //! busy at once in the last [`IDLE_EXIT`], and one spare.
 
 use std::io;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -49,12 +48,16 @@ const STACK: usize = 256 * 1024;
 /// [`crate::serve::listener::Listener::run`] is one of them and never
 /// exits.
 pub struct Crew {
-    /// Threads in `accept`, or on their way back to it.
-    waiting: AtomicUsize,
-    /// Threads alive.
-    threads: AtomicUsize,
+    /// Threads alive (`THREAD`s, the high half) and how many of them are
+    /// in `accept` or on their way back to it (the low half). One word, so
+    /// that a thread counted out of both by [`Crew::leave`] is out of both
+    /// at once: with two counts, a thread that found `most` running could
+    /// count one already gone from `accept` and about to exit, and serve
+    /// trusting it to come back and accept (with every other place taken,
+    /// nobody would, and clients would wait unanswered in the queue).
+    counts: AtomicU64,
     /// The most threads at once.
-    most: usize,
+    most: u64,
     /// When the crew began, the origin of `period`.
     born: Instant,
     /// When (milliseconds after `born`) the period began in which
@@ -71,9 +74,10 @@ impl Crew {
     /// A crew of one waiting thread (the caller's), of at most `most`.
     pub fn new(most: usize) -> Crew {
         Crew {
-            waiting: AtomicUsize::new(1),
-            threads: AtomicUsize::new(1),
-            most: most.max(1),
+            counts: AtomicU64::new(THREAD + 1),
+            most: u64::try_from(most)
+                .unwrap_or(u64::MAX)
+                .clamp(1, u64::from(u32::MAX)),
             born: Instant::now(),
             period: AtomicU64::new(0),
             fewest: AtomicUsize::new(1),
@@ -84,14 +88,14 @@ impl Crew {
     /// A waiting thread has accepted a connection: whether it was the last
     /// one waiting (then it should [`Crew::start`] another).
     pub fn take(&self) -> bool {
-        let left = self.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
+        let left = waiting(self.counts.fetch_sub(1, Ordering::AcqRel)) - 1;
         self.fewest.fetch_min(left, Ordering::AcqRel);
         left == 0
     }
 
     /// A thread goes back to `accept`.
     pub fn back(&self) {
-        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.counts.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A thread is done with a connection: back to `accept` (`false`), or,
@@ -123,7 +127,7 @@ impl Crew {
         if ended.is_err() {
             return;
         }
-        let waiting = self.waiting.load(Ordering::Acquire);
+        let waiting = waiting(self.counts.load(Ordering::Acquire));
         let fewest = self.fewest.swap(waiting, Ordering::AcqRel);
         self.surplus
             .store(fewest.saturating_sub(1), Ordering::Release);
@@ -132,15 +136,11 @@ impl Crew {
     /// A waiting thread would exit: it may (and is counted out) unless it
     /// is the last one waiting.
     pub fn leave(&self) -> bool {
-        let left = self
-            .waiting
+        self.counts
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n > 1).then(|| n - 1)
-            });
-        if left.is_ok() {
-            self.threads.fetch_sub(1, Ordering::AcqRel);
-        }
-        left.is_ok()
+                (waiting(n) > 1).then(|| n - THREAD - 1)
+            })
+            .is_ok()
     }
 
     /// Start one more waiting thread, named `name`, running `work` (which
@@ -152,24 +152,22 @@ impl Crew {
     where
         F: FnOnce() + Send + 'static,
     {
+        // Counted as waiting before it runs, so that no other thread
+        // starts one more for the same gap.
         let reserved = self
-            .threads
+            .counts
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.most).then_some(n + 1)
+                (n / THREAD < self.most).then_some(n + THREAD + 1)
             });
         if reserved.is_err() {
             return Ok(false);
         }
-        // Counted as waiting before it runs, so that no other thread
-        // starts one more for the same gap.
-        self.back();
         let spawned = thread::Builder::new()
             .name(name.into())
             .stack_size(STACK)
             .spawn(work);
         if let Err(e) = spawned {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            self.threads.fetch_sub(1, Ordering::AcqRel);
+            self.counts.fetch_sub(THREAD + 1, Ordering::AcqRel);
             return Err(e);
         }
         Ok(true)
@@ -177,11 +175,18 @@ impl Crew {
 
     #[cfg(test)]
     fn counts(&self) -> (usize, usize) {
-        (
-            self.waiting.load(Ordering::Acquire),
-            self.threads.load(Ordering::Acquire),
-        )
+        let n = self.counts.load(Ordering::Acquire);
+        (waiting(n), (n / THREAD) as usize)
     }
+}
+
+/// One thread in [`Crew`]'s `counts`; a waiting one is 1. `most` is at
+/// most `u32::MAX`, so neither half overflows into the other.
+const THREAD: u64 = 1 << 32;
+
+/// The waiting threads in [`Crew`]'s `counts`.
+fn waiting(counts: u64) -> usize {
+    (counts % THREAD) as usize
 }
 
 #[cfg(test)]
@@ -249,6 +254,26 @@ mod tests {
         assert!(!crew.take());
         assert!(!crew.done(true));
         assert_eq!(crew.counts(), (2, 2));
+    }
+
+    #[test]
+    fn a_thread_counted_out_is_not_counted_by_one_that_finds_no_room() {
+        // Both of two threads wait; one times out and leaves just as the
+        // other accepts. Either the leaver goes first, and the taker, now
+        // the last one waiting, finds room to start another; or the taker
+        // does, and the leaver stays, the last one waiting. A taker that
+        // found no room although the other left would serve with nobody
+        // coming back to accept (in the server, every other place taken).
+        for _ in 0..2000 {
+            let crew = Crew::new(2);
+            assert!(crew.start("test", || ()).unwrap());
+            let (left, room) = thread::scope(|s| {
+                let leaver = s.spawn(|| crew.leave());
+                let room = !crew.take() || crew.start("test", || ()).unwrap();
+                (leaver.join().unwrap(), room)
+            });
+            assert!(room || !left, "no room, though the other thread left");
+        }
     }
 
     #[test]
