@@ -67,7 +67,9 @@ fn with_every_place_taken_a_crowd_waiting_to_be_accepted_is_told_busy() {
     // One leaves: its place is served again (a client connecting just as
     // the place is freed may still be told busy, and retries).
     held.pop();
-    let answer = poll_until(Duration::from_secs(10), || {
+    // (60 s: only a bound on a hang; a loaded machine's server may take
+    // seconds to notice the close.)
+    let answer = poll_until(Duration::from_secs(60), || {
         let answer = ping(&mut server.connect());
         (!answer.contains("busy")).then_some(answer)
     });
@@ -171,6 +173,7 @@ fn out_of_descriptors_accept_neither_spins_nor_floods_the_log_and_recovers() {
     let lowest_free = (0..).find(|n| !open.contains(n)).unwrap();
     let soft = soft_open_files(&server);
     set_soft_open_files(&server, lowest_free);
+    let fell = std::time::Instant::now();
     let cpu_before = cpu_ticks(&server);
     let mut waiting: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
     for s in &mut waiting {
@@ -179,10 +182,16 @@ fn out_of_descriptors_accept_neither_spins_nor_floods_the_log_and_recovers() {
     std::thread::sleep(Duration::from_millis(2500));
     let cpu = cpu_ticks(&server) - cpu_before;
     let log = server.wait_for_log("accept failed: ");
-    // About 2.5 s of failures, 20 a second per waiting thread: logged at
-    // most once a second, with the count of the others.
-    let lines = log.matches("accept failed").count();
-    assert!((1..=4).contains(&lines), "{lines} lines:\n{log}");
+    // 20 failures a second per waiting thread since the limit fell, logged
+    // at most once a second, with the count of the others. Read at least
+    // 2.5 s after, maybe much later on a loaded machine: the bound is a
+    // line for each second that had passed when the log was read, and one.
+    let most = fell.elapsed().as_secs() + 2;
+    let lines = log.matches("accept failed").count() as u64;
+    assert!(
+        (1..=most).contains(&lines),
+        "{lines} lines, at most {most} allowed:\n{log}"
+    );
     assert!(log.contains("too many open files"), "{log}");
     // Pausing, not spinning: far under a second of CPU (clock ticks are
     // 1/100 s) in those 2.5 s.
