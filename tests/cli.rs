@@ -130,16 +130,29 @@ fn a_typo_suggests_the_nearest_flag_and_the_commands_help() {
 #[test]
 fn a_missing_argument_shows_the_usage_line_not_the_whole_help() {
     let t = Scratch::new("cli-missing");
-    for (cmd, usage) in [
-        ("list", "Usage: tcpfetch list ADDR"),
-        ("ping", "Usage: tcpfetch ping ADDR"),
-        ("get", "Usage: tcpfetch get ADDR"),
+    // bench's missing NAME and RUN.json printed the whole help.
+    for (args, missing, usage) in [
+        (&["list"][..], "ADDR", "Usage: tcpfetch list ADDR"),
+        (&["ping"], "ADDR", "Usage: tcpfetch ping ADDR"),
+        (&["get"], "ADDR", "Usage: tcpfetch get ADDR"),
+        (&["bench"], "ADDR", "Usage: tcpfetch bench ADDR"),
+        (
+            &["bench", "127.0.0.1:1", "-c", "2"],
+            "NAME (the file to download)",
+            "Usage: tcpfetch bench ADDR",
+        ),
+        (
+            &["bench", "--merge"],
+            "RUN.json",
+            "Usage: tcpfetch bench ADDR",
+        ),
     ] {
-        let run = tcpfetch(&t.path, &[cmd]);
+        let cmd = args[0];
+        let run = tcpfetch(&t.path, args);
         run.expect_code(2);
         let err = run.stderr();
         let l = lines(&err);
-        assert_eq!(l[0], "tcpfetch: missing ADDR", "{run}");
+        assert_eq!(l[0], format!("tcpfetch: missing {missing}"), "{run}");
         assert!(l[1].starts_with(usage), "{run}");
         assert_eq!(
             *l.last().unwrap(),

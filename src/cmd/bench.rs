@@ -125,7 +125,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             )));
         }
         if positional.is_empty() {
-            return Err(Error::usage(format!("missing RUN.json\n\n{USAGE}")));
+            return Err(cli::missing("RUN.json", USAGE));
         }
         let merge = Some(positional.into_iter().map(PathBuf::from).collect());
         return Ok(Some(Args {
@@ -161,9 +161,7 @@ fn finish_plan(
     args.peer.addr = cli::required(positional.next(), "ADDR", USAGE)?;
     args.names = positional.collect();
     if args.names.is_empty() {
-        return Err(Error::usage(format!(
-            "missing NAME (the file to download)\n\n{USAGE}"
-        )));
+        return Err(cli::missing("NAME (the file to download)", USAGE));
     }
     for name in &args.names {
         proto::check_name(name).map_err(|why| Error::usage(format!("bad NAME: {why}")))?;
