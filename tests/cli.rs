@@ -164,6 +164,39 @@ fn a_missing_argument_shows_the_usage_line_not_the_whole_help() {
 }
 
 #[test]
+fn each_help_lines_up_its_option_descriptions() {
+    // list's help had '--sha256sums a SHA256SUMS...' run together and
+    // '--key-file FILE' indented apart from the rest.
+    let t = Scratch::new("cli-help-columns");
+    for cmd in [
+        "serve", "get", "list", "ping", "bench", "sum", "verify", "ui",
+    ] {
+        let run = tcpfetch(&t.path, &[cmd, "--help"]);
+        run.expect_code(0);
+        let out = run.stdout();
+        let options = out.split("\nOptions:\n").nth(1).unwrap_or_default();
+        let mut column = None;
+        for line in options.lines().take_while(|l| !l.is_empty()) {
+            let at = if line.starts_with("  -") {
+                // The description starts after the first run of 2+ spaces.
+                line[2..]
+                    .find("  ")
+                    .map(|i| 2 + i + line[2 + i..].len() - line[2 + i..].trim_start().len())
+            } else {
+                Some(line.len() - line.trim_start().len())
+            };
+            let at = at.unwrap_or_else(|| panic!("{cmd}: no gap after the option in {line:?}"));
+            assert_eq!(
+                *column.get_or_insert(at),
+                at,
+                "{cmd}: {line:?} is out of line\n{out}"
+            );
+        }
+        assert!(column.is_some(), "{cmd}: no options\n{out}");
+    }
+}
+
+#[test]
 fn list_and_ping_help_list_key_file() {
     let t = Scratch::new("cli-help");
     for cmd in ["list", "ping", "get"] {

@@ -18,15 +18,16 @@ Sizes are human-readable (1.5 MiB) on a terminal and exact byte counts
 otherwise, so scripts read what they always have.
 
 Options:
-  --bytes      exact sizes in bytes, on a terminal too
-  --json       one JSON object per line: {\"name\", \"size\", \"sha256\"}
-               (sha256 only when the server has hashed the file)
-  --sha256sums a SHA256SUMS manifest of every file, as sha256sum prints it
-               (the server hashes what it has not hashed yet), to carry to
-               another site and check with 'verify -c' or 'get --manifest'
+  --bytes           exact sizes in bytes, on a terminal too
+  --json            one JSON object per line: {\"name\", \"size\", \"sha256\"}
+                    (sha256 only when the server has hashed the file)
+  --sha256sums      a SHA256SUMS manifest of every file, as sha256sum
+                    prints it (the server hashes what it has not hashed
+                    yet), to carry to another site and check with
+                    'verify -c' or 'get --manifest'
   --key-file FILE   authenticate with the server's shared key
-  --legacy     ask an old Python tcp-server for its numbered list
-  -h, --help   show this help
+  --legacy          ask an old Python tcp-server for its numbered list
+  -h, --help        show this help
 ";
 
 #[derive(Debug)]
