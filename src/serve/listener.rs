@@ -429,6 +429,70 @@ mod tests {
         assert_eq!(active.load(Ordering::Acquire), 0);
     }
 
+    /// Panics serving its first connection; greets the others and holds
+    /// them until the peer closes.
+    struct PanicsFirst(AtomicUsize);
+
+    impl Handler for PanicsFirst {
+        fn handle(&self, stream: TcpStream, _peer: SocketAddr) {
+            if self.0.fetch_add(1, Ordering::AcqRel) == 0 {
+                panic!("the first connection panics (a test)");
+            }
+            let _ = (&stream).write_all(b"hello\n");
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+            let _ = io::copy(&mut &stream, &mut io::sink());
+        }
+
+        fn refusal(&self, _: Refusal) -> Vec<u8> {
+            b"busy\n".to_vec()
+        }
+    }
+
+    /// Connect and read the first line (empty if closed unanswered; the
+    /// timeout only stops a hang).
+    fn first_line(addr: SocketAddr) -> (TcpStream, String) {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut line = String::new();
+        let _ = io::BufRead::read_line(&mut io::BufReader::new(&stream), &mut line);
+        (stream, line)
+    }
+
+    #[test]
+    fn a_panic_serving_one_connection_leaves_a_thread_accepting() {
+        let socket = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let listener = Listener {
+            socket,
+            name: "panic-test",
+            log: Log::off(),
+            max_clients: 1,
+            max_lingering: 16,
+            write_timeout: Duration::from_secs(60),
+            allow: AllowList::default(),
+        };
+        let handler = Arc::new(PanicsFirst(AtomicUsize::new(0)));
+        thread::spawn(move || listener.run(&handler));
+        assert_eq!(first_line(addr).1, "", "the first one ends in the panic");
+        // The place is free again once the panic has unwound (a client
+        // may be told busy just before); then, with it taken, the next
+        // client is told busy: a thread still accepts, though the one
+        // that called run served the panicking connection.
+        let held = loop {
+            match first_line(addr) {
+                (_, busy) if busy == "busy\n" => thread::sleep(Duration::from_millis(10)),
+                (held, hello) => {
+                    assert_eq!(hello, "hello\n");
+                    break held;
+                }
+            }
+        };
+        assert_eq!(first_line(addr).1, "busy\n");
+        drop(held);
+    }
+
     #[test]
     fn a_deadline_bounds_all_reads_together() {
         let (mut client, server) = crate::sys::tcp_pair();
