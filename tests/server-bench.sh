@@ -57,6 +57,15 @@ if [ "$(id -u)" = 0 ]; then ulimit -Hn 65536 2>/dev/null || true; fi
 # root raises somaxconn and the SYN queue for the run (put back at exit).
 somaxconn_was=$(cat /proc/sys/net/core/somaxconn)
 synq_was=$(cat /proc/sys/net/ipv4/tcp_max_syn_backlog)
+# The trap goes before the change, so that a run stopped anywhere (even
+# while it makes the 1 GiB file) puts them back.
+cleanup() {
+    stop_pids
+    if [ "$(id -u)" = 0 ]; then
+        sysctl -qw net.core.somaxconn="$somaxconn_was" net.ipv4.tcp_max_syn_backlog="$synq_was" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
 if [ "$(id -u)" = 0 ] && [ "${KEEP_SOMAXCONN:-}" = "" ]; then
     sysctl -qw net.core.somaxconn=16384 net.ipv4.tcp_max_syn_backlog=16384 2>/dev/null || true
 fi
@@ -72,13 +81,6 @@ make_file 64m.bin 67108864
 make_file 1g.bin 1073741824
 cat "$dir/files/1g.bin" > /dev/null # into the page cache
 
-cleanup() {
-    stop_pids
-    if [ "$(id -u)" = 0 ]; then
-        sysctl -qw net.core.somaxconn="$somaxconn_was" net.ipv4.tcp_max_syn_backlog="$synq_was" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
 
 # nginx-light on a free port below the ephemeral range, one worker →
 # $nport, $npid (the master)
