@@ -646,6 +646,27 @@ fn a_version_record_that_cannot_be_written_leaves_no_temporary_file() {
     assert!(listing(&dl).is_empty(), "{run}\n{:?}", listing(&dl));
 }
 
+#[test]
+fn a_name_too_long_to_stage_says_how_to_get_the_file() {
+    // A 245-byte name is a legal file name, but PATH.part.sha256 (256
+    // bytes) is not: the old message was a bare 'file name too long' about
+    // a file the user never named. Nothing may be left behind either.
+    let long = "m".repeat(245);
+    let (t, server) = serve("long-name", &[(&long, b"data")], &[]);
+    let dl = t.join("dl");
+    let run = tcpfetch(&dl, &["get", &server.addr, &long]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("file name too long"), "{run}");
+    assert!(
+        run.stderr()
+            .contains("save it under a shorter name with -o PATH"),
+        "{run}"
+    );
+    assert!(listing(&dl).is_empty(), "{run}\n{:?}", listing(&dl));
+    tcpfetch(&dl, &["get", &server.addr, &long, "-o", "short"]).expect_code(0);
+    assert_eq!(fs::read(dl.join("short")).unwrap(), b"data");
+}
+
 /// A 1 MiB tmpfs mounted on a directory, unmounted on drop.
 struct Tmpfs(PathBuf);
 

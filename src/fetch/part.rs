@@ -141,7 +141,7 @@ impl Part {
             // file was created: leave no stray temporary behind.
             let _ = fs::remove_file(&temp);
         }
-        written.map_err(|e| Error::local(format!("cannot write '{}'", record.display()), e))
+        written.map_err(|e| cannot_write(&record, e))
     }
 
     /// Start over from byte 0 (another version, or a protocol that cannot
@@ -296,10 +296,22 @@ fn open_staging(part: &Path) -> Result<File> {
         .append(true)
         .custom_flags(sys::O_NOFOLLOW | sys::O_NONBLOCK)
         .open(part)
-        .map_err(|e| {
-            not_a_plain_file(part)
-                .unwrap_or_else(|| Error::local(format!("cannot write '{}'", part.display()), e))
-        })
+        .map_err(|e| not_a_plain_file(part).unwrap_or_else(|| cannot_write(part, e)))
+}
+
+/// A staging file could not be written. A name near the file system's
+/// limit (255 bytes on most) fits as PATH but not with the suffixes added:
+/// say so, and how to get the file anyway.
+fn cannot_write(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::InvalidFilename {
+        return Error::Other(format!(
+            "cannot write '{}': file name too long (a download is staged beside PATH as \
+             PATH.part, PATH.part.sha256 and PATH.part.sha256.tmp, and those names must fit \
+             the file system's limit too); save it under a shorter name with -o PATH",
+            path.display()
+        ));
+    }
+    Error::local(format!("cannot write '{}'", path.display()), e)
 }
 
 fn lock(file: &File, path: &Path, part: &Path) -> Result<()> {
