@@ -118,6 +118,9 @@ fn threads_beyond_what_a_steady_load_needs_exit_while_it_goes_on() {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let mut s = TcpStream::connect(&addr).unwrap();
+                    // Only a bound on a hang: an unanswered client (nobody
+                    // accepting) fails the test rather than hanging it.
+                    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
                     assert!(ping(&mut s).starts_with("TCPFETCH/1 OK tcpfetch"));
                 }
             })
