@@ -93,8 +93,8 @@ impl Crew {
         left == 0
     }
 
-    /// A thread goes back to `accept`.
-    pub fn back(&self) {
+    /// A thread goes back to `accept` (through [`Crew::done`]).
+    fn back(&self) {
         self.counts.fetch_add(1, Ordering::AcqRel);
     }
 
