@@ -83,6 +83,55 @@ fn get_all_resumes_a_partial_file() {
 }
 
 #[test]
+fn a_manifest_made_by_find_matches_and_a_contradictory_one_is_refused() {
+    // `cd srv && find . -type f | xargs sha256sum` writes ./NAME: it was
+    // "not in the manifest" for every file. A name listed with two
+    // digests was checked against the last one, silently.
+    let (t, server) = serve(
+        "manifest-forms",
+        &[("a.txt", b"alpha"), ("sub/b.txt", b"beta")],
+        &[],
+    );
+    let a = sha256_hex(b"alpha");
+    let b = sha256_hex(b"beta");
+    t.write(
+        "FOUND",
+        format!("{a}  ./a.txt\n{b}  ./sub/b.txt\n").as_bytes(),
+    );
+    let run = tcpfetch(
+        &t.path,
+        &[
+            "get",
+            &server.addr,
+            "--all",
+            "-o",
+            "m",
+            "--manifest",
+            "FOUND",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(std::fs::read(t.join("m/sub/b.txt")).unwrap(), b"beta");
+    t.write("TWICE", format!("{a}  a.txt\n{b}  a.txt\n").as_bytes());
+    for args in [&["a.txt", "-o", "one"][..], &["--all", "-o", "all"]] {
+        let run = tcpfetch(
+            &t.path,
+            &[&["get", &server.addr][..], args, &["--manifest", "TWICE"]].concat(),
+        );
+        run.expect_code(1);
+        assert!(
+            run.stderr()
+                .contains("manifest 'TWICE' lists 'a.txt' twice, with different digests"),
+            "{run}"
+        );
+        assert!(
+            !t.join("one").exists() && !t.join("all/a.txt").exists(),
+            "{run}"
+        );
+    }
+}
+
+#[test]
 fn a_carried_manifest_is_enforced_file_by_file() {
     let t = Scratch::new("manifest");
     tree(&t);

@@ -5,6 +5,8 @@
 //! manifest without a single checksum line is refused: it would check
 //! nothing (or, for one NAME, fail as "not in the manifest" for a reason
 //! that is not the file's). Both rules used to apply to `get --all` only.
+//! Names are the server's: a leading `./` (as `find . | xargs sha256sum`
+//! writes them) is dropped, and a name listed with two digests is refused.
 
 use std::collections::HashMap;
 use std::fs;
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::manifest;
 use crate::error::{Error, Result};
+use crate::util::format::visible;
 use crate::util::hex::Digest;
 
 pub struct Manifest {
@@ -35,9 +38,29 @@ impl Manifest {
                 "manifest '{shown}' has no checksum lines"
             )));
         }
+        let mut digests = HashMap::with_capacity(entries.len());
+        for entry in entries {
+            // `find . -type f | xargs sha256sum` writes `./NAME`; a served
+            // name never starts so (no `.` components), so it is NAME.
+            let mut name = entry.name.as_slice();
+            while let Some(rest) = name.strip_prefix(b"./") {
+                name = rest;
+            }
+            // Two digests for one name: checking against either would be
+            // a guess (the last one used to win, silently).
+            if digests
+                .insert(name.to_vec(), entry.digest)
+                .is_some_and(|d| d != entry.digest)
+            {
+                return Err(Error::Other(format!(
+                    "manifest '{shown}' lists '{}' twice, with different digests",
+                    visible(&String::from_utf8_lossy(name))
+                )));
+            }
+        }
         Ok(Manifest {
             path: path.to_path_buf(),
-            digests: entries.into_iter().map(|e| (e.name, e.digest)).collect(),
+            digests,
         })
     }
 
