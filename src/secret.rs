@@ -16,6 +16,13 @@ impl Key {
     /// or others may read it.
     pub fn load(path: &Path) -> Result<Key> {
         let shown = path.display();
+        // Checked before the open, which would wait forever on a FIFO; a
+        // directory would otherwise be told to 'chmod 600'.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(Error::Other(format!(
+                "key file '{shown}' is not a regular file; give the file that holds the key"
+            )));
+        }
         let file = File::open(path)
             .map_err(|e| Error::local(format!("cannot open key file '{shown}'"), e))?;
         let meta = file

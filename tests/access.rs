@@ -139,6 +139,25 @@ fn missing_wrong_or_one_sided_keys_fail_clearly() {
 }
 
 #[test]
+fn a_key_file_that_is_not_a_file_is_refused_as_such() {
+    // A directory was told 'is readable by others (mode 755); run chmod
+    // 600 DIR', and a FIFO hung the command in open(2) before any check.
+    let t = Scratch::new("key-not-file");
+    run_program("mkfifo", &t.path, &["fifo"], b"").expect_code(0);
+    for key in [".", "fifo"] {
+        for args in [
+            &["serve", ".", "--listen", "127.0.0.1:0"][..],
+            &["ping", "127.0.0.1:1"],
+        ] {
+            let run = tcpfetch(&t.path, &[args, &["--key-file", key]].concat());
+            run.expect_code(1);
+            let want = format!("tcpfetch: key file '{key}' is not a regular file");
+            assert!(run.stderr().starts_with(&want), "{run}");
+        }
+    }
+}
+
+#[test]
 fn key_file_readable_by_others_is_refused() {
     let t = Scratch::new("key-mode");
     let key = key_file(&t, "key", 1);
