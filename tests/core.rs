@@ -618,6 +618,21 @@ fn output_to_a_missing_directory_fails_and_creates_nothing() {
     run.expect_code(1);
     assert!(run.stderr().contains("no such directory"), "{run}");
     assert_eq!(std::fs::read_dir(t.join("dl")).unwrap().count(), 0);
+    // -o PATH in a directory that is not there, or under a file: said of
+    // -o and its directory, before the server is asked. It used to read
+    // "cannot write 'nodir/x.part': no such file or directory".
+    std::fs::write(t.join("dl/file"), b"x").unwrap();
+    for (out, says) in [
+        ("nodir/x", "-o nodir/x: 'nodir' does not exist"),
+        ("file/x", "-o file/x: 'file' is not a directory"),
+    ] {
+        let run = tcpfetch(&t.join("dl"), &["get", &server.addr, "a.txt", "-o", out]);
+        run.expect_code(1);
+        assert_eq!(run.stderr(), format!("tcpfetch: {says}\n"), "{run}");
+    }
+    tcpfetch(&t.path, &["ping", &server.addr]).expect_code(0);
+    let log = server.wait_for_log("\"PING\" ok");
+    assert!(!log.contains("GET"), "{log}");
 }
 
 #[test]

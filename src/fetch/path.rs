@@ -31,6 +31,18 @@ pub fn local_path(name: &str, output: Option<&str>) -> Result<PathBuf> {
         Some(out) if out.ends_with('/') => {
             Err(Error::Other(format!("-o {out}: no such directory")))
         }
+        // Told as `-o DIR/` is, before anything is asked of the server,
+        // rather than as a failure to write `PATH.part`, a name the user
+        // never gave.
+        Some(out) if !parent(Path::new(out)).is_dir() => {
+            let dir = parent(Path::new(out));
+            let why = if dir.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
+            Err(Error::Other(format!("-o {out}: '{}' {why}", dir.display())))
+        }
         Some(out) => Ok(PathBuf::from(out)),
         None => Ok(PathBuf::from(base()?)),
     }
@@ -118,11 +130,16 @@ mod tests {
             local_path("a/b/c.txt", None).unwrap(),
             PathBuf::from("c.txt")
         );
-        assert_eq!(
-            local_path("c.txt", Some("x/y.bin")).unwrap(),
-            PathBuf::from("x/y.bin")
-        );
         let tmp = std::env::temp_dir();
+        // -o PATH is taken as given, in a directory that exists.
+        let out = tmp.join("y.bin");
+        assert_eq!(local_path("c.txt", out.to_str()).unwrap(), out);
+        assert_eq!(
+            local_path("c.txt", Some("no-such-dir/y.bin"))
+                .unwrap_err()
+                .exit_code(),
+            1
+        );
         assert_eq!(
             local_path("d/c.txt", tmp.to_str()).unwrap(),
             tmp.join("c.txt")
