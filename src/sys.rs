@@ -14,7 +14,6 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::Duration;
 
 /// `open(2)` flag for `OpenOptionsExt::custom_flags`, which std has no
 /// name for: fail (ELOOP) when the last component is a symlink, so a
@@ -88,44 +87,6 @@ pub fn set_listen_backlog(socket: &TcpListener, backlog: u32) -> io::Result<()> 
     // SAFETY: the descriptor is owned by `socket`, which outlives the call;
     // `listen` takes no pointers.
     let rc = unsafe { libc::listen(socket.as_raw_fd(), backlog) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Make `accept` on `socket` give up after `timeout` without a
-/// connection, failing with `WouldBlock` (`SO_RCVTIMEO`, which Linux also
-/// applies to `accept`; std sets it only on a `TcpStream`). Sockets
-/// accepted from it inherit the timeout.
-///
-/// `serve`'s connection threads wait in `accept` themselves and exit after
-/// a while without a connection: this is how a waiting thread notices the
-/// while. Handing each connection from one accepting thread to a pooled one
-/// instead cost two futex calls and a wake-up more per connection
-/// (tests/README.md, #14). A zero `timeout` would mean "never" to the
-/// kernel, so it is refused.
-pub fn set_accept_timeout(socket: &TcpListener, timeout: Duration) -> io::Result<()> {
-    if timeout.is_zero() {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    // Under a microsecond rounds up, not down to "never".
-    let timeout = timeout.max(Duration::from_micros(1));
-    let time = libc::timeval {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
-    };
-    // SAFETY: the descriptor is owned by `socket`, which outlives the call;
-    // `time` is a valid `timeval` of the size passed, read only during it.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&time as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -386,23 +347,6 @@ mod tests {
         let addr = socket.local_addr().unwrap();
         let _client = TcpStream::connect(addr).unwrap();
         socket.accept().unwrap();
-    }
-
-    #[test]
-    fn an_accept_timeout_ends_a_wait_without_a_connection() {
-        let socket = TcpListener::bind("127.0.0.1:0").unwrap();
-        let wait = Duration::from_millis(100);
-        set_accept_timeout(&socket, wait).unwrap();
-        let started = std::time::Instant::now();
-        let err = socket.accept().unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-        assert!(started.elapsed() >= Duration::from_millis(90));
-        // A connection that comes is accepted, and inherits the timeout.
-        let _client = TcpStream::connect(socket.local_addr().unwrap()).unwrap();
-        let (accepted, _) = socket.accept().unwrap();
-        assert_eq!(accepted.read_timeout().unwrap(), Some(wait));
-        let zero = set_accept_timeout(&socket, Duration::ZERO).unwrap_err();
-        assert_eq!(zero.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

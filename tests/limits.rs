@@ -11,6 +11,18 @@ use std::time::Duration;
 
 use common::*;
 
+/// One protocol line from a raw connection.
+fn line(stream: &TcpStream) -> String {
+    let mut text = String::new();
+    BufReader::new(stream).read_line(&mut text).unwrap();
+    text
+}
+
+fn ping(stream: &mut TcpStream) -> String {
+    stream.write_all(b"PING\n").unwrap();
+    line(stream)
+}
+
 #[test]
 fn a_server_under_a_low_file_limit_answers_busy_past_its_clamp_and_recovers() {
     let data = random_bytes(300_000, 140);

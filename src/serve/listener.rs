@@ -3,27 +3,25 @@
 //!
 //! The loop owns what is the same for all of them: `--allow`, a bounded
 //! number of connections (each holding a [`Slot`]), a thread per
-//! connection (kept, each accepting its next one itself: [`Crew`]),
-//! turning away the rest without a thread each, and surviving accept
-//! errors. What differs is the [`Handler`]: how a connection is served,
-//! and what the protocol says to one it turns away.
+//! connection (reused: [`Pool`]), turning away the rest without a thread
+//! each, and surviving accept errors. What differs is the [`Handler`]: how
+//! a connection is served, and what the protocol says to one it turns away.
 //!
-//! A panic serving a connection ends that connection only: it unwinds (the
-//! release profile keeps `panic = "unwind"` for this) to the loop, its
-//! slot is freed by the guard's `Drop`, and the thread accepts again.
+//! A panic in a connection thread ends that thread only: it unwinds (the
+//! release profile keeps `panic = "unwind"` for this), its slot is freed by
+//! the guard's `Drop`, and the loop keeps accepting.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::serve::access::AllowList;
 use crate::serve::log::Log;
-use crate::serve::pool::{Crew, IDLE_EXIT};
+use crate::serve::pool::Pool;
 
 /// Why the listener turned a connection away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,151 +59,58 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Accept connections forever, each served by `handler`. The calling
-    /// thread is the first of the listener's connection threads ([`Crew`]):
-    /// each waits in `accept`, serves what it accepts and accepts again,
-    /// and one more than `max_clients` of them may run, so that with every
-    /// slot taken one is still accepting, to answer `busy`.
-    pub fn run<H: Handler>(self, handler: &Arc<H>) {
-        // Accepted sockets inherit this as their read timeout, which no
-        // handler relies on: each reads through a [`DeadlineReader`] (or
-        // sets its own) before its first read. Without it (not Linux) idle
-        // threads would stay until the server ends, still within
-        // `--max-clients`.
-        let _ = crate::sys::set_accept_timeout(&self.socket, IDLE_EXIT);
-        let accepting = Arc::new(Accepting {
-            rejecter: Rejecter::start(self.max_lingering),
-            active: Arc::new(AtomicUsize::new(0)),
-            crew: Crew::new(self.max_clients.saturating_add(1)),
-            failures: Mutex::new(Failures::default()),
-            handler: Arc::clone(handler),
-            listener: self,
-        });
-        accepting.work(true);
-    }
-}
-
-/// What the connection threads of one listener share.
-struct Accepting<H> {
-    listener: Listener,
-    handler: Arc<H>,
-    rejecter: Rejecter,
-    /// Connections being served: `Slot`s taken.
-    active: Arc<AtomicUsize>,
-    crew: Crew,
-    failures: Mutex<Failures>,
-}
-
-/// `accept` failures logged at most once a second: out of descriptors
-/// (EMFILE), every waiting thread fails at once, and again after its pause.
-#[derive(Default)]
-struct Failures {
-    logged: Option<Instant>,
-    unlogged: u64,
-}
-
-/// How long a thread pauses after `accept` failed (out of descriptors or
-/// memory), so that it waits for connections to end instead of spinning.
-const FAILED_PAUSE: Duration = Duration::from_millis(50);
-
-impl<H: Handler> Accepting<H> {
-    /// One connection thread: accept, serve, again; a thread that is not
-    /// `permanent` returns once it has waited [`IDLE_EXIT`] in vain, or
-    /// the crew found it surplus, and another is waiting.
-    fn work(self: &Arc<Self>, permanent: bool) {
+    /// Accept connections forever, each served by `handler` on its own
+    /// thread.
+    pub fn run<H: Handler>(&self, handler: &Arc<H>) {
+        let rejecter = Rejecter::start(self.max_lingering);
+        let active = Arc::new(AtomicUsize::new(0));
+        let pool = Arc::new(Pool::default());
         loop {
-            match self.listener.socket.accept() {
-                Ok((stream, peer)) => {
-                    let last = self.crew.take();
-                    // A panic serving one connection ends that connection
-                    // only: it unwinds to here (the release profile keeps
-                    // `panic = "unwind"`), the slot's guard frees its slot,
-                    // and the thread accepts again.
-                    let answer = || self.answer(stream, peer, last);
-                    let _ = panic::catch_unwind(AssertUnwindSafe(answer));
-                    if self.crew.done(!permanent) {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !permanent && self.crew.leave() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            let (stream, peer) = match self.socket.accept() {
+                Ok(conn) => conn,
                 Err(e) => {
-                    self.failed(&e);
-                    // Fewer threads to fail: the rest wait their pause.
-                    if !permanent && self.crew.leave() {
-                        return;
-                    }
-                    thread::sleep(FAILED_PAUSE);
+                    // Out of descriptors or memory: wait for connections to
+                    // end instead of spinning.
+                    let why = crate::error::describe_io(&e);
+                    self.log
+                        .line(&format!("- {}accept failed: {why}", self.log.tag()));
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
                 }
+            };
+            if !self.allow.permits(peer.ip()) {
+                self.log.peer(peer, "- forbidden (not in --allow)");
+                rejecter.reject(stream, &handler.refusal(Refusal::Forbidden));
+                continue;
             }
+            let Some(slot) = Slot::claim(&active, self.max_clients) else {
+                self.log.peer(peer, "- busy (at --max-clients)");
+                rejecter.reject(stream, &handler.refusal(Refusal::Busy));
+                continue;
+            };
+            self.spawn(&pool, stream, peer, slot, handler);
         }
     }
 
-    /// Serve, or turn away, one accepted connection. `last`: this thread
-    /// was the last one waiting in `accept`, so it starts another first.
-    ///
-    /// A slot is freed when its connection's handler returns, before its
-    /// thread is back in `accept`: with every slot taken, a client that
-    /// connects just as a served one ends may still be told `busy` (a
-    /// client retrying gets in); it never waits unanswered, as a thread
-    /// without a slot is always on its way back to `accept`.
-    fn answer(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr, last: bool) {
-        let listener = &self.listener;
-        if !listener.allow.permits(peer.ip()) {
-            listener.log.peer(peer, "- forbidden (not in --allow)");
-            let refusal = self.handler.refusal(Refusal::Forbidden);
-            self.rejecter.reject(stream, &refusal);
-            return;
-        }
-        let Some(slot) = Slot::claim(&self.active, listener.max_clients) else {
-            listener.log.peer(peer, "- busy (at --max-clients)");
-            let refusal = self.handler.refusal(Refusal::Busy);
-            self.rejecter.reject(stream, &refusal);
-            return;
-        };
-        if last {
-            let next = Arc::clone(self);
-            if let Err(e) = self.crew.start(listener.name, move || next.work(false)) {
-                // Serving it would leave nobody accepting.
-                listener
-                    .log
-                    .peer(peer, &format!("- cannot start a thread: {e}"));
-                drop(slot);
-                self.rejecter
-                    .reject(stream, &self.handler.refusal(Refusal::Busy));
-                return;
-            }
-        }
+    fn spawn<H: Handler>(
+        &self,
+        pool: &Arc<Pool>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: Slot,
+        handler: &Arc<H>,
+    ) {
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(listener.write_timeout));
-        let _slot = slot;
-        self.handler.handle(stream, peer);
-    }
-
-    /// Log a failed `accept` (at most once a second, with how many were
-    /// not logged since).
-    fn failed(&self, e: &io::Error) {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let due = failures
-            .logged
-            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1));
-        if !due {
-            failures.unlogged += 1;
-            return;
+        let _ = stream.set_write_timeout(Some(self.write_timeout));
+        let handler = Arc::clone(handler);
+        let job = Box::new(move || {
+            let _slot = slot;
+            handler.handle(stream, peer);
+        });
+        if let Err(e) = pool.run(self.name, job) {
+            self.log
+                .peer(peer, &format!("- cannot start a thread: {e}"));
         }
-        let log = &self.listener.log;
-        let why = crate::error::describe_io(e);
-        let more = match std::mem::take(&mut failures.unlogged) {
-            0 => String::new(),
-            n => format!(" ({n} more since the last line)"),
-        };
-        log.line(&format!("- {}accept failed: {why}{more}", log.tag()));
-        failures.logged = Some(now);
     }
 }
 
@@ -427,70 +332,6 @@ mod tests {
         assert!(c.is_some());
         drop((b, c));
         assert_eq!(active.load(Ordering::Acquire), 0);
-    }
-
-    /// Panics serving its first connection; greets the others and holds
-    /// them until the peer closes.
-    struct PanicsFirst(AtomicUsize);
-
-    impl Handler for PanicsFirst {
-        fn handle(&self, stream: TcpStream, _peer: SocketAddr) {
-            if self.0.fetch_add(1, Ordering::AcqRel) == 0 {
-                panic!("the first connection panics (a test)");
-            }
-            let _ = (&stream).write_all(b"hello\n");
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-            let _ = io::copy(&mut &stream, &mut io::sink());
-        }
-
-        fn refusal(&self, _: Refusal) -> Vec<u8> {
-            b"busy\n".to_vec()
-        }
-    }
-
-    /// Connect and read the first line (empty if closed unanswered; the
-    /// timeout only stops a hang).
-    fn first_line(addr: SocketAddr) -> (TcpStream, String) {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut line = String::new();
-        let _ = io::BufRead::read_line(&mut io::BufReader::new(&stream), &mut line);
-        (stream, line)
-    }
-
-    #[test]
-    fn a_panic_serving_one_connection_leaves_a_thread_accepting() {
-        let socket = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = socket.local_addr().unwrap();
-        let listener = Listener {
-            socket,
-            name: "panic-test",
-            log: Log::off(),
-            max_clients: 1,
-            max_lingering: 16,
-            write_timeout: Duration::from_secs(60),
-            allow: AllowList::default(),
-        };
-        let handler = Arc::new(PanicsFirst(AtomicUsize::new(0)));
-        thread::spawn(move || listener.run(&handler));
-        assert_eq!(first_line(addr).1, "", "the first one ends in the panic");
-        // The place is free again once the panic has unwound (a client
-        // may be told busy just before); then, with it taken, the next
-        // client is told busy: a thread still accepts, though the one
-        // that called run served the panicking connection.
-        let held = loop {
-            match first_line(addr) {
-                (_, busy) if busy == "busy\n" => thread::sleep(Duration::from_millis(10)),
-                (held, hello) => {
-                    assert_eq!(hello, "hello\n");
-                    break held;
-                }
-            }
-        };
-        assert_eq!(first_line(addr).1, "busy\n");
-        drop(held);
     }
 
     #[test]

@@ -203,19 +203,6 @@ impl Drop for Server {
     }
 }
 
-/// One protocol line from a raw connection.
-pub fn line(stream: &TcpStream) -> String {
-    let mut text = String::new();
-    BufReader::new(stream).read_line(&mut text).unwrap();
-    text
-}
-
-/// `PING` on a raw connection, and the answer line.
-pub fn ping(stream: &mut TcpStream) -> String {
-    stream.write_all(b"PING\n").unwrap();
-    line(stream)
-}
-
 /// Send raw bytes and read everything until the server closes or `limit`
 /// passes.
 pub fn exchange(addr: &str, request: &[u8], limit: Duration) -> Vec<u8> {
