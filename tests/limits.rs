@@ -134,3 +134,82 @@ fn a_max_clients_deeper_than_the_kernels_queue_is_told_how_to_raise_it() {
         assert!(!log.contains("somaxconn"), "clamped to {served}: {log}");
     }
 }
+
+/// utime + stime of the server so far, in clock ticks.
+fn cpu_ticks(server: &Server) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).unwrap();
+    // Fields after the command name, which is in parentheses.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The server's soft open-file limit.
+fn soft_open_files(server: &Server) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    row["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or_else(|| panic!("{row}"))
+}
+
+/// Set the server's soft open-file limit (`prlimit --pid`).
+fn set_soft_open_files(server: &Server, soft: u64) {
+    let out = Command::new("prlimit")
+        .args(["--pid", &server.child.id().to_string()])
+        .arg(format!("--nofile={soft}:"))
+        .output()
+        .expect("prlimit (util-linux) is needed: .ci/run installs it");
+    assert!(out.status.success(), "prlimit: {out:?}");
+}
+
+#[test]
+fn out_of_descriptors_accept_neither_spins_nor_floods_the_log_and_recovers() {
+    let (_t, server) = serve("accept-emfile", &[], &[]);
+    assert!(ping(&mut server.connect()).starts_with("TCPFETCH/1 OK"));
+    // The soft limit at the lowest free descriptor: every accept fails
+    // with EMFILE, and clients wait in the listen queue.
+    let fds = format!("/proc/{}/fd", server.child.id());
+    let open: Vec<u64> = std::fs::read_dir(fds)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let lowest_free = (0..).find(|n| !open.contains(n)).unwrap();
+    let soft = soft_open_files(&server);
+    set_soft_open_files(&server, lowest_free);
+    let fell = std::time::Instant::now();
+    let cpu_before = cpu_ticks(&server);
+    let mut waiting: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
+    for s in &mut waiting {
+        s.write_all(b"PING\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let cpu = cpu_ticks(&server) - cpu_before;
+    let log = server.wait_for_log("accept failed: ");
+    // 20 failures a second since the limit fell (the old loop logged each:
+    // about 50 lines by now), logged at most once a second with the count
+    // of the others. Read at least 2.5 s after, maybe much later on a
+    // loaded machine: the bound is a line for each second that had passed
+    // when the log was read, and one.
+    let most = fell.elapsed().as_secs() + 2;
+    let lines = log.matches("accept failed").count() as u64;
+    assert!(
+        (1..=most).contains(&lines),
+        "{lines} lines, at most {most} allowed:\n{log}"
+    );
+    assert!(log.contains("too many open files"), "{log}");
+    // Pausing, not spinning: far under a second of CPU (clock ticks are
+    // 1/100 s) in those 2.5 s.
+    assert!(cpu < 100, "{cpu} ticks of CPU while out of descriptors");
+    // Descriptors again: every waiting client is accepted and answered.
+    set_soft_open_files(&server, soft);
+    for s in &waiting {
+        let answer = line(s);
+        assert!(answer.starts_with("TCPFETCH/1 OK tcpfetch"), "{answer:?}");
+    }
+}

@@ -65,15 +65,18 @@ impl Listener {
         let rejecter = Rejecter::start(self.max_lingering);
         let active = Arc::new(AtomicUsize::new(0));
         let pool = Arc::new(Pool::default());
+        let mut failures = AcceptFailures::default();
         loop {
             let (stream, peer) = match self.socket.accept() {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of descriptors or memory: wait for connections to
-                    // end instead of spinning.
-                    let why = crate::error::describe_io(&e);
-                    self.log
-                        .line(&format!("- {}accept failed: {why}", self.log.tag()));
+                    // end instead of spinning, and say so once a second.
+                    if let Some(more) = failures.note(Instant::now()) {
+                        let why = crate::error::describe_io(&e);
+                        let tag = self.log.tag();
+                        self.log.line(&format!("- {tag}accept failed: {why}{more}"));
+                    }
                     thread::sleep(Duration::from_millis(50));
                     continue;
                 }
@@ -111,6 +114,34 @@ impl Listener {
             self.log
                 .peer(peer, &format!("- cannot start a thread: {e}"));
         }
+    }
+}
+
+/// Accept failures last as long as descriptors or memory are short, one
+/// every 50 ms: the log gets the first and then one line a second, with
+/// the count of those it did not get (20 lines a second before).
+#[derive(Default)]
+struct AcceptFailures {
+    logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    /// A failure at `now`: `None` when it goes unlogged, else what to add
+    /// to its log line about the ones since the last line.
+    fn note(&mut self, now: Instant) -> Option<String> {
+        let due = self
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1));
+        if !due {
+            self.unlogged += 1;
+            return None;
+        }
+        self.logged = Some(now);
+        Some(match std::mem::take(&mut self.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more since the last line)"),
+        })
     }
 }
 
@@ -332,6 +363,23 @@ mod tests {
         assert!(c.is_some());
         drop((b, c));
         assert_eq!(active.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn accept_failures_are_logged_once_a_second_with_the_count_of_the_rest() {
+        let mut failures = AcceptFailures::default();
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(failures.note(at(0)).as_deref(), Some(""));
+        let unlogged = (1..20).filter(|i| failures.note(at(i * 50)).is_none());
+        assert_eq!(unlogged.count(), 19);
+        let line = failures.note(at(1000));
+        assert_eq!(line.as_deref(), Some(" (19 more since the last line)"));
+        assert_eq!(failures.note(at(1050)), None);
+        assert_eq!(
+            failures.note(at(5000)).as_deref(),
+            Some(" (1 more since the last line)")
+        );
     }
 
     #[test]
