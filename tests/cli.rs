@@ -130,7 +130,8 @@ fn a_typo_suggests_the_nearest_flag_and_the_commands_help() {
 #[test]
 fn a_missing_argument_shows_the_usage_line_not_the_whole_help() {
     let t = Scratch::new("cli-missing");
-    // bench's missing NAME and RUN.json printed the whole help.
+    // bench's missing NAME and RUN.json, and verify's missing manifest or
+    // digest, printed the whole help.
     for (args, missing, usage) in [
         (&["list"][..], "ADDR", "Usage: tcpfetch list ADDR"),
         (&["ping"], "ADDR", "Usage: tcpfetch ping ADDR"),
@@ -145,6 +146,17 @@ fn a_missing_argument_shows_the_usage_line_not_the_whole_help() {
             &["bench", "--merge"],
             "RUN.json",
             "Usage: tcpfetch bench ADDR",
+        ),
+        // verify printed its whole help for these two.
+        (
+            &["verify"],
+            "-c SHA256SUMS or FILE --sha256 HEX",
+            "Usage: tcpfetch verify -c",
+        ),
+        (
+            &["verify", "a.txt"],
+            "--sha256 HEX for FILE (or use -c SHA256SUMS)",
+            "Usage: tcpfetch verify -c",
         ),
     ] {
         let cmd = args[0];

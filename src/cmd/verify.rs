@@ -140,15 +140,12 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         (Some(m), None, None) => Check::Manifest(m),
         (None, Some(file), Some(digest)) => Check::One { file, digest },
         (None, Some(_), None) => {
-            return Err(Error::usage(format!(
-                "FILE needs --sha256 HEX (or use -c SHA256SUMS)\n\n{USAGE}"
-            )))
+            return Err(cli::missing(
+                "--sha256 HEX for FILE (or use -c SHA256SUMS)",
+                USAGE,
+            ))
         }
-        (None, None, _) => {
-            return Err(Error::usage(format!(
-                "missing -c SHA256SUMS or FILE --sha256 HEX\n\n{USAGE}"
-            )))
-        }
+        (None, None, _) => return Err(cli::missing("-c SHA256SUMS or FILE --sha256 HEX", USAGE)),
         (Some(_), _, _) => {
             return Err(Error::usage(
                 "-c checks a manifest; FILE --sha256 checks one file: use one or the other",
