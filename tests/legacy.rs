@@ -608,3 +608,18 @@ fn a_legacy_transfer_cut_by_the_client_is_logged_as_aborted() {
     assert_eq!(due, SIZE);
     assert!((1 << 20..SIZE).contains(&sent), "sent {sent}");
 }
+
+/// The legacy listener's access log quotes a message as v1's does: whole,
+/// with `"` escaped. It cut messages at 60 bytes and left `"` alone, so
+/// two long messages logged alike and one could forge the fields after it.
+#[test]
+fn a_legacy_message_is_logged_whole_with_its_quotes_escaped() {
+    let t = Scratch::new("lg-quoted");
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let text = format!("{}\" ok 5 the-end", "x".repeat(70));
+    poke(&legacy, &message(&text));
+    let want = format!("legacy \"{}\\\" ok 5 the-end\" ", "x".repeat(70));
+    let log = server.wait_for_log(&want);
+    assert!(log.contains(&want), "{log}");
+}
