@@ -171,6 +171,36 @@ fn clients_that_never_read_a_listing_share_one() {
     drop(silent);
 }
 
+/// The access log counts a listing's entry lines as LIST's bytes: `ok N`
+/// for a whole one and `aborted SENT/DUE` for a client that went away
+/// part-way, as for a file (both were logged `ok 0`). 8000 long names make
+/// 1.7 MB of listing, more than the socket buffers hold, so the one that
+/// goes away really cuts it.
+#[test]
+fn a_listing_is_logged_with_its_bytes_whole_or_cut() {
+    const FILES: usize = 8000;
+    let t = Scratch::new("list-logged");
+    let prefix = "a-name-long-enough-that-the-listing-outgrows-socket-buffers-".repeat(3);
+    empty_files(&t.join("srv"), &prefix, FILES);
+    let server = Server::start(&t.join("srv"), &[]);
+    let answer = exchange(&server.addr, b"LIST\n", Duration::from_secs(30));
+    let status = answer.iter().position(|&b| b == b'\n').unwrap() + 1;
+    assert_eq!(String::from_utf8_lossy(&answer).lines().count(), FILES + 1);
+    let body = answer.len() - status;
+    server.wait_for_log(&format!("\"LIST\" ok {body} "));
+    // One that reads a little and goes away.
+    let mut s = server.connect();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"LIST\n").unwrap();
+    let mut some = [0u8; 4096];
+    s.read_exact(&mut some).unwrap();
+    let _ = s.shutdown(Shutdown::Both);
+    drop(s);
+    let (sent, due) = wait_for_aborted(&server, "\"LIST\"");
+    assert_eq!(due, body as u64);
+    assert!(sent < due, "sent {sent} of {due}");
+}
+
 /// A file appended to all the time (a live log) is served as a snapshot:
 /// the first N bytes, N in the header, hashed and sent alike. Every `get`
 /// succeeds and saves a prefix of the file at least as long as it was at

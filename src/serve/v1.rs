@@ -11,6 +11,7 @@ use crate::proto::auth::{self, Key, Session, Side};
 use crate::proto::{self, ErrorCode, FileHeader, ListEntry, Mtime, Request, MAX_LINE};
 use crate::serve::body;
 use crate::serve::listener::{close_gently, DeadlineReader, Handler, Refusal, REQUEST_BUFFER};
+use crate::serve::listing::Entry;
 use crate::serve::log;
 use crate::serve::Shared;
 use crate::util::cli::VERSION;
@@ -266,31 +267,60 @@ fn send(stream: &TcpStream, bytes: &[u8]) -> Sent {
 /// The listing, from the snapshot every connection shares; each file's
 /// size and (cached) digest are read as its line is written, so what a
 /// connection holds while a slow client reads is the snapshot's `Arc` and
-/// one small buffer.
+/// one small buffer. The log counts the entry lines as the body: `ok N`,
+/// or `aborted SENT/DUE` when the client went away part-way.
 fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
     let listing = shared.listings.get(&shared.root);
+    let entries = listing.entries();
+    let head = proto::encode_ok(&entries.len().to_string());
+    let mut lines = entries.iter().map(|item| list_line(shared, item));
     let mut out = BufWriter::with_capacity(LIST_BUFFER, stream);
-    let mut write = || -> io::Result<()> {
-        out.write_all(&proto::encode_ok(&listing.entries().len().to_string()))?;
-        for item in listing.entries() {
-            // A file removed since the snapshot was taken still has its
-            // line (the count is sent): empty, with no digest.
-            let (size, digest) = item.stat(&shared.root).map_or((0, None), |(path, meta)| {
-                (meta.len(), shared.cache.peek(&path, &FileKey::of(&meta)))
-            });
-            let entry = ListEntry {
-                size,
-                digest,
-                name: item.name.to_string(),
-            };
-            out.write_all(entry.encode().as_bytes())?;
+    // Body bytes handed to `out` (what it still holds when a write fails
+    // never reached the client), and those of the line it refused.
+    let (mut body, mut refused) = (0u64, 0u64);
+    let mut result = out.write_all(&head);
+    while result.is_ok() {
+        let Some(line) = lines.next() else {
+            result = out.flush();
+            break;
+        };
+        result = out.write_all(line.as_bytes());
+        match result {
+            Ok(()) => body += line.len() as u64,
+            Err(_) => refused = line.len() as u64,
         }
-        out.flush()
-    };
-    match write() {
-        Ok(()) => Ok(Done::with(Next::Continue)),
-        Err(_) => Ok(Done::with(Next::Close)),
     }
+    if result.is_ok() {
+        return Ok(Done {
+            next: Next::Continue,
+            sent: body,
+            due: body,
+        });
+    }
+    let handed = head.len() as u64 + body;
+    let reached = handed.saturating_sub(out.buffer().len() as u64);
+    // The lines not sent are still measured, so the log can say how much
+    // of the listing was due.
+    let rest: u64 = lines.map(|line| line.len() as u64).sum();
+    Ok(Done {
+        next: Next::Close,
+        sent: reached.saturating_sub(head.len() as u64),
+        due: body + refused + rest,
+    })
+}
+
+/// One file's line of the listing. A file removed since the snapshot was
+/// taken still has its line (the count is sent): empty, with no digest.
+fn list_line(shared: &Shared, item: &Entry) -> String {
+    let (size, digest) = item.stat(&shared.root).map_or((0, None), |(path, meta)| {
+        (meta.len(), shared.cache.peek(&path, &FileKey::of(&meta)))
+    });
+    let entry = ListEntry {
+        size,
+        digest,
+        name: item.name.to_string(),
+    };
+    entry.encode()
 }
 
 fn send_file(
