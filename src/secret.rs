@@ -3,31 +3,37 @@
 //! kernel. `proto::auth` does the MAC and proof arithmetic on them and
 //! stays free of files and system calls.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::proto::auth::{Key, MAX_KEY_LEN};
+use crate::sys;
 
 impl Key {
     /// Read a key file: at least 32 bytes, and like ssh, refused when group
     /// or others may read it.
     pub fn load(path: &Path) -> Result<Key> {
         let shown = path.display();
-        // Checked before the open, which would wait forever on a FIFO; a
-        // directory would otherwise be told to 'chmod 600'.
-        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-            return Err(Error::Other(format!(
-                "key file '{shown}' is not a regular file; give the file that holds the key"
-            )));
-        }
-        let file = File::open(path)
+        // O_NONBLOCK: a FIFO would otherwise hold the open forever, and
+        // the check is on what was opened, so nothing swapped in after a
+        // look at the name gets read (O_NOCTTY for a tty).
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(sys::O_NONBLOCK | sys::O_NOCTTY)
+            .open(path)
             .map_err(|e| Error::local(format!("cannot open key file '{shown}'"), e))?;
         let meta = file
             .metadata()
             .map_err(|e| Error::local(format!("cannot read key file '{shown}'"), e))?;
+        // A directory would otherwise be told to 'chmod 600'.
+        if !meta.is_file() {
+            return Err(Error::Other(format!(
+                "key file '{shown}' is not a regular file; give the file that holds the key"
+            )));
+        }
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(Error::Other(format!(
                 "key file '{shown}' is readable by others (mode {:o}); run 'chmod 600 {shown}'",
