@@ -85,14 +85,12 @@ fn handle(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         let answered = answer(shared, &mut session, stream, &text);
         // With -q the line is not even built, as in v1.
         if !shared.config.quiet {
-            let shown = log::quoted(text.as_bytes());
+            let request = text.as_bytes();
             let line = match &answered {
-                Ok((_, Sent { sent, due })) => format!(
-                    "{shown} {} {:.1}ms",
-                    log::transfer(*sent, *due),
-                    started.elapsed().as_secs_f64() * 1000.0
-                ),
-                Err(e) => format!("{shown} {e}; closing"),
+                Ok((_, Sent { sent, due })) => {
+                    log::request(request, &log::transfer(*sent, *due), started)
+                }
+                Err(e) => format!("{} {e}; closing", log::quoted(request)),
             };
             shared.log.peer(peer, &line);
         }

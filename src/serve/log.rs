@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::thread;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// Lines queued for the writer before new ones are dropped: about 1 MiB of
 /// lines, several seconds of a busy server's log.
@@ -83,6 +83,14 @@ pub fn quoted(request: &[u8]) -> String {
     let text = String::from_utf8_lossy(request);
     let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
     format!("\"{}\"", crate::util::format::visible(&escaped))
+}
+
+/// One answered request's access-log text (after the peer): the request
+/// [`quoted`], its result and the time it took, the same for v1 and for
+/// the old protocol so one parser reads both.
+pub fn request(request: &[u8], result: &str, started: Instant) -> String {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    format!("{} {result} {ms:.1}ms", quoted(request))
 }
 
 /// A line on stderr that is not part of the access log (progress of

@@ -66,14 +66,9 @@ fn handle_connection(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
         // for a new connection and 1 KiB).
         let health_check = line == b"PING" && shared.config.quiet_ping;
         if !health_check && !shared.config.quiet {
-            shared.log.peer(
-                peer,
-                &format!(
-                    "{} {result} {:.1}ms",
-                    log::quoted(&line),
-                    started.elapsed().as_secs_f64() * 1000.0
-                ),
-            );
+            shared
+                .log
+                .peer(peer, &log::request(&line, &result, started));
         }
         if let Next::Close = outcome {
             return;
