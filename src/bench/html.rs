@@ -87,7 +87,7 @@ fn summary(out: &mut String, r: &Results) {
     );
     // As everywhere: no rate for a run too short or too small to time.
     match report::shown_rate(r) {
-        Some(rate) => tile(out, "Throughput", rate.replace(" MB/s", ""), "", "MB/s"),
+        Some(mb) => tile(out, "Throughput", format!("{mb:.1}"), "", "MB/s"),
         None => tile(out, "Throughput", "–".into(), "", ""),
     }
     tile(out, "Rate", format!("{requests_per_s:.1}"), "", "req/s");

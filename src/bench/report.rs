@@ -32,11 +32,11 @@ pub fn rates(r: &Results) -> (f64, f64) {
     )
 }
 
-/// The run's throughput as every command shows a rate ([`format::rate`]):
-/// `None` for a run too short or too small to time, which would read
-/// `0.0 MB/s` (the JSON keeps the number).
-pub fn shown_rate(r: &Results) -> Option<String> {
-    format::rate(r.stats.bytes, r.seconds())
+/// The run's throughput in MB/s as every command shows a rate
+/// ([`format::rate`]): `None` for a run too short or too small to time,
+/// which would read `0.0 MB/s` (the JSON keeps the number).
+pub fn shown_rate(r: &Results) -> Option<f64> {
+    format::megabytes_per_second(r.stats.bytes, r.seconds())
 }
 
 /// How the run was shaped, in words.
@@ -108,7 +108,7 @@ pub fn text(r: &Results) -> String {
     row(&mut out, "bytes", bytes_text(s.bytes));
     row(&mut out, "wall time", format::seconds(r.seconds()));
     let (requests_per_s, _) = rates(r);
-    let throughput = shown_rate(r).unwrap_or_else(|| "-".into());
+    let throughput = shown_rate(r).map_or_else(|| "-".into(), |mb| format!("{mb:.1} MB/s"));
     row(
         &mut out,
         "throughput",

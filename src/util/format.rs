@@ -147,8 +147,13 @@ pub const MEASURABLE: Duration = Duration::from_millis(10);
 /// are quoted. `None` when the transfer was too short to measure (under
 /// [`MEASURABLE`]) or too small to show (it would read `0.0 MB/s`).
 pub fn rate(bytes: u64, elapsed: Duration) -> Option<String> {
+    megabytes_per_second(bytes, elapsed).map(|per_sec| format!("{per_sec:.1} MB/s"))
+}
+
+/// The number [`rate`] shows, for a page that sets the unit apart.
+pub fn megabytes_per_second(bytes: u64, elapsed: Duration) -> Option<f64> {
     let per_sec = bytes as f64 / elapsed.as_secs_f64() / 1e6;
-    (elapsed >= MEASURABLE && per_sec >= 0.05).then(|| format!("{per_sec:.1} MB/s"))
+    (elapsed >= MEASURABLE && per_sec >= 0.05).then_some(per_sec)
 }
 
 /// Seconds with millisecond precision: `0.012 s`.
