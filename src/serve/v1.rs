@@ -221,8 +221,11 @@ fn respond(
         }) => send_file(shared, stream, offset, &name, mtime, auth),
     };
     match result {
-        Ok(Done { sent, due, .. }) if sent < due => (Next::Close, log::transfer(sent, due)),
-        Ok(Done { next, sent, due }) => (next, log::transfer(sent, due)),
+        // A body cut short leaves the framing broken: the connection ends.
+        Ok(Done { next, sent, due }) => {
+            let next = if sent < due { Next::Close } else { next };
+            (next, log::transfer(sent, due))
+        }
         Err((code, message)) => {
             let next =
                 send(stream, &proto::encode_err(code, &message)).map_or(Next::Close, |d| d.next);
