@@ -271,39 +271,33 @@ fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
     let listing = shared.listings.get(&shared.root);
     let entries = listing.entries();
     let head = proto::encode_ok(&entries.len().to_string());
-    let mut lines = entries.iter().map(|item| list_line(shared, item));
     let mut out = BufWriter::with_capacity(LIST_BUFFER, stream);
     // Body bytes handed to `out` (what it still holds when a write fails
-    // never reached the client), and those of the line it refused.
-    let (mut body, mut refused) = (0u64, 0u64);
+    // never reached the client), and those of the whole listing: the lines
+    // after a failed write are still measured, so the log can say how
+    // much of the listing was due.
+    let (mut handed, mut due) = (0u64, 0u64);
     let mut result = out.write_all(&head);
-    while result.is_ok() {
-        let Some(line) = lines.next() else {
-            result = out.flush();
-            break;
-        };
-        result = out.write_all(line.as_bytes());
-        match result {
-            Ok(()) => body += line.len() as u64,
-            Err(_) => refused = line.len() as u64,
+    for item in entries {
+        let line = list_line(shared, item);
+        due += line.len() as u64;
+        if result.is_ok() {
+            result = out.write_all(line.as_bytes());
+            handed += if result.is_ok() { line.len() as u64 } else { 0 };
         }
     }
-    if result.is_ok() {
+    if result.and_then(|()| out.flush()).is_ok() {
         return Ok(Done {
             next: Next::Continue,
-            sent: body,
-            due: body,
+            sent: due,
+            due,
         });
     }
-    let handed = head.len() as u64 + body;
-    let reached = handed.saturating_sub(out.buffer().len() as u64);
-    // The lines not sent are still measured, so the log can say how much
-    // of the listing was due.
-    let rest: u64 = lines.map(|line| line.len() as u64).sum();
+    let reached = (head.len() as u64 + handed).saturating_sub(out.buffer().len() as u64);
     Ok(Done {
         next: Next::Close,
         sent: reached.saturating_sub(head.len() as u64),
-        due: body + refused + rest,
+        due,
     })
 }
 
