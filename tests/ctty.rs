@@ -50,9 +50,8 @@ impl Drop for Started {
 
 /// Fields 6 (session) and 7 (controlling terminal) of /proc/PID/stat.
 fn session_and_tty(pid: u32) -> (u32, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // After the command name in parentheses: state, ppid, pgrp, session, tty_nr.
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    // After the command name: state, ppid, pgrp, session, tty_nr.
+    let fields = proc_stat(pid);
     (fields[3].parse().unwrap(), fields[4].parse().unwrap())
 }
 

@@ -137,10 +137,7 @@ fn a_max_clients_deeper_than_the_kernels_queue_is_told_how_to_raise_it() {
 
 /// utime + stime of the server so far, in clock ticks.
 fn cpu_ticks(server: &Server) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).unwrap();
-    // Fields after the command name, which is in parentheses.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
+    let fields = proc_stat(server.child.id());
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 

@@ -388,6 +388,14 @@ pub fn proc_status(server: &Server, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {text}"))
 }
 
+/// The fields of `/proc/<pid>/stat` after the command name (which is in
+/// parentheses and may hold spaces): `[0]` is field 3 of proc(5), state.
+pub fn proc_stat(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, after) = stat.rsplit_once(") ").unwrap();
+    after.split_whitespace().map(str::to_string).collect()
+}
+
 /// The server's thread count.
 pub fn threads(server: &Server) -> u64 {
     proc_status(server, "Threads")
