@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One connection's work, slot included.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -50,24 +50,19 @@ impl Handoff {
 
     /// The job handed over, waiting at most `wait` (`None`: for ever).
     fn take(&self, wait: Option<Duration>) -> Option<Job> {
-        let until = wait.map(|wait| Instant::now() + wait);
-        let mut job = lock(&self.job);
-        loop {
-            if let Some(job) = job.take() {
-                return Some(job);
+        let job = lock(&self.job);
+        let empty = |job: &mut Option<Job>| job.is_none();
+        let mut job = match wait {
+            None => self
+                .ready
+                .wait_while(job, empty)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(wait) => {
+                let waited = self.ready.wait_timeout_while(job, wait, empty);
+                waited.unwrap_or_else(PoisonError::into_inner).0
             }
-            job = match until {
-                None => self.ready.wait(job).unwrap_or_else(PoisonError::into_inner),
-                Some(until) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    let waited = self.ready.wait_timeout(job, left);
-                    waited.unwrap_or_else(PoisonError::into_inner).0
-                }
-            };
-        }
+        };
+        job.take()
     }
 }
 
