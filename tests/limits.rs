@@ -82,13 +82,18 @@ fn backlog(port: &str) -> u64 {
     fields[2].parse().unwrap()
 }
 
-#[test]
-fn the_listen_backlog_follows_max_clients_up_to_somaxconn() {
-    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+/// The kernel's cap on a listen queue (net.core.somaxconn).
+fn somaxconn() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .unwrap()
         .trim()
         .parse()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn the_listen_backlog_follows_max_clients_up_to_somaxconn() {
+    let somaxconn = somaxconn();
     let (_t, server) = serve("backlog", &[], &["--max-clients", "1000"]);
     let port = server.addr.rsplit(':').next().unwrap();
     assert_eq!(backlog(port), somaxconn.min(1000));
@@ -101,11 +106,7 @@ fn the_listen_backlog_follows_max_clients_up_to_somaxconn() {
 
 #[test]
 fn a_max_clients_deeper_than_the_kernels_queue_is_told_how_to_raise_it() {
-    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let somaxconn = somaxconn() as usize;
     // Within the queue: nothing said (the note comes before `listening on`).
     let (_t, server) = serve("queue-fits", &[], &["--max-clients", "20"]);
     let log = server.log();
