@@ -149,6 +149,16 @@ fn a_transfer_cut_by_the_client_is_logged_as_aborted() {
     assert!(!server.log().contains("\"GET 0 big.bin\" ok"));
 }
 
+/// How many files [`long_listing`] makes.
+const LISTING_FILES: usize = 8000;
+
+/// `LISTING_FILES` empty files with long names in `t`'s `srv`: 1.7 MB of
+/// listing, more than the socket buffers hold.
+fn long_listing(t: &Scratch) {
+    let prefix = "a-name-long-enough-that-the-listing-outgrows-socket-buffers-".repeat(3);
+    empty_files(&t.join("srv"), &prefix, LISTING_FILES);
+}
+
 /// Clients that send `LIST` and never read the answer used to make the
 /// server keep a whole listing each (36 MB per client at 100 000 files).
 /// Now they share one snapshot: 8000 files with long names (1.7 MB of
@@ -157,15 +167,16 @@ fn a_transfer_cut_by_the_client_is_logged_as_aborted() {
 /// 100 000 × 100 case is in soak.rs.
 #[test]
 fn clients_that_never_read_a_listing_share_one() {
-    const FILES: usize = 8000;
     let t = Scratch::new("list-memory");
-    let prefix = "a-name-long-enough-that-the-listing-outgrows-socket-buffers-".repeat(3);
-    empty_files(&t.join("srv"), &prefix, FILES);
+    long_listing(&t);
     let server = Server::start(&t.join("srv"), &["-q"]);
-    let silent = silent_listers(&server.addr, 20, FILES);
+    let silent = silent_listers(&server.addr, 20, LISTING_FILES);
     // A client that reads gets the whole listing meanwhile.
     let answer = exchange(&server.addr, b"LIST\n", Duration::from_secs(30));
-    assert_eq!(String::from_utf8_lossy(&answer).lines().count(), FILES + 1);
+    assert_eq!(
+        String::from_utf8_lossy(&answer).lines().count(),
+        LISTING_FILES + 1
+    );
     let peak_kib = proc_status(&server, "VmHWM");
     assert!(
         peak_kib < 32 * 1024,
@@ -181,14 +192,15 @@ fn clients_that_never_read_a_listing_share_one() {
 /// goes away really cuts it.
 #[test]
 fn a_listing_is_logged_with_its_bytes_whole_or_cut() {
-    const FILES: usize = 8000;
     let t = Scratch::new("list-logged");
-    let prefix = "a-name-long-enough-that-the-listing-outgrows-socket-buffers-".repeat(3);
-    empty_files(&t.join("srv"), &prefix, FILES);
+    long_listing(&t);
     let server = Server::start(&t.join("srv"), &[]);
     let answer = exchange(&server.addr, b"LIST\n", Duration::from_secs(30));
     let status = answer.iter().position(|&b| b == b'\n').unwrap() + 1;
-    assert_eq!(String::from_utf8_lossy(&answer).lines().count(), FILES + 1);
+    assert_eq!(
+        String::from_utf8_lossy(&answer).lines().count(),
+        LISTING_FILES + 1
+    );
     let body = answer.len() - status;
     server.wait_for_log(&format!("\"LIST\" ok {body} "));
     // One that reads a little and goes away.
