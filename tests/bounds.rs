@@ -13,10 +13,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn ping_answered(addr: &str) -> bool {
-    exchange(addr, b"PING\n", Duration::from_secs(60)).starts_with(b"TCPFETCH/1 OK ")
-}
-
 /// `serve 2>&1 | shipper`, and the shipper dies: every later log line fails
 /// with EPIPE. Connections are still answered, and the `busy` line the
 /// accept loop logs does not end `serve` (it used to panic: exit 101).

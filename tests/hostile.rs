@@ -520,9 +520,7 @@ fn a_response_longer_than_the_idle_timeout_keeps_the_connection() {
 /// Ping on fresh connections until one is answered OK; panics with `what`
 /// once `limit` has passed.
 fn wait_for_a_free_place(server: &Server, limit: Duration, what: &str) {
-    let free = poll_until(limit, || {
-        exchange(&server.addr, b"PING\n", Duration::from_secs(60)).starts_with(b"TCPFETCH/1 OK ")
-    });
+    let free = poll_until(limit, || ping_answered(&server.addr));
     assert!(free.is_some(), "{what}");
 }
 

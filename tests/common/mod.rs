@@ -224,6 +224,12 @@ pub fn exchange(addr: &str, request: &[u8], limit: Duration) -> Vec<u8> {
     out
 }
 
+/// Whether a `PING` on a new connection is answered OK (not `busy`, not
+/// closed); 60 s only stops a hang.
+pub fn ping_answered(addr: &str) -> bool {
+    exchange(addr, b"PING\n", Duration::from_secs(60)).starts_with(b"TCPFETCH/1 OK ")
+}
+
 /// Send `request` on a new connection from its own thread (so a server
 /// that answers while we still send can never deadlock us), close our
 /// side, and read until the server closes. Panics if the server neither
