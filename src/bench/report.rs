@@ -108,7 +108,7 @@ pub fn text(r: &Results) -> String {
     row(&mut out, "bytes", bytes_text(s.bytes));
     row(&mut out, "wall time", format::seconds(r.seconds()));
     let (requests_per_s, _) = rates(r);
-    let throughput = shown_rate(r).map_or_else(|| "-".into(), |mb| format!("{mb:.1} MB/s"));
+    let throughput = format::rate(s.bytes, r.seconds()).unwrap_or_else(|| "-".into());
     row(
         &mut out,
         "throughput",
