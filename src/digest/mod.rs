@@ -425,6 +425,36 @@ mod tests {
         }
     }
 
+    /// A named file that is not a regular one (a FIFO) is hashed as a
+    /// stream with a core to spare: it cannot be read by position (`pread`
+    /// fails with ESPIPE), as a regular file is.
+    #[test]
+    fn a_named_fifo_is_hashed_as_a_stream() {
+        let dir = crate::util::scratch_dir("digest-fifo");
+        let path = dir.join("f");
+        let data: Vec<u8> = (0..3 * PIPELINE_BUFFER + 5)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let (want, _) = hash_reader(&data[..]).unwrap();
+        std::fs::write(&path, &data).unwrap();
+        let name = path.as_os_str().as_bytes();
+        assert_eq!(hash_named(name, Reading::Pipelined).unwrap(), want);
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.unwrap().success(), "mkfifo failed");
+        for reading in [Reading::Pipelined, Reading::Plain] {
+            // Opening a FIFO waits for the other end: write from a thread.
+            let writer = std::thread::spawn({
+                let (path, data) = (path.clone(), data.clone());
+                // A failed hash closes the FIFO early: the write then fails.
+                move || std::fs::write(path, data).is_ok()
+            });
+            assert_eq!(hash_named(name, reading).unwrap(), want, "{reading:?}");
+            assert!(writer.join().unwrap());
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn cache_hashes_once_and_notices_changes() {
         let dir = crate::util::scratch_dir("digest");
