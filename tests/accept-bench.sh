@@ -33,7 +33,6 @@ NEW=$(realpath "$2")
 ROUNDS=${3:-9}
 SECONDS_EACH=${4:-3}
 FILE=${FILE:-1k.bin}
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 rt=()
 [ "$(id -u)" = 0 ] && [ "${RT:-1}" = 1 ] && rt=(chrt -f 50)
 # PIN=split: the servers on the second core, the load on the first;
@@ -74,34 +73,8 @@ start() {
 start old "$OLD"
 start new "$NEW"
 
-nport=$((20000 + RANDOM % 12000))
-cat > "$dir/nginx/nginx.conf" << EOF
-worker_processes 1;
-$([ "$(id -u)" = 0 ] && echo "user root;")
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log;
-events { worker_connections 20000; }
-http {
-    sendfile on; tcp_nopush on; access_log off; keepalive_requests 100000000;
-    client_body_temp_path $dir/nginx/body; proxy_temp_path $dir/nginx/proxy;
-    fastcgi_temp_path $dir/nginx/fastcgi; uwsgi_temp_path $dir/nginx/uwsgi;
-    scgi_temp_path $dir/nginx/scgi;
-    server { listen 127.0.0.1:$nport backlog=4096; root $dir/files; }
-}
-EOF
-"${serving[@]}" "$NGINX" -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -g 'daemon off;' 2> "$dir/nginx/stderr" &
-npid=$!
-pids+=("$npid")
-for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$nport/$FILE" && break
-    sleep 0.05
-done
+start_nginx "$FILE" "${serving[@]}"
 
-ticks() { # PIDS... → clock ticks used so far by them
-    local t=0 p
-    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-    echo "$t"
-}
 per_request() { # TICKS REQUESTS → µs
     awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f\n", t / hz / n * 1e6 }'
 }

@@ -91,3 +91,62 @@ elapsed() {
     t1=$(date +%s.%N)
     echo "$t1 - $t0" | bc -l
 }
+
+# ticks PIDS...: the clock ticks (utime + stime, all threads) the processes
+# PIDS have used so far.
+ticks() {
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$t"
+}
+
+# start_nginx FILE [PREFIX...]: nginx-light serving $dir/files on a free
+# port below the ephemeral range, one worker, sendfile on, no access log
+# (config and logs in $dir/nginx), started under PREFIX (chrt, taskset)
+# and ready once it serves FILE → $nport, $npid (the master, in $pids).
+start_nginx() {
+    local file=$1 try
+    shift
+    mkdir -p "$dir/nginx"
+    for try in 1 2 3 4 5; do
+        nport=$((20000 + RANDOM % 12000))
+        try_nginx "$file" "$@" && return
+    done
+    echo "$(basename "$0"): nginx did not start" >&2
+    cat "$dir/nginx/stderr" >&2
+    exit 1
+}
+try_nginx() {
+    local file=$1
+    shift
+    cat > "$dir/nginx/nginx.conf" << EOF
+worker_processes 1;
+$([ "$(id -u)" = 0 ] && echo "user root;")
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+worker_rlimit_nofile 65536;
+events { worker_connections 20000; }
+http {
+    sendfile on;
+    tcp_nopush on;
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $dir/nginx/body;
+    proxy_temp_path $dir/nginx/proxy;
+    fastcgi_temp_path $dir/nginx/fastcgi;
+    uwsgi_temp_path $dir/nginx/uwsgi;
+    scgi_temp_path $dir/nginx/scgi;
+    server { listen 127.0.0.1:$nport backlog=4096; root $dir/files; }
+}
+EOF
+    "$@" "$(command -v nginx || echo /usr/sbin/nginx)" -c "$dir/nginx/nginx.conf" \
+        -p "$dir/nginx" -g 'daemon off;' 2> "$dir/nginx/stderr" &
+    npid=$!
+    pids+=("$npid")
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "http://127.0.0.1:$nport/$file" && return 0
+        kill -0 "$npid" 2> /dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}

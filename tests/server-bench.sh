@@ -49,7 +49,6 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo apt-get update -q > /dev/null
     $sudo apt-get install -y -q "${need[@]}" > /dev/null
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # 10 000 clients need 10 000 sockets in bench and 20 000 files in serve.
 if [ "$(id -u)" = 0 ]; then ulimit -Hn 65536 2>/dev/null || true; fi
@@ -82,56 +81,8 @@ make_file 1g.bin 1073741824
 cat "$dir/files/1g.bin" > /dev/null # into the page cache
 
 
-# nginx-light on a free port below the ephemeral range, one worker →
-# $nport, $npid (the master)
-start_nginx() {
-    local try
-    for try in 1 2 3 4 5; do
-        nport=$(( 20000 + RANDOM % 12000 ))
-        try_nginx && return
-    done
-    echo "server-bench.sh: nginx did not start" >&2; cat "$dir/nginx/stderr" >&2; exit 1
-}
-try_nginx() {
-    cat > "$dir/nginx/nginx.conf" <<EOF
-worker_processes 1;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log;
-worker_rlimit_nofile 65536;
-events { worker_connections 20000; }
-http {
-    sendfile on;
-    tcp_nopush on;
-    access_log off;
-    keepalive_requests 100000000;
-    client_body_temp_path $dir/nginx/body;
-    proxy_temp_path $dir/nginx/proxy;
-    fastcgi_temp_path $dir/nginx/fastcgi;
-    uwsgi_temp_path $dir/nginx/uwsgi;
-    scgi_temp_path $dir/nginx/scgi;
-    server { listen 127.0.0.1:$nport backlog=4096; root $dir/files; }
-}
-EOF
-    "$NGINX" -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -g 'daemon off;' 2> "$dir/nginx/stderr" &
-    npid=$!
-    pids+=("$npid")
-    for _ in $(seq 100); do
-        curl -sf -o /dev/null "http://127.0.0.1:$nport/1k.bin" && return 0
-        kill -0 "$npid" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
 # CPU seconds used so far by the processes PIDS... (all their threads)
-cpu() {
-    local ticks=0 p
-    for p in "$@"; do
-        ticks=$(( ticks + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
-    done
-    echo "scale=4; $ticks / $(getconf CLK_TCK)" | bc -l
-}
+cpu() { echo "scale=4; $(ticks "$@") / $(getconf CLK_TCK)" | bc -l; }
 nginx_pids() { echo "$npid $(pgrep -P "$npid" | tr '\n' ' ')"; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 
@@ -155,11 +106,11 @@ per_request_us() { awk '{ if ($2 > 0) printf "%.1f\n", $1 / $2 * 1e6; else print
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
 echo "date:    $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs each, median; descriptor limit $(ulimit -n); somaxconn $(cat /proc/sys/net/core/somaxconn) (was $somaxconn_was), SYN queue $(cat /proc/sys/net/ipv4/tcp_max_syn_backlog)"
-echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/.*: //'), 1 worker, sendfile on, no access log; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+echo "nginx:   $("$(command -v nginx || echo /usr/sbin/nginx)" -v 2>&1 | sed 's/.*: //'), 1 worker, sendfile on, no access log; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
 echo
 
 start_serve "$dir/serve" "$dir/files" --max-clients 20000
-start_nginx
+start_nginx 1k.bin
 "$BIN" bench "$addr" 1g.bin 1k.bin 1m.bin 64k.bin --clients 1 --requests 4 > /dev/null # digests cached
 
 # 1. CPU per GiB: 4 GiB sent per run.
