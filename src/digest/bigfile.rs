@@ -1,198 +1,208 @@
-//! One regular file hashed by two threads: `sum FILE` and `verify` of a
-//! single file when a core is free.
+//! One regular file hashed by two threads that take turns: `sum FILE` and
+//! `verify` of a single file when a core is free.
 //!
-//! A reader thread copies the file out of the page cache into buffers and
-//! the calling thread hashes them in order, as [`super::hash_pipelined`]
-//! does for a stream. The difference is who reads: here the file is read
-//! by position (`pread`), in numbered chunks that either thread can claim,
-//! and the hasher claims the next one itself whenever it has nothing to
-//! hash instead of waiting for the reader. On the 2-core VM these figures
-//! come from, the copy out of the page cache costs more while the other
-//! core is busy (0.4 s per GiB alone, 0.65-0.8 s beside the hasher), so
-//! the reader, not the hash, set the pace and the hasher waited 0.1-0.3 s
-//! per GiB; now it spends that time reading, into its own cache (tests/README.md,
-//! "Verify and sum speed").
+//! The file is cut into numbered chunks. Each thread claims the next one,
+//! reads it by position (`pread`), waits for its turn, feeds it to the one
+//! SHA-256 state and passes the turn on. While one thread hashes, the other
+//! reads, and every chunk is hashed on the core that has just copied it out
+//! of the page cache, from that core's own cache. The design before this
+//! one handed the chunks a reader thread filled to a hasher on the other
+//! core, and hashing bytes that another core has just written ran slower
+//! (tests/README.md, "Verify and sum speed").
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-use super::{update_prefetched, PositionalReader, DEPTH, PIPELINE_BUFFER};
+use super::{PositionalReader, PIPELINE_BUFFER};
 use crate::util::hex::Digest;
 use crate::util::io::fill;
 
 /// SHA-256 of the regular file `file` from its start, and its length:
 /// what [`super::hash_reader`] gives, at nearly the rate of the hash alone.
 pub fn hash_file(file: &File) -> io::Result<(Digest, u64)> {
-    hash_in_chunks(file, PIPELINE_BUFFER)
+    hash_in_chunks(file, PIPELINE_BUFFER, SPIN)
 }
 
-/// [`hash_file`] with chunks of `chunk` bytes. The reader may be up to
-/// `DEPTH` chunks ahead; with the ones being filled and the hasher's own,
-/// `DEPTH + 3` buffers in all.
-fn hash_in_chunks(file: &File, chunk: usize) -> io::Result<(Digest, u64)> {
-    let chunks = &Chunks {
-        file,
-        size: chunk,
-        next: AtomicU64::new(0),
-        ended: AtomicBool::new(false),
-    };
-    let (full_tx, full_rx) = mpsc::sync_channel(DEPTH);
-    let (empty_tx, empty_rx) = mpsc::sync_channel(DEPTH + 2);
-    for _ in 0..DEPTH + 2 {
-        // Never blocks or fails: the channel holds them all.
-        let _ = empty_tx.send(Vec::with_capacity(chunk));
-    }
+/// [`hash_file`] with chunks of `chunk` bytes (one buffer per thread) and
+/// turns waited for `spin` before sleeping.
+fn hash_in_chunks(file: &File, chunk: usize, spin: Duration) -> io::Result<(Digest, u64)> {
+    let relay = Relay::new(file, chunk, spin);
     thread::scope(|scope| {
-        let reader = thread::Builder::new()
+        // With no second thread to be had, this one alone reads and hashes
+        // every chunk in turn, never waiting.
+        let _ = thread::Builder::new()
             .name("reader".into())
-            .spawn_scoped(scope, move || read_ahead(chunks, empty_rx, full_tx));
-        match reader {
-            Ok(_) => Hasher::new(chunks, full_rx, empty_tx).run(),
-            // No thread to be had: read and hash in turn here.
-            Err(_) => super::hash_reader(PositionalReader { file, pos: 0 }),
-        }
-    })
+            .spawn_scoped(scope, || relay.run());
+        relay.run();
+    });
+    relay.result()
 }
 
-/// The file as numbered chunks, each read by whichever thread claims it.
-struct Chunks<'a> {
-    file: &'a File,
+/// The turn once the end is found or a read failed: nothing more is
+/// hashed, and a thread waiting for a later chunk stops.
+const DONE: u64 = u64::MAX;
+
+/// How long a thread that has read its chunk checks for its turn, giving
+/// its core away at each check, before it sleeps. A 512 KiB chunk hashes
+/// in about 0.3 ms here; waking a thread asleep on an idle core of a VM
+/// on every turn cost 5-10 % of the rate.
+const SPIN: Duration = Duration::from_millis(2);
+
+/// The chunks, the turn and the hash the threads share.
+struct Relay<'f> {
+    file: &'f File,
     size: usize,
+    /// [`SPIN`], but for tests.
+    spin: Duration,
     /// The next chunk nobody has claimed.
-    next: AtomicU64,
-    /// A chunk came back short: the end is found, claim no more.
-    ended: AtomicBool,
+    claimed: AtomicU64,
+    /// The chunk to be hashed next, or [`DONE`].
+    turn: AtomicU64,
+    /// Taken only by the thread whose turn it is.
+    hash: Mutex<Hashed>,
+    /// Where a thread that waited longer than `spin` sleeps.
+    sleep: Mutex<()>,
+    passed: Condvar,
 }
 
-/// A chunk read, numbered; shorter than the chunk size at the end.
-type Filled = io::Result<(u64, Vec<u8>)>;
-
-impl Chunks<'_> {
-    /// Claim the next chunk and read it into `buf`; `None` once the end
-    /// has been found. Claims go in order, so every chunk before one that
-    /// came back short has been claimed by then, and is on its way.
-    fn read_next(&self, mut buf: Vec<u8>) -> Option<Filled> {
-        if self.ended.load(Ordering::Relaxed) {
-            return None;
-        }
-        let index = self.next.fetch_add(1, Ordering::Relaxed);
-        let Some(offset) = index.checked_mul(self.size as u64) else {
-            return Some(Err(io::Error::from(io::ErrorKind::FileTooLarge)));
-        };
-        buf.resize(self.size, 0);
-        let mut at = PositionalReader {
-            file: self.file,
-            pos: offset,
-        };
-        let (n, result) = fill(&mut at, &mut buf);
-        if let Err(e) = result {
-            return Some(Err(e));
-        }
-        if n < self.size {
-            self.ended.store(true, Ordering::Relaxed);
-        }
-        buf.truncate(n);
-        Some(Ok((index, buf)))
-    }
+/// The hash so far, and how it ended.
+struct Hashed {
+    state: Sha256,
+    total: u64,
+    error: Option<io::Error>,
 }
 
-/// The reader thread: fill empty buffers with the next chunks until the end
-/// is found or the hasher is gone (it drops its ends of both channels when
-/// it returns, done or failed).
-fn read_ahead(chunks: &Chunks, empty: Receiver<Vec<u8>>, full: SyncSender<Filled>) {
-    while let Ok(buf) = empty.recv() {
-        let Some(filled) = chunks.read_next(buf) else {
-            return;
-        };
-        let failed = filled.is_err();
-        if full.send(filled).is_err() || failed {
-            return;
-        }
-    }
-}
-
-/// The calling thread's side: hash the chunks in order, reading the next
-/// one itself whenever none is ready.
-struct Hasher<'a, 'f> {
-    chunks: &'a Chunks<'f>,
-    full: Receiver<Filled>,
-    empty: SyncSender<Vec<u8>>,
-    /// Chunks that arrived before the ones ahead of them, and whether the
-    /// hasher read them itself.
-    waiting: BTreeMap<u64, (Vec<u8>, bool)>,
-    /// The hasher's own buffer, when it is not holding a chunk.
-    spare: Option<Vec<u8>>,
-}
-
-impl<'a, 'f> Hasher<'a, 'f> {
-    fn new(chunks: &'a Chunks<'f>, full: Receiver<Filled>, empty: SyncSender<Vec<u8>>) -> Self {
-        let spare = Some(Vec::with_capacity(chunks.size));
-        Hasher {
-            chunks,
-            full,
-            empty,
-            waiting: BTreeMap::new(),
-            spare,
+impl<'f> Relay<'f> {
+    fn new(file: &'f File, size: usize, spin: Duration) -> Self {
+        Relay {
+            file,
+            size,
+            spin,
+            claimed: AtomicU64::new(0),
+            turn: AtomicU64::new(0),
+            hash: Mutex::new(Hashed {
+                state: Sha256::new(),
+                total: 0,
+                error: None,
+            }),
+            sleep: Mutex::new(()),
+            passed: Condvar::new(),
         }
     }
 
-    fn run(mut self) -> io::Result<(Digest, u64)> {
-        let mut hasher = Sha256::new();
-        let (mut next, mut total) = (0u64, 0u64);
+    /// One thread's part: claim, read, wait for the turn, hash, pass it on,
+    /// until the turn is [`DONE`].
+    fn run(&self) {
+        let mut buf = vec![0u8; self.size];
         loop {
-            if let Some((buf, own)) = self.waiting.remove(&next) {
-                update_prefetched(&mut hasher, &buf);
-                total += buf.len() as u64;
-                next += 1;
-                let last = buf.len() < self.chunks.size;
-                if own {
-                    self.spare = Some(buf);
-                } else {
-                    // Never blocks: the channel holds every buffer. Fails
-                    // only when the reader is gone, which is then fine.
-                    let _ = self.empty.try_send(buf);
-                }
-                if last {
-                    return Ok((hasher.finalize().into(), total));
-                }
-                continue;
+            let index = self.claimed.fetch_add(1, Ordering::Relaxed);
+            let read = self.read(index, &mut buf);
+            if !self.wait_for(index) {
+                return;
             }
-            let (index, buf, own) = self.take()?;
-            self.waiting.insert(index, (buf, own));
+            let next = self.hash(index, read, &buf);
+            self.pass(next);
+            if next == DONE {
+                return;
+            }
         }
     }
 
-    /// The next chunk to arrive: one the reader has finished, else one read
-    /// here, else (the reader is mid-chunk and ours is still held) the
-    /// reader's next, waited for.
-    fn take(&mut self) -> io::Result<(u64, Vec<u8>, bool)> {
-        match self.full.try_recv() {
-            Ok(filled) => return filled.map(|(i, buf)| (i, buf, false)),
-            Err(TryRecvError::Disconnected) => return Err(reader_gone()),
-            Err(TryRecvError::Empty) => {}
+    /// Read chunk `index` into `buf`: how many bytes it holds, fewer than
+    /// the chunk size only at the end of the file.
+    fn read(&self, index: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(pos) = index.checked_mul(self.size as u64) else {
+            return Err(io::ErrorKind::FileTooLarge.into());
+        };
+        let (n, result) = fill(
+            &mut PositionalReader {
+                file: self.file,
+                pos,
+            },
+            buf,
+        );
+        result.map(|()| n)
+    }
+
+    /// Wait until it is chunk `index`'s turn: false if the hash ended
+    /// before it (a chunk before it was the last, or failed).
+    fn wait_for(&self, index: u64) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < self.spin {
+            match self.turn.load(Ordering::Acquire) {
+                turn if turn == index => return true,
+                DONE => return false,
+                _ => thread::yield_now(),
+            }
         }
-        // Once the end is found, what is missing is in the reader's hands
-        // (and the spare is dropped: there is nothing more to read into it).
-        if let Some(filled) = self.spare.take().and_then(|buf| self.chunks.read_next(buf)) {
-            return filled.map(|(i, buf)| (i, buf, true));
+        let mut asleep = lock(&self.sleep);
+        loop {
+            match self.turn.load(Ordering::Acquire) {
+                turn if turn == index => return true,
+                DONE => return false,
+                _ => {
+                    asleep = self
+                        .passed
+                        .wait(asleep)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+            }
         }
-        match self.full.recv() {
-            Ok(filled) => filled.map(|(i, buf)| (i, buf, false)),
-            Err(_) => Err(reader_gone()),
+    }
+
+    /// Feed chunk `index`, read as `read` into `buf`, to the hash: the
+    /// next turn.
+    fn hash(&self, index: u64, read: io::Result<usize>, buf: &[u8]) -> u64 {
+        let mut hashed = lock(&self.hash);
+        match read {
+            Ok(n) => {
+                hashed.state.update(&buf[..n]);
+                hashed.total += n as u64;
+                if n < self.size {
+                    DONE
+                } else {
+                    index + 1
+                }
+            }
+            Err(e) => {
+                hashed.error = Some(e);
+                DONE
+            }
+        }
+    }
+
+    fn pass(&self, next: u64) {
+        self.turn.store(next, Ordering::Release);
+        // A thread going to sleep checks the turn while it holds this lock
+        // and lets go of it only inside `wait`: once we have had the lock,
+        // it is either waiting, and woken below, or has not checked yet.
+        drop(lock(&self.sleep));
+        self.passed.notify_all();
+    }
+
+    /// The digest and length, or the error that ended the hash.
+    fn result(self) -> io::Result<(Digest, u64)> {
+        let hashed = self
+            .hash
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        match hashed.error {
+            Some(e) => Err(e),
+            None => Ok((hashed.state.finalize().into(), hashed.total)),
         }
     }
 }
 
-/// The reader stopped without sending a chunk that was claimed: it can only
-/// have panicked, which the scope re-raises; this error is never seen.
-fn reader_gone() -> io::Error {
-    io::Error::other("the reader thread stopped")
+/// A lock that a panic cannot leave half-changed: nothing in these
+/// sections panics, and a panicking thread is re-raised by the scope.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -203,7 +213,8 @@ mod tests {
 
     /// Every length around the chunk size, with chunks small enough that
     /// both threads claim many: the digest is the plain one whoever read
-    /// which chunk.
+    /// which chunk, whether the threads wait for their turns awake or
+    /// asleep.
     #[test]
     fn equals_the_plain_hash_at_every_boundary() {
         let dir = scratch_dir("bigfile");
@@ -223,7 +234,14 @@ mod tests {
                 std::fs::write(&path, &data).unwrap();
                 let file = File::open(&path).unwrap();
                 let want = hash_reader(&data[..]).unwrap();
-                assert_eq!(hash_in_chunks(&file, chunk).unwrap(), want, "{chunk} {len}");
+                assert_eq!(
+                    hash_in_chunks(&file, chunk, SPIN).unwrap(),
+                    want,
+                    "{chunk} {len}"
+                );
+                // Every wait asleep on the condvar: no turn is lost.
+                let asleep = hash_in_chunks(&file, chunk, Duration::ZERO).unwrap();
+                assert_eq!(asleep, want, "{chunk} {len}, no spin");
             }
         }
         std::fs::remove_dir_all(dir).unwrap();

@@ -42,9 +42,9 @@ pub enum Reading {
     /// already has a file of its own.
     Plain,
     /// Read on one thread while another hashes: one file at a time with a
-    /// core to spare. A regular file is read by position and the hasher
-    /// reads too when it would wait ([`bigfile`]); a stream is read on the
-    /// calling thread and hashed on another ([`hash_pipelined`]).
+    /// core to spare. A regular file is read by position by two threads
+    /// that take turns hashing what they read ([`bigfile`]); a stream is
+    /// read on the calling thread and hashed on another ([`hash_pipelined`]).
     Pipelined,
 }
 
@@ -69,7 +69,8 @@ pub fn hash_named(name: &[u8], reading: Reading) -> io::Result<Digest> {
 /// The buffers of [`hash_pipelined`] and of [`bigfile`]'s chunks: each
 /// hand-over between the threads can cost a wake-up, and larger buffers
 /// make fewer of them (1 GiB from the page cache: 0.72 s with 128 KiB,
-/// 0.65-0.68 s with 256 KiB-1 MiB). 6 of them are 3 MiB in all.
+/// 0.65-0.68 s with 256 KiB-1 MiB). [`hash_pipelined`]'s 6 are 3 MiB in
+/// all, [`bigfile`]'s 2 are 1 MiB (1 MiB chunks measured the same).
 const PIPELINE_BUFFER: usize = 512 * 1024;
 
 /// SHA-256 of everything `reader` yields, read on this thread while a
