@@ -31,19 +31,18 @@ pub fn local_path(name: &str, output: Option<&str>) -> Result<PathBuf> {
         Some(out) if out.ends_with('/') => {
             Err(Error::Other(format!("-o {out}: no such directory")))
         }
-        // Told as `-o DIR/` is, before anything is asked of the server,
-        // rather than as a failure to write `PATH.part`, a name the user
-        // never gave.
-        Some(out) if !parent(Path::new(out)).is_dir() => {
+        // A missing directory is told as `-o DIR/` is, before anything is
+        // asked of the server, rather than as a failure to write
+        // `PATH.part`, a name the user never gave.
+        Some(out) => {
             let dir = parent(Path::new(out));
-            let why = if dir.exists() {
-                "is not a directory"
-            } else {
-                "does not exist"
+            let why = match fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => return Ok(PathBuf::from(out)),
+                Ok(_) => "is not a directory",
+                Err(_) => "does not exist",
             };
             Err(Error::Other(format!("-o {out}: '{}' {why}", dir.display())))
         }
-        Some(out) => Ok(PathBuf::from(out)),
         None => Ok(PathBuf::from(base()?)),
     }
 }
