@@ -176,9 +176,7 @@ fn answer(
                     Some((sent, digest)) if sent == n => digest,
                     _ => open(shared, session, n)?.1,
                 };
-                wire::write_header(&mut out, 32)
-                    .map_err(|e| Error::wire(Phase::Legacy(LegacyStep::SendDigest), e))?;
-                out.write_all(&digest)
+                send_digest(stream, &digest)
                     .map_err(|e| Error::net(Phase::Legacy(LegacyStep::SendDigest), e))?;
                 return Ok((Next::Close, Sent::default()));
             }
@@ -236,6 +234,16 @@ fn open(
         .digest(&shared.cache)
         .map_err(|e| Error::local("cannot read the file", e))?;
     Ok((open, digest))
+}
+
+/// `DIGEST<n>`'s answer: a length header of 32 and the raw digest, sent as
+/// a file's header and body are ([`body::send_header`] queues the header
+/// with `MSG_MORE`), so both leave in one segment rather than two.
+fn send_digest(stream: &TcpStream, digest: &Digest) -> std::io::Result<()> {
+    let header = wire::encode_header(digest.len() as u64)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    body::send_header(stream, &header, digest.len() as u64)?;
+    (&*stream).write_all(digest)
 }
 
 /// The size header, then exactly that many raw bytes (fewer if the client

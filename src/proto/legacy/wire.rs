@@ -98,16 +98,6 @@ pub fn write_message(w: &mut impl Write, text: &str) -> Result<()> {
         .map_err(WireError::Io)
 }
 
-/// Send a bare header (a file size, or the digest's length).
-pub fn write_header(w: &mut impl Write, n: u64) -> Result<()> {
-    let header = encode_header(n).ok_or_else(|| {
-        WireError::Malformed(format!(
-            "{n} does not fit in the old protocol's 10-digit length header"
-        ))
-    })?;
-    w.write_all(&header).map_err(WireError::Io)
-}
-
 /// Read a header. `Ok(None)` when the peer closed the connection before
 /// sending a single byte; a header cut short is an error.
 pub fn read_header(r: &mut impl Read) -> Result<Option<u64>> {
