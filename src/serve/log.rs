@@ -12,6 +12,7 @@
 //! again. A reader that went away (EPIPE) is ignored the same way: a log
 //! write failing is never a reason to end a connection, let alone `serve`.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,10 +80,30 @@ pub fn transfer(sent: u64, due: u64) -> String {
 /// and `\` escaped so a request cannot close the quotes and forge the
 /// fields after them, and control or invisible characters shown as
 /// `\u{..}` so it cannot drive the terminal of whoever reads the log.
+///
+/// Built in one pass into the one string the caller gets (the log line
+/// [`request`] appends to): bytes that are not UTF-8 become U+FFFD as
+/// `String::from_utf8_lossy` makes them, without a lossy copy, an escaped
+/// copy and a visible copy of every request first.
 pub fn quoted(request: &[u8]) -> String {
-    let text = String::from_utf8_lossy(request);
-    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("\"{}\"", crate::util::format::visible(&escaped))
+    // Room for the quotes and for the result `request` appends.
+    let mut out = String::with_capacity(request.len() + 32);
+    out.push('"');
+    for chunk in request.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' || c == '"' {
+                out.push('\\');
+                out.push(c);
+            } else {
+                crate::util::format::push_visible(&mut out, c);
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// One answered request's access-log text (after the peer): the request
@@ -90,7 +111,10 @@ pub fn quoted(request: &[u8]) -> String {
 /// the old protocol so one parser reads both.
 pub fn request(request: &[u8], result: &str, started: Instant) -> String {
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    format!("{} {result} {ms:.1}ms", quoted(request))
+    let mut line = quoted(request);
+    // Writing to a String cannot fail.
+    let _ = write!(line, " {result} {ms:.1}ms");
+    line
 }
 
 /// A line on stderr that is not part of the access log (progress of
@@ -168,6 +192,69 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Err(io::Error::from(io::ErrorKind::BrokenPipe))
         }
+    }
+
+    #[test]
+    fn requests_are_quoted_with_tricky_bytes_escaped() {
+        let rows: &[(&[u8], &str)] = &[
+            (b"GET 0 a.txt", r#""GET 0 a.txt""#),
+            (b"", r#""""#),
+            // Quotes and backslashes cannot end the field early.
+            (br#"GET 0 a" ok 5"#, r#""GET 0 a\" ok 5""#),
+            (br"a\b\", r#""a\\b\\""#),
+            (br#"\""#, r#""\\\"""#),
+            // A backslash sent before `u{..}` stays told apart from an escape.
+            (br"\u{1b}", r#""\\u{1b}""#),
+            // Controls: C0, DEL, C1 (U+009B starts a terminal sequence).
+            (
+                b"\x1b[2J\x07\n\r\t\x00\x7f",
+                r#""\u{1b}[2J\u{7}\n\r\t\u{0}\u{7f}""#,
+            ),
+            ("a\u{9b}b".as_bytes(), r#""a\u{9b}b""#),
+            // Invisible and reordering characters.
+            (
+                "x\u{202e}y\u{feff}\u{200b}".as_bytes(),
+                r#""x\u{202e}y\u{feff}\u{200b}""#,
+            ),
+            ("ü \u{2764}\u{fe0f}".as_bytes(), "\"ü \u{2764}\u{fe0f}\""),
+            // Not UTF-8: a U+FFFD per bad sequence, as from_utf8_lossy has it.
+            (b"a\xffb", "\"a\u{fffd}b\""),
+            (b"\xe2\x80", "\"\u{fffd}\""),
+            (b"\xe2\x80\"", "\"\u{fffd}\\\"\""),
+            (
+                b"\xc0\xaf\xed\xa0\x80",
+                "\"\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\"",
+            ),
+        ];
+        for (request, want) in rows {
+            assert_eq!(quoted(request), *want, "{request:?}");
+            assert_eq!(quoted(request), three_passes(request), "{request:?}");
+        }
+        // Seeded random bytes, biased to the ones that need care.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = b"\"\\\x1b\x7f\x9b\xc2\xe2\x80\xae\xef\xbb\xbf\xff\n az";
+        for _ in 0..2000 {
+            let mut request = Vec::new();
+            for _ in 0..(x % 24) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let byte = if x.is_multiple_of(3) {
+                    x as u8
+                } else {
+                    alphabet[(x >> 8) as usize % alphabet.len()]
+                };
+                request.push(byte);
+            }
+            assert_eq!(quoted(&request), three_passes(&request), "{request:?}");
+        }
+    }
+
+    /// `quoted` as it was: a lossy copy, an escaped copy, a visible copy.
+    fn three_passes(request: &[u8]) -> String {
+        let text = String::from_utf8_lossy(request);
+        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{}\"", crate::util::format::visible(&escaped))
     }
 
     #[test]

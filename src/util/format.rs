@@ -55,15 +55,21 @@ pub fn html(text: &str) -> String {
 /// names that came from a peer on a terminal, where one name must never
 /// pass for another.
 pub fn visible(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() || is_invisible(c) {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_visible(&mut out, c);
+    }
+    out
+}
+
+/// One character of [`visible`], added to `out`: for text built in one
+/// pass (the access log's quoted requests) instead of a string per step.
+pub fn push_visible(out: &mut String, c: char) {
+    if c.is_control() || is_invisible(c) {
+        out.extend(c.escape_default());
+    } else {
+        out.push(c);
+    }
 }
 
 /// Unicode's format characters (category Cf) that a terminal shows as
