@@ -94,10 +94,8 @@ fn upstream_error(e: &Error) -> Response {
     Response::json(
         status,
         format!(
-            "{{\"error\":{},\"kind\":{},\"hint\":{}}}\n",
-            json_string(&e.to_string()),
-            json_string(e.kind()),
-            jobs::hint_json(e)
+            "{{{}}}\n",
+            jobs::error_members(Some(e), ["error", "kind", "hint"])
         ),
     )
 }

@@ -68,11 +68,23 @@ pub struct JobState {
     log_dropped: u64,
 }
 
-/// An error's hint (what `tcpfetch` prints after the message) as a JSON
-/// value.
-pub fn hint_json(e: &Error) -> String {
-    e.hint()
-        .map_or_else(|| "null".to_string(), |h| json_string(&h))
+/// A failure as the page shows it: its message, kind and hint (what
+/// `tcpfetch` prints after the message) as JSON members under the names in
+/// `keys`, such as `"error":"…","kind":"network","hint":null`; no failure
+/// is three nulls. A failed action and a failed job name them differently,
+/// and the page reads both.
+pub fn error_members(e: Option<&Error>, keys: [&str; 3]) -> String {
+    let [message, kind, hint] = keys;
+    let null = || "null".to_string();
+    let (m, k, h) = match e {
+        Some(e) => (
+            json_string(&e.to_string()),
+            json_string(e.kind()),
+            e.hint().map_or_else(null, |h| json_string(&h)),
+        ),
+        None => (null(), null(), null()),
+    };
+    format!("\"{message}\":{m},\"{kind}\":{k},\"{hint}\":{h}")
 }
 
 impl Job {
@@ -112,16 +124,9 @@ impl Job {
             (Some(_), None) => "ok",
             (Some(_), Some(_)) => "failed",
         };
-        let (error, kind, hint) = match &s.error {
-            Some(e) => (
-                json_string(&e.to_string()),
-                json_string(e.kind()),
-                hint_json(e),
-            ),
-            None => ("null".to_string(), "null".to_string(), "null".to_string()),
-        };
+        let error = error_members(s.error.as_ref(), ["error", "error_kind", "error_hint"]);
         let mut out = format!(
-            "{{\"id\":{},\"kind\":\"{}\",\"subject\":{},\"state\":\"{status}\",\"elapsed_s\":{:.3},\"done\":{},\"total\":{},\"from\":{},\"failed\":{},\"error\":{error},\"error_kind\":{kind},\"error_hint\":{hint},\"result\":{}",
+            "{{\"id\":{},\"kind\":\"{}\",\"subject\":{},\"state\":\"{status}\",\"elapsed_s\":{:.3},\"done\":{},\"total\":{},\"from\":{},\"failed\":{},{error},\"result\":{}",
             self.id,
             self.kind,
             json_string(&self.subject),
@@ -288,4 +293,27 @@ fn job_id(text: &str) -> Option<u64> {
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_reads_the_same_under_either_set_of_keys() {
+        let e = Error::Usage("bad \"port\"".into());
+        assert_eq!(
+            error_members(Some(&e), ["error", "kind", "hint"]),
+            r#""error":"bad \"port\"","kind":"usage","hint":"see 'tcpfetch --help'""#
+        );
+        let e = Error::Integrity("digest differs".into());
+        assert_eq!(
+            error_members(Some(&e), ["error", "error_kind", "error_hint"]),
+            r#""error":"integrity failure: digest differs","error_kind":"corrupt","error_hint":null"#
+        );
+        assert_eq!(
+            error_members(None, ["error", "error_kind", "error_hint"]),
+            r#""error":null,"error_kind":null,"error_hint":null"#
+        );
+    }
 }
