@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::report::{self, kinds, mean, point, rates, POINTS};
-use super::stats::{Results, Stats};
+use super::report::{self, kinds, mean, point, Timing, POINTS};
+use super::stats::{Results, Running, Stats};
 use crate::util::format;
 use crate::util::svg::{self, escape, Column, Frame, NARROW, THEME, WIDE};
 
@@ -23,9 +23,10 @@ pub fn report(r: &Results) -> String {
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>tcpfetch bench {}</title>\n<style>\n{THEME}{CSS}</style>\n</head>\n<body>\n<main>\n",
         escape(&r.test_id)
     );
-    summary(&mut out, r);
+    let timing = Timing::of(r);
+    summary(&mut out, r, &timing);
     latency(&mut out, r);
-    over_time(&mut out, r);
+    over_time(&mut out, r, &timing.running);
     if r.names.len() > 1 {
         per_file(&mut out, r);
     }
@@ -38,7 +39,7 @@ pub fn report(r: &Results) -> String {
     out
 }
 
-fn summary(out: &mut String, r: &Results) {
+fn summary(out: &mut String, r: &Results, timing: &Timing) {
     let s = &r.stats;
     let (start, end) = r.bounds();
     let at = |us: u64| format::rfc3339(UNIX_EPOCH + Duration::from_micros(us));
@@ -53,7 +54,6 @@ fn summary(out: &mut String, r: &Results) {
         at(start),
         at(end),
     );
-    let (requests_per_s, _) = rates(r);
     let tile = |out: &mut String, k: &str, v: String, class: &str, unit: &str| {
         let unit = if unit.is_empty() {
             String::new()
@@ -86,15 +86,21 @@ fn summary(out: &mut String, r: &Results) {
         "",
     );
     // As everywhere: no rate for a run too short or too small to time.
-    match report::shown_rate(r) {
+    match timing.shown_mb_per_s {
         Some(mb) => tile(out, "Throughput", format!("{mb:.1}"), "", "MB/s"),
         None => tile(out, "Throughput", "–".into(), "", ""),
     }
-    tile(out, "Rate", format!("{requests_per_s:.1}"), "", "req/s");
+    tile(
+        out,
+        "Rate",
+        format!("{:.1}", timing.requests_per_s),
+        "",
+        "req/s",
+    );
     tile(
         out,
         "Wall time",
-        format!("{:.2}", r.seconds().as_secs_f64()),
+        format!("{:.2}", timing.wall.as_secs_f64()),
         "",
         "s",
     );
@@ -173,10 +179,9 @@ pub fn histogram_chart(r: &Results, width: f64, id: Option<&str>) -> String {
     svg::columns(&frame, &cols)
 }
 
-fn over_time(out: &mut String, r: &Results) {
+fn over_time(out: &mut String, r: &Results, spans: &Running) {
     let (first, step, groups) = group_seconds(r);
     // Rates over the part of each column some run was running.
-    let spans = r.running();
     let running = |offset: u64| {
         let from = (first + offset).saturating_mul(1_000_000);
         let to = from.saturating_add(step.saturating_mul(1_000_000));

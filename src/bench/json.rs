@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::histogram::{self, Histogram};
-use super::report::{kinds, mean, point, rates, POINTS};
+use super::report::{kinds, mean, point, Timing, POINTS};
 use super::stats::{Results, Stats};
 use crate::util::format::{self, json_string};
 
@@ -28,7 +28,8 @@ pub fn histogram_params() -> String {
 
 /// The whole `--json` object, newline included.
 pub fn json(r: &Results) -> String {
-    let mut out = head(r);
+    let timing = Timing::of(r);
+    let mut out = head(r, &timing);
     let s = &r.stats;
     let shape = r.shape.as_ref();
     let opt = |v: Option<String>| v.unwrap_or_else(|| "null".into());
@@ -55,13 +56,16 @@ pub fn json(r: &Results) -> String {
         counters(&s.latency),
         counters(&s.ttfb)
     );
-    let running = r.running();
     let seconds: Vec<String> = r
         .timeline
         .iter()
         .map(|(&t, s)| {
             let from = t.saturating_mul(1_000_000);
-            second(t, s, running.covered(from, from.saturating_add(1_000_000)))
+            second(
+                t,
+                s,
+                timing.running.covered(from, from.saturating_add(1_000_000)),
+            )
         })
         .collect();
     let _ = write!(out, ",\"timeline\":[{}]", seconds.join(","));
@@ -80,16 +84,15 @@ pub fn json(r: &Results) -> String {
 /// The summary alone (the keys a script reads, through `rate`), as the
 /// `ui` page shows it, newline included.
 pub fn summary(r: &Results) -> String {
-    head(r) + "}\n"
+    head(r, &Timing::of(r)) + "}\n"
 }
 
 /// The summary's members, without the closing brace.
-fn head(r: &Results) -> String {
+fn head(r: &Results, t: &Timing) -> String {
     let s = &r.stats;
     let names: Vec<String> = r.names.iter().map(|n| json_string(n)).collect();
-    let (requests_per_s, mb_per_s) = rates(r);
     let mut out = format!(
-        "{{\"test_id\":{},\"addr\":{},\"files\":[{}],\"clients\":{},\"requests\":{},\"ok\":{},\"failed\":{},\"corrupt\":{},\"bytes\":{},\"seconds\":{:.6},\"throughput_mb_s\":{mb_per_s:.3},\"requests_per_s\":{requests_per_s:.3},\"errors\":{}",
+        "{{\"test_id\":{},\"addr\":{},\"files\":[{}],\"clients\":{},\"requests\":{},\"ok\":{},\"failed\":{},\"corrupt\":{},\"bytes\":{},\"seconds\":{:.6},\"throughput_mb_s\":{:.3},\"requests_per_s\":{:.3},\"errors\":{}",
         json_string(&r.test_id),
         json_string(&r.addr),
         names.join(","),
@@ -99,7 +102,9 @@ fn head(r: &Results) -> String {
         s.failed(),
         s.corrupt,
         s.bytes,
-        r.seconds().as_secs_f64(),
+        t.wall.as_secs_f64(),
+        t.mb_per_s,
+        t.requests_per_s,
         errors(s, true),
     );
     let _ = write!(

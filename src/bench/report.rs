@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use super::stats::{Results, Stats};
+use super::stats::{Results, Running, Stats};
 use super::{bytes_text, millis, Outcome, KINDS};
 use crate::bench::histogram::Histogram;
 use crate::util::format;
@@ -23,20 +23,34 @@ pub const POINTS: [(&str, &str, f64); 6] = [
 const ROWS: u64 = 10;
 const BAR: u64 = 40;
 
-/// The run's requests and megabytes per second, over [`Results::seconds`].
-pub fn rates(r: &Results) -> (f64, f64) {
-    let wall = r.seconds();
-    (
-        per_second(r.stats.requests() as f64, wall),
-        per_second(r.stats.bytes as f64 / 1e6, wall),
-    )
+/// How long a run (or merged runs) ran and how fast: the spans merged
+/// once, for everything a report says of time.
+pub struct Timing {
+    /// The union of the spans, for rates over part of the run.
+    pub running: Running,
+    /// The time some run was running ([`Running::total`]).
+    pub wall: Duration,
+    pub requests_per_s: f64,
+    /// The JSON's number: 0 for a run with no time at all.
+    pub mb_per_s: f64,
+    /// The throughput as every command shows a rate ([`format::rate`]):
+    /// `None` for a run too short or too small to time, which would read
+    /// `0.0 MB/s`.
+    pub shown_mb_per_s: Option<f64>,
 }
 
-/// The run's throughput in MB/s as every command shows a rate
-/// ([`format::rate`]): `None` for a run too short or too small to time,
-/// which would read `0.0 MB/s` (the JSON keeps the number).
-pub fn shown_rate(r: &Results) -> Option<f64> {
-    format::megabytes_per_second(r.stats.bytes, r.seconds())
+impl Timing {
+    pub fn of(r: &Results) -> Timing {
+        let running = r.running();
+        let wall = running.total();
+        Timing {
+            requests_per_s: per_second(r.stats.requests() as f64, wall),
+            mb_per_s: per_second(r.stats.bytes as f64 / 1e6, wall),
+            shown_mb_per_s: format::megabytes_per_second(r.stats.bytes, wall),
+            running,
+            wall,
+        }
+    }
 }
 
 /// How the run was shaped, in words.
@@ -106,13 +120,13 @@ pub fn text(r: &Results) -> String {
     );
     row(&mut out, "corrupt", s.corrupt.to_string());
     row(&mut out, "bytes", bytes_text(s.bytes));
-    row(&mut out, "wall time", format::seconds(r.seconds()));
-    let (requests_per_s, _) = rates(r);
-    let throughput = format::rate(s.bytes, r.seconds()).unwrap_or_else(|| "-".into());
+    let t = Timing::of(r);
+    row(&mut out, "wall time", format::seconds(t.wall));
+    let throughput = format::rate(s.bytes, t.wall).unwrap_or_else(|| "-".into());
     row(
         &mut out,
         "throughput",
-        format!("{throughput}, {requests_per_s:.1} requests/s"),
+        format!("{throughput}, {:.1} requests/s", t.requests_per_s),
     );
     let _ = write!(out, "\n  {:<10}", "(ms)");
     for (_, label, _) in POINTS {

@@ -154,12 +154,6 @@ impl Results {
         Running(out)
     }
 
-    /// The time the run (or the runs) were running: the union of their
-    /// spans, so that overlapping runs count their shared time once.
-    pub fn seconds(&self) -> Duration {
-        self.running().covered(0, u64::MAX)
-    }
-
     /// The first start and the last end, µs since the epoch.
     pub fn bounds(&self) -> (u64, u64) {
         let start = self.spans.iter().map(|s| s.0).min().unwrap_or(0);
@@ -209,6 +203,12 @@ impl Results {
 pub struct Running(Vec<(u64, u64)>);
 
 impl Running {
+    /// The time the run (or the runs) were running: overlapping runs
+    /// count their shared time once.
+    pub fn total(&self) -> Duration {
+        self.covered(0, u64::MAX)
+    }
+
     /// How much of `from..to` (µs since the epoch) some run was running:
     /// a rate over a second the run only partly covered (its first and
     /// last) is counted over the part it covered.
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn seconds_are_the_union_of_the_spans() {
-        let s = |spans: &[(u64, u64)]| results(spans).seconds().as_micros();
+        let s = |spans: &[(u64, u64)]| results(spans).running().total().as_micros();
         assert_eq!(s(&[(10, 20)]), 10);
         assert_eq!(s(&[(10, 20), (15, 30)]), 20, "overlap counted once");
         assert_eq!(s(&[(30, 40), (10, 20)]), 20, "disjoint spans add");
@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(a.timeline[&5].ok, 2);
         assert_eq!(a.timeline[&6].failed(), 1);
         assert_eq!(a.files[0].1.requests(), 2);
-        assert_eq!(a.seconds(), Duration::from_secs(2));
+        assert_eq!(a.running().total(), Duration::from_secs(2));
         assert_eq!(a.first_error.as_deref(), Some("x"));
         b.protocol = "legacy".into();
         let err = a.merge(b).unwrap_err();
