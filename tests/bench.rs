@@ -584,8 +584,7 @@ fn bench_authenticates_with_a_key_file() {
 fn bench_load_tests_the_old_protocol() {
     let t = Scratch::new("bench-legacy");
     t.write("srv/a.bin", &random_bytes(200_000, 6));
-    let mut server = Server::start(&t.join("srv"), &["--legacy-listen", "127.0.0.1:0"]);
-    let legacy = server.legacy_addr();
+    let (_server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     let log = t.join("log.jsonl");
     let run = tcpfetch(
         &t.path,
@@ -620,8 +619,7 @@ fn bench_load_tests_the_old_protocol() {
 fn a_name_the_old_server_does_not_list_is_counted_not_found() {
     let t = Scratch::new("bench-legacy-unlisted");
     t.write("srv/a.bin", b"hello");
-    let mut server = Server::start(&t.join("srv"), &["--legacy-listen", "127.0.0.1:0"]);
-    let legacy = server.legacy_addr();
+    let (_server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     let run = tcpfetch(
         &t.path,
         &[

@@ -193,35 +193,7 @@ fn mutated_pickles_never_break_the_legacy_server() {
     let seed = fuzz_seed(0xf022_5eed);
     let seeds = corpus("pickles");
     let t = tree("fuzz-pickles");
-    let log = fs::File::create(t.join("serve.log")).unwrap();
-    let mut child = std::process::Command::new(BIN)
-        .arg("serve")
-        .arg(t.join("root"))
-        .args(["--listen", "127.0.0.1:0", "--legacy-listen", "127.0.0.1:0"])
-        .args(["--idle-timeout", "5"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut lines = [String::new(), String::new()];
-    for line in &mut lines {
-        std::io::BufRead::read_line(&mut out, line).unwrap();
-    }
-    let server = Server {
-        child,
-        addr: lines[0]
-            .trim()
-            .trim_start_matches("listening on ")
-            .to_string(),
-        stdout: out,
-        stderr_path: t.join("serve.log"),
-    };
-    let legacy = lines[1]
-        .trim()
-        .strip_prefix("legacy listening on ")
-        .unwrap_or_else(|| panic!("{lines:?}"))
-        .to_string();
+    let (server, legacy) = Server::start_legacy(&t.join("root"), &["--idle-timeout", "5"]);
     let idle = idle_threads(&server);
     let hello = fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/pickles/hello-p4.pickle"),

@@ -54,14 +54,6 @@ impl Drop for OldServer {
     }
 }
 
-/// `tcpfetch serve DIR --legacy-listen 127.0.0.1:0` and its legacy address,
-/// read from the second stdout line.
-fn serve_legacy(dir: &Path) -> (Server, String) {
-    let mut server = Server::start(dir, &["--legacy-listen", "127.0.0.1:0"]);
-    let addr = server.legacy_addr();
-    (server, addr)
-}
-
 /// Run the stand-in old client for file `n`, saving to `out`.
 fn old_client(addr: &str, n: &str, out: &Path, protocol: u8) -> Output {
     let (host, port) = addr.rsplit_once(':').unwrap();
@@ -285,7 +277,7 @@ fn ping_legacy_refuses_a_tcpfetch_v1_server() {
 fn ping_without_legacy_recognises_the_old_server_at_once() {
     let t = Scratch::new("lg-ping-old");
     std::fs::create_dir_all(t.join("srv")).unwrap();
-    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     for cmd in [
         &["ping", &legacy][..],
         &["list", &legacy],
@@ -305,7 +297,7 @@ fn ping_without_legacy_recognises_the_old_server_at_once() {
 fn serve_prints_the_legacy_address_as_its_second_line() {
     let t = Scratch::new("lg-announce");
     std::fs::create_dir_all(t.join("srv")).unwrap();
-    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     assert!(legacy.starts_with("127.0.0.1:"), "{legacy}");
     assert_ne!(legacy, server.addr);
 }
@@ -316,7 +308,7 @@ fn the_old_client_gets_the_right_bytes_and_digest_from_serve() {
     let big = random_bytes(1_500_000, 55);
     t.write("srv/b.bin", &big);
     t.write("srv/a.txt", b"alpha\n");
-    let (_server, legacy) = serve_legacy(&t.join("srv"));
+    let (_server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     for proto in [3, 4] {
         let out = t.join(&format!("got-{proto}"));
         let run = old_client(&legacy, "2", &out, proto);
@@ -339,7 +331,7 @@ fn tcpfetch_legacy_commands_work_against_serve_legacy_listen() {
     t.write("srv/sub/x.bin", &data);
     t.write("srv/a.txt", b"a");
     std::fs::create_dir_all(t.join("dl")).unwrap();
-    let (_server, legacy) = serve_legacy(&t.join("srv"));
+    let (_server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     let run = tcpfetch(&t.path, &["list", "--legacy", &legacy]);
     assert_eq!(run.stdout(), "1  a.txt\n2  sub/x.bin\n", "{run}");
     tcpfetch(&t.join("dl"), &["get", "--legacy", &legacy, "sub/x.bin"]).expect_code(0);
@@ -351,7 +343,7 @@ fn tcpfetch_legacy_commands_work_against_serve_legacy_listen() {
 fn a_hostile_pickle_runs_nothing_and_the_server_keeps_serving() {
     let t = Scratch::new("lg-hostile");
     t.write("srv/a.txt", b"still here");
-    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     let marker = t.join("pwned");
     // What `pickle.loads` would turn into os.system("touch MARKER").
     let evil = python(&format!(
@@ -371,7 +363,7 @@ fn a_hostile_pickle_runs_nothing_and_the_server_keeps_serving() {
 fn bad_peers_do_not_stop_the_legacy_server() {
     let t = Scratch::new("lg-bad");
     t.write("srv/a.txt", b"survivor");
-    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     let hello = message("HELLO");
     let mut two = hello.clone();
     two.extend_from_slice(&message("7"));
@@ -461,11 +453,7 @@ fn get_legacy_writes_to_stdout_with_dash() {
 fn a_legacy_client_past_max_clients_sees_a_clean_close() {
     let t = Scratch::new("legacy-busy");
     t.write("srv/a.bin", b"a");
-    let mut server = Server::start(
-        &t.join("srv"),
-        &["--legacy-listen", "127.0.0.1:0", "--max-clients", "1"],
-    );
-    let legacy = server.legacy_addr();
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &["--max-clients", "1"]);
     // The holder's HELLO is answered, so it surely holds the one slot
     // (a sleep would only make that likely on a loaded machine). The
     // message is pickled first: a starved python can take longer than the
@@ -492,11 +480,7 @@ fn a_legacy_client_past_max_clients_sees_a_clean_close() {
 fn the_legacy_listener_honours_allow_and_refuses_to_run_with_a_key() {
     let t = Scratch::new("legacy-allow");
     t.write("srv/a.bin", b"guarded");
-    let mut server = Server::start(
-        &t.join("srv"),
-        &["--legacy-listen", "127.0.0.1:0", "--allow", "10.0.0.0/8"],
-    );
-    let legacy = server.legacy_addr();
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &["--allow", "10.0.0.0/8"]);
     let run = tcpfetch(&t.path, &["get", "--legacy", &legacy, "1", "-o", "out.bin"]);
     run.expect_code(1);
     assert!(!t.join("out.bin").exists());
@@ -523,7 +507,7 @@ fn the_legacy_listener_honours_allow_and_refuses_to_run_with_a_key() {
 fn get_legacy_checks_a_carried_manifest() {
     let t = Scratch::new("legacy-manifest");
     t.write("srv/a.bin", b"the real bytes");
-    let (_server, legacy) = serve_legacy(&t.join("srv"));
+    let (_server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     t.write("SUMS", format!("{}  1\n", "0".repeat(64)).as_bytes());
     let run = tcpfetch(
         &t.path,
@@ -559,11 +543,7 @@ fn a_locked_part_refuses_a_concurrent_get_legacy() {
     let data = random_bytes(3 << 20, 61);
     t.write("srv/big.bin", &data);
     // Paced at 1 MiB/s, the first get is stopped well before its end.
-    let mut server = Server::start(
-        &t.join("srv"),
-        &["--max-rate", "1M", "--legacy-listen", "127.0.0.1:0"],
-    );
-    let legacy = server.legacy_addr();
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &["--max-rate", "1M"]);
     let second = ["get", "--legacy", &legacy, "big.bin"];
     a_second_get_meets_the_lock(&t.path, &server.addr, "big.bin", &second, &data);
 }
@@ -574,7 +554,7 @@ fn every_legacy_session_ends_as_the_old_clients_do() {
     // a session ends with DIGEST<n> after a file, and with TEST otherwise.
     let t = Scratch::new("legacy-endings");
     t.write("srv/a.txt", b"hello\n");
-    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     tcpfetch(&t.path, &["list", "--legacy", &legacy]).expect_code(0);
     let log = server.wait_for_log("\"TEST\"");
     assert!(log.contains("\"PREPARED\""), "{log}");
@@ -593,7 +573,7 @@ fn a_legacy_transfer_cut_by_the_client_is_logged_as_aborted() {
     std::fs::create_dir_all(t.join("srv")).unwrap();
     let file = std::fs::File::create(t.join("srv/big.bin")).unwrap();
     file.set_len(SIZE).unwrap();
-    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     let mut s = TcpStream::connect(&legacy).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&message("1")).unwrap();
@@ -616,7 +596,7 @@ fn a_legacy_transfer_cut_by_the_client_is_logged_as_aborted() {
 fn a_legacy_message_is_logged_whole_with_its_quotes_escaped() {
     let t = Scratch::new("lg-quoted");
     std::fs::create_dir_all(t.join("srv")).unwrap();
-    let (server, legacy) = serve_legacy(&t.join("srv"));
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     let text = format!("{}\" ok 5 the-end", "x".repeat(70));
     poke(&legacy, &message(&text));
     let want = format!("legacy \"{}\\\" ok 5 the-end\" ", "x".repeat(70));

@@ -186,8 +186,7 @@ fn framed(body: &[u8]) -> Vec<u8> {
 fn each_malformed_old_protocol_message_is_logged_and_closed() {
     let t = Scratch::new("refused-legacy");
     t.write("srv/a.txt", b"hello");
-    let mut server = Server::start(&t.join("srv"), &["--legacy-listen", "127.0.0.1:0"]);
-    let legacy = server.legacy_addr();
+    let (server, legacy) = Server::start_legacy(&t.join("srv"), &[]);
     // A string memoised and fetched until the copies pass 256 KiB.
     let mut expanding = b"\x80\x02}(X\x07\x00\x00\x00messageX\xd0\x07\x00\x00".to_vec();
     expanding.extend_from_slice(&[b'a'; 2000]);

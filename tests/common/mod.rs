@@ -144,8 +144,21 @@ impl Server {
         }
     }
 
+    /// [`Server::start`] with `--legacy-listen 127.0.0.1:0` too, and the
+    /// old protocol's address, read from the second stdout line.
+    pub fn start_legacy(dir: &Path, extra: &[&str]) -> (Server, String) {
+        let args: Vec<&str> = ["--legacy-listen", "127.0.0.1:0"]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        let mut server = Server::start(dir, &args);
+        let legacy = server.legacy_addr();
+        (server, legacy)
+    }
+
     /// The address of `--legacy-listen`, from the second stdout line.
-    pub fn legacy_addr(&mut self) -> String {
+    fn legacy_addr(&mut self) -> String {
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
         line.trim()
