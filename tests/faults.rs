@@ -159,16 +159,6 @@ fn header_len(data: &[u8], with_mtime: bool) -> u64 {
     format!("TCPFETCH/1 OK {} {}{mtime}\n", data.len(), sha256_hex(data)).len() as u64
 }
 
-/// The files in `dir`, sorted, for messages and "nothing was left" checks.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Wait until `read()` satisfies `done`; the last value. At most 60 s, only
 /// a bound on a hang (the caller asserts): on a loaded machine a debug
 /// server hashing the file before its first byte can take many seconds.

@@ -580,6 +580,16 @@ pub fn sha256_hex(data: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
+/// The files in `dir`, sorted, for messages and "nothing was left" checks.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Wait for the server's log line `<request> aborted SENT/DUE` (`request`
 /// quoted as the log quotes it, with the listener's tag before it if any)
 /// and return SENT and DUE.
