@@ -6,13 +6,14 @@
 //! (`get ADDR sub/ --all`) only the files under it are fetched, still at
 //! their full relative path under DIR.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fetch::batch::Tally;
 use crate::fetch::manifest::Manifest;
+use crate::fetch::part::names::Names;
 use crate::fetch::path::under;
 use crate::fetch::{fetch_file, Expected, Place, Request};
 
@@ -28,7 +29,7 @@ pub fn run(
         None => None,
     };
     let mut entries = request.peer.open()?.list()?.into_files()?;
-    let listed: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+    let staged = staging_names(entries.iter().map(|e| e.name.as_str()));
     let wanted = |name: &[u8]| prefix.is_none_or(|p| name.starts_with(p.as_bytes()));
     entries.retain(|e| wanted(e.name.as_bytes()));
     if let (Some(prefix), true) = (prefix, entries.is_empty()) {
@@ -57,7 +58,7 @@ pub fn run(
                 }
             },
         };
-        let result = check_not_temporary(&entry.name, &listed)
+        let result = check_not_temporary(&entry.name, &staged)
             .and_then(|()| under(dir, &entry.name, hidden, request.durable))
             .and_then(|path| {
                 fetch_file(
@@ -79,21 +80,31 @@ pub fn run(
     tally.finish(entries.len(), request.quiet)
 }
 
+/// The staging names of every listed name (`NAME.part`, `NAME.part.sha256`
+/// and `NAME.part.sha256.tmp`, or their shortened forms for a long NAME),
+/// each with the name it stages.
+fn staging_names<'a>(listed: impl Iterator<Item = &'a str>) -> HashMap<PathBuf, String> {
+    listed
+        .flat_map(|name| {
+            Names::of(Path::new(name))
+                .into_paths()
+                .map(|p| (p, name.to_string()))
+        })
+        .collect()
+}
+
 /// `get` keeps a partial download of NAME in `NAME.part` and its version in
-/// `NAME.part.sha256` (written through `NAME.part.sha256.tmp`). A served file with one of those names next to NAME
-/// would be taken for that partial (and deleted when it fails to verify), so
-/// it is refused instead.
-fn check_not_temporary(name: &str, listed: &HashSet<String>) -> Result<()> {
-    for suffix in [".part", ".part.sha256", ".part.sha256.tmp"] {
-        if let Some(base) = name.strip_suffix(suffix) {
-            if listed.contains(base) {
-                return Err(Error::Other(format!(
-                    "not saved: its name is the temporary file of '{base}', which is served too"
-                )));
-            }
-        }
+/// `NAME.part.sha256` (written through `NAME.part.sha256.tmp`; shortened
+/// for a long NAME). A served file with one of those names next to NAME
+/// would be taken for that partial (and deleted when it fails to verify),
+/// so it is refused instead.
+fn check_not_temporary(name: &str, staged: &HashMap<PathBuf, String>) -> Result<()> {
+    match staged.get(Path::new(name)) {
+        Some(base) => Err(Error::Other(format!(
+            "not saved: its name is the temporary file of '{base}', which is served too"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -102,13 +113,17 @@ mod tests {
 
     #[test]
     fn served_names_that_look_like_partials_of_served_files_are_refused() {
-        let listed: HashSet<String> = ["a", "a.part", "b.part", "a.part.sha256"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-        assert!(check_not_temporary("a.part", &listed).is_err());
-        assert!(check_not_temporary("a.part.sha256", &listed).is_err());
-        assert!(check_not_temporary("b.part", &listed).is_ok());
-        assert!(check_not_temporary("a", &listed).is_ok());
+        let long = "l".repeat(250);
+        let long_part = Names::of(Path::new(&long)).part;
+        let long_part = long_part.to_str().unwrap();
+        let listed = ["a", "a.part", "b.part", "a.part.sha256", "d/c", "d/c.part"];
+        let listed = [&listed[..], &[&long, long_part]].concat();
+        let staged = staging_names(listed.iter().copied());
+        for name in ["a.part", "a.part.sha256", "d/c.part", long_part] {
+            assert!(check_not_temporary(name, &staged).is_err(), "{name}");
+        }
+        for name in ["b.part", "a", "d/c", &long, "c.part"] {
+            assert!(check_not_temporary(name, &staged).is_ok(), "{name}");
+        }
     }
 }

@@ -485,8 +485,8 @@ fn start_or_resume(
         };
         if !request.quiet {
             eprintln!(
-                "tcpfetch: '{}.part' {why}; starting over",
-                part.path().display()
+                "tcpfetch: '{}' {why}; starting over",
+                part.staged().display()
             );
         }
     }

@@ -19,6 +19,9 @@
 //! writeback every few MiB while the bytes arrive, flushes the `.part`
 //! before the rename and the directory after it, so what is at PATH after a
 //! power cut is the verified file or the old one, never a torn one.
+//!
+//! A name too long to take the suffixes is staged under a shortened one
+//! ([`names`]); everything above holds for it as for `PATH.part`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -33,6 +36,10 @@ use crate::fetch::receive::Sink;
 use crate::sys;
 use crate::util::hex::{self, Digest};
 
+pub mod names;
+
+use names::Names;
+
 /// How many written bytes a durable `Part` lets pile up before it starts
 /// their writeback: large enough for few system calls, small next to the
 /// gigabytes the kernel would otherwise hold back for the final flush.
@@ -45,8 +52,8 @@ const OPEN_ATTEMPTS: usize = 3;
 pub struct Part {
     /// Where the file goes once verified.
     path: PathBuf,
-    /// `PATH.part`.
-    part: PathBuf,
+    /// `PATH.part` and the rest ([`names`]).
+    names: Names,
     file: File,
     /// Flush before the rename, and start writeback as bytes arrive.
     durable: bool,
@@ -63,22 +70,22 @@ impl Part {
         if path.is_dir() {
             return Err(Error::Other(format!("'{}' is a directory", path.display())));
         }
-        let part = suffixed(path, ".part");
-        if let Some(e) = not_a_plain_file(&suffixed(path, ".part.sha256")) {
+        let names = Names::of(path);
+        if let Some(e) = not_a_plain_file(&names.record) {
             return Err(e);
         }
         for _ in 0..OPEN_ATTEMPTS {
-            let file = open_staging(&part)?;
-            lock(&file, path, &part)?;
+            let file = open_staging(&names.part)?;
+            lock(&file, path, &names.part)?;
             // Between our open and our lock another download may have
             // renamed this very file to PATH and let go of it: the file
             // locked is then PATH, and appending would add a second copy.
-            if still_at(&file, &part)? {
-                check_ours(&file, &part)?;
+            if still_at(&file, &names.part)? {
+                check_ours(&file, &names.part)?;
                 let end = file.metadata().map_or(0, |m| m.len());
                 return Ok(Part {
                     path: path.to_path_buf(),
-                    part,
+                    names,
                     file,
                     durable,
                     end,
@@ -88,7 +95,7 @@ impl Part {
         }
         Err(Error::Other(format!(
             "'{}' keeps being replaced while it is opened: another download to '{}' is running",
-            part.display(),
+            names.part.display(),
             path.display()
         )))
     }
@@ -98,6 +105,11 @@ impl Part {
         &self.path
     }
 
+    /// The `.part` itself: `PATH.part`, or the shortened name.
+    pub fn staged(&self) -> &Path {
+        &self.names.part
+    }
+
     /// How many bytes the `.part` holds.
     pub fn len(&self) -> u64 {
         self.end
@@ -105,8 +117,8 @@ impl Part {
 
     /// The hash state of the bytes already there, and their count.
     pub fn prefix(&self) -> Result<(Sha256, u64)> {
-        crate::digest::state_of_prefix(&self.part)
-            .map_err(|e| Error::local(format!("cannot read '{}'", self.part.display()), e))
+        crate::digest::state_of_prefix(&self.names.part)
+            .map_err(|e| Error::local(format!("cannot read '{}'", self.names.part.display()), e))
     }
 
     /// The server's digest of the version these bytes belong to, when one
@@ -117,7 +129,7 @@ impl Part {
         OpenOptions::new()
             .read(true)
             .custom_flags(sys::O_NOFOLLOW | sys::O_NONBLOCK)
-            .open(self.record_path())
+            .open(&self.names.record)
             .ok()?
             .take(128)
             .read_to_string(&mut text)
@@ -130,27 +142,28 @@ impl Part {
     /// old one or the new one, never half of one (and a symlink planted in
     /// its place is replaced, not written through).
     pub fn record(&self, digest: &Digest) -> Result<()> {
-        let record = self.record_path();
-        let temp = suffixed(&self.path, ".part.sha256.tmp");
+        let (record, temp) = (&self.names.record, &self.names.temp);
         // Ours from an interrupted run: we hold the .part's lock.
-        let _ = fs::remove_file(&temp);
-        let written =
-            write_new(&temp, digest, self.durable).and_then(|()| fs::rename(&temp, &record));
+        let _ = fs::remove_file(temp);
+        let written = write_new(temp, digest, self.durable).and_then(|()| fs::rename(temp, record));
         if written.is_err() {
             // A full disk or a file-size limit fails the write after the
             // file was created: leave no stray temporary behind.
-            let _ = fs::remove_file(&temp);
+            let _ = fs::remove_file(temp);
         }
-        written.map_err(|e| cannot_write(&record, e))
+        written.map_err(|e| cannot_write(record, e))
     }
 
     /// Start over from byte 0 (another version, or a protocol that cannot
     /// resume). The record goes first: bytes without one are never resumed.
     pub fn restart(&mut self) -> Result<()> {
-        let _ = fs::remove_file(self.record_path());
-        self.file
-            .set_len(0)
-            .map_err(|e| Error::local(format!("cannot truncate '{}'", self.part.display()), e))?;
+        let _ = fs::remove_file(&self.names.record);
+        self.file.set_len(0).map_err(|e| {
+            Error::local(
+                format!("cannot truncate '{}'", self.names.part.display()),
+                e,
+            )
+        })?;
         self.end = 0;
         self.kicked = 0;
         Ok(())
@@ -176,17 +189,17 @@ impl Part {
                 Error::local(
                     format!(
                         "cannot flush '{}' to disk (--no-fsync skips the flush)",
-                        self.part.display()
+                        self.names.part.display()
                     ),
                     e,
                 )
             })?;
         }
-        fs::rename(&self.part, &self.path).map_err(|e| {
+        fs::rename(&self.names.part, &self.path).map_err(|e| {
             Error::local(
                 format!(
                     "cannot rename '{}' to '{}'",
-                    self.part.display(),
+                    self.names.part.display(),
                     self.path.display()
                 ),
                 e,
@@ -195,14 +208,14 @@ impl Part {
         if self.durable {
             sync_dir(parent(&self.path))?;
         }
-        let _ = fs::remove_file(self.record_path());
+        let _ = fs::remove_file(&self.names.record);
         Ok(())
     }
 
     /// Remove the `.part` and its record (a failed check).
     pub fn discard(self) {
-        let _ = fs::remove_file(&self.part);
-        let _ = fs::remove_file(self.record_path());
+        let _ = fs::remove_file(&self.names.part);
+        let _ = fs::remove_file(&self.names.record);
     }
 
     /// After a failure: keep what arrived for a resume, but leave no empty
@@ -211,10 +224,6 @@ impl Part {
         if self.len() == 0 {
             self.discard();
         }
-    }
-
-    fn record_path(&self) -> PathBuf {
-        suffixed(&self.path, ".part.sha256")
     }
 }
 
@@ -231,7 +240,7 @@ impl Sink for Part {
                 ""
             };
             return Err(Error::local(
-                format!("cannot write '{}'{kept}", self.part.display()),
+                format!("cannot write '{}'{kept}", self.names.part.display()),
                 e,
             ));
         }
@@ -299,15 +308,16 @@ fn open_staging(part: &Path) -> Result<File> {
         .map_err(|e| not_a_plain_file(part).unwrap_or_else(|| cannot_write(part, e)))
 }
 
-/// A staging file could not be written. A name near the file system's
-/// limit (255 bytes on most) fits as PATH but not with the suffixes added:
-/// say so, and how to get the file anyway.
+/// A staging file could not be written. Its name is shortened to fit 255
+/// bytes ([`names`]), but a PATH longer than that, or a file system with a
+/// shorter limit, still refuses it: say so, and how to get the file anyway.
 fn cannot_write(path: &Path, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::InvalidFilename {
         return Error::Other(format!(
             "cannot write '{}': file name too long (a download is staged beside PATH as \
-             PATH.part, PATH.part.sha256 and PATH.part.sha256.tmp, and those names must fit \
-             the file system's limit too); save it under a shorter name with -o PATH",
+             PATH.part, PATH.part.sha256 and PATH.part.sha256.tmp, or under a shortened \
+             name when those pass 255 bytes, and this file system refuses it); save it \
+             under a shorter name with -o PATH",
             path.display()
         ));
     }
@@ -377,15 +387,10 @@ fn refusal(path: &Path, why: &str) -> Error {
     ))
 }
 
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Where a download to `path` stages its bytes: `PATH.part`.
+/// Where a download to `path` stages its bytes: `PATH.part`, or the
+/// shortened name.
 pub fn staging(path: &Path) -> PathBuf {
-    suffixed(path, ".part")
+    Names::of(path).part
 }
 
 #[cfg(test)]
@@ -436,6 +441,32 @@ mod tests {
             part.commit(Some(when)).unwrap();
             assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), when);
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_long_name_is_staged_shortened_and_committed_whole() {
+        let dir = crate::util::scratch_dir("part-long");
+        let path = dir.join("é".repeat(125));
+        let mut part = Part::open(&path, true).unwrap();
+        part.write(b"abc").unwrap();
+        part.record(&[5; 32]).unwrap();
+        assert_eq!(part.staged(), staging(&path));
+        let staged = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name());
+        let mut staged: Vec<_> = staged.map(|n| n.into_string().unwrap()).collect();
+        staged.sort();
+        assert!(
+            staged.iter().all(|n| n.len() <= 255 && n.contains('~')),
+            "{staged:?}"
+        );
+        assert!(staged[0].ends_with(".part") && staged[1].ends_with(".part.sha256"));
+        drop(part);
+        // Another run finds the same .part and its record.
+        let again = Part::open(&path, true).unwrap();
+        assert_eq!((again.len(), again.recorded()), (3, Some([5; 32])));
+        again.commit(None).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"abc");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         fs::remove_dir_all(&dir).unwrap();
     }
 
