@@ -139,3 +139,45 @@ fn a_served_file_named_as_a_long_names_part_is_not_saved() {
     assert_eq!(fs::read(t.join("m").join(&name)).unwrap(), b"real");
     assert_eq!(listing(&t.join("m")), [name], "{run}");
 }
+
+#[test]
+fn a_symlink_planted_at_a_long_names_part_is_refused() {
+    // O_NOFOLLOW and the plain-file checks hold for the shortened names as
+    // for PATH.part: the victim is never written through.
+    let name = "v".repeat(250);
+    let (t, server) = serve("long-planted", &[(&name, b"from the server")], &[]);
+    let victim = t.write("victim.db", b"precious");
+    let part = shortened_part(&name);
+    for planted in [part.clone(), format!("{part}.sha256")] {
+        std::os::unix::fs::symlink(&victim, t.join("dl").join(&planted)).unwrap();
+        let run = tcpfetch(&t.join("dl"), &["get", &server.addr, &name]);
+        run.expect_code(1);
+        assert!(
+            run.stderr()
+                .contains(&format!("refusing to use '{planted}': it is a symlink")),
+            "{run}"
+        );
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(!t.join("dl").join(&name).exists(), "{run}");
+        fs::remove_file(t.join("dl").join(&planted)).unwrap();
+    }
+}
+
+#[test]
+fn a_long_names_part_without_a_record_starts_over_and_says_which() {
+    let name = "w".repeat(250);
+    let data = random_bytes(100_000, 89);
+    let (t, server) = serve("long-no-record", &[(&name, &data)], &[]);
+    let part = shortened_part(&name);
+    t.write(&format!("dl/{part}"), &random_bytes(30_000, 90));
+    let run = tcpfetch(&t.join("dl"), &["get", &server.addr, &name]);
+    run.expect_code(0);
+    assert!(
+        run.stderr().contains(&format!(
+            "'{part}' has no record of the version it belongs to; starting over"
+        )),
+        "{run}"
+    );
+    assert!(fs::read(t.join("dl").join(&name)).unwrap() == data);
+    assert_eq!(listing(&t.join("dl")), [name], "{run}");
+}
