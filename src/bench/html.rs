@@ -90,13 +90,8 @@ fn summary(out: &mut String, r: &Results, timing: &Timing) {
         Some(mb) => tile(out, "Throughput", format!("{mb:.1}"), "", "MB/s"),
         None => tile(out, "Throughput", "–".into(), "", ""),
     }
-    tile(
-        out,
-        "Rate",
-        format!("{:.1}", timing.requests_per_s),
-        "",
-        "req/s",
-    );
+    let requests_per_s = format!("{:.1}", timing.requests_per_s);
+    tile(out, "Rate", requests_per_s, "", "req/s");
     tile(
         out,
         "Wall time",
