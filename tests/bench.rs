@@ -274,6 +274,56 @@ fn a_wrong_digest_is_counted_corrupt_and_exits_3() {
     assert_eq!(server.join().unwrap(), 3);
 }
 
+/// A report or log that cannot be written (`/dev/full` opens, then every
+/// write fails) is told, and the requests still decide the exit status:
+/// a corrupt run stays exit 3 with its message (it was exit 1 with only
+/// the report's error), and a failed run's cut-short log is told beside
+/// the failure (it was not told at all).
+#[test]
+fn an_output_that_cannot_be_written_is_told_and_the_requests_decide_the_exit() {
+    let t = Scratch::new("bench-unwritten");
+    let (corrupt, stand_in) = stand_in(
+        1,
+        Answer {
+            announced: sha256_hex(b"something else"),
+            body: b"hello world\n".to_vec(),
+            stall: Duration::ZERO,
+        },
+    );
+    let server = Server::start(&t.path, &["-q"]);
+    let rows: [(&str, &str, &str, i32, &str); 2] = [
+        (
+            &corrupt,
+            "f.txt",
+            "--report",
+            3,
+            "1 of 1 transfers were corrupt",
+        ),
+        (
+            &server.addr,
+            "missing",
+            "--log",
+            1,
+            "1 of 1 requests failed",
+        ),
+    ];
+    for (addr, name, flag, code, verdict) in rows {
+        let run = tcpfetch(
+            &t.path,
+            &["bench", addr, name, "-c", "1", flag, "/dev/full"],
+        );
+        run.expect_code(code);
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains("tcpfetch: cannot write '/dev/full': no space left on device"),
+            "{flag}: {run}"
+        );
+        assert!(stderr.contains(verdict), "{flag}: {run}");
+        assert_eq!(count(&run.stdout(), "requests"), 1, "{flag}: {run}");
+    }
+    stand_in.join().unwrap();
+}
+
 #[test]
 fn clients_past_max_clients_are_counted_busy_and_bench_ends() {
     let t = Scratch::new("bench-busy");

@@ -232,27 +232,42 @@ pub fn run(args: Args) -> Result<()> {
             (results, log_error)
         }
     };
-    cli::print_text(&if args.json {
+    // Every output is attempted and every one that fails is told, but the
+    // requests decide the exit: a corrupt transfer is exit 3 even when its
+    // report could not be written, and a log cut short by a full disk is
+    // said even when some request failed (the verdict's own message).
+    let mut unwritten = Vec::new();
+    let printed = cli::print_text(&if args.json {
         bench::json::json(&results)
     } else {
         bench::text(&results)
-    })?;
+    });
+    unwritten.extend(printed.err());
     if let Some(path) = &args.report {
-        let file = match report {
-            Some(file) => file,
-            None => create(path)?,
-        };
-        std::io::Write::write_all(&mut &file, bench::html::report(&results).as_bytes())
-            .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))?;
+        let written = match report {
+            Some(file) => Ok(file),
+            None => create(path),
+        }
+        .and_then(|file| {
+            std::io::Write::write_all(&mut &file, bench::html::report(&results).as_bytes())
+                .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))
+        });
+        unwritten.extend(written.err());
     }
-    verdict(&results)?;
     if let (Some(e), Some(path)) = (log_error, &args.plan.log) {
-        return Err(Error::local(
+        unwritten.push(Error::local(
             format!("cannot write '{}'", path.display()),
             e,
         ));
     }
-    Ok(())
+    unwritten.extend(verdict(&results).err());
+    // The last is the verdict when there is one: main prints it (with its
+    // hint) and exits with its code; the others are said before it.
+    let last = unwritten.pop();
+    for e in unwritten {
+        eprintln!("tcpfetch: {e}");
+    }
+    last.map_or(Ok(()), Err)
 }
 
 fn create(path: &std::path::Path) -> Result<std::fs::File> {
