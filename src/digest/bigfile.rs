@@ -247,6 +247,11 @@ mod tests {
     use super::*;
     use crate::digest::hash_reader;
     use crate::util::scratch_dir;
+    use std::fs::OpenOptions;
+    use std::io::Write as _;
+    use std::ops::RangeInclusive;
+    use std::path::Path;
+    use std::sync::Barrier;
 
     /// Every length around the chunk size, with chunks small enough that
     /// both threads claim many: the digest is the plain one whoever read
@@ -292,6 +297,170 @@ mod tests {
         let file = File::open(&dir).unwrap();
         let err = hash_file(&file).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// [`hash_in_chunks`] from chunk `first` on, as if the ones before it
+    /// had been hashed: how a test reads near the largest offset a file
+    /// can have, where reads fail.
+    fn hash_from(
+        file: &File,
+        chunk: usize,
+        spin: Duration,
+        first: u64,
+    ) -> io::Result<(Digest, u64)> {
+        let relay = Relay::new(file, chunk, spin);
+        relay.claimed.store(first, Ordering::Relaxed);
+        relay.turn.store(first, Ordering::Relaxed);
+        thread::scope(|scope| {
+            scope.spawn(|| relay.run());
+            relay.run();
+        });
+        relay.result()
+    }
+
+    /// A read that fails after full chunks (no disk fails on cue, but a
+    /// read that would cross 2^63 bytes does, with EINVAL, and tmpfs lets
+    /// a sparse file reach that far): the hash ends with that error, never
+    /// hangs, whichever thread met it. A failure in a chunk after the
+    /// first short one is never seen: the file ended before it.
+    #[test]
+    fn a_read_failing_in_the_middle_is_returned_unless_past_the_end() {
+        let path = Path::new("/dev/shm").join(format!("tcpfetch-bigfile-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let chunk = 4096;
+        // The chunk that ends at byte 2^63: reading it fails.
+        let crossing = (1 << 63) / chunk as u64 - 1;
+        for round in 0..40 {
+            let spin = [Duration::ZERO, SPIN][round % 2];
+            let first = crossing - 1 - round as u64 % 4;
+            file.set_len(i64::MAX as u64).unwrap();
+            let failed = hash_from(&file, chunk, spin, first).unwrap_err();
+            assert_eq!(failed.kind(), io::ErrorKind::InvalidInput, "{round}");
+            file.set_len(crossing * chunk as u64 - 100).unwrap();
+            let before = (crossing - first) as usize * chunk - 100;
+            let got = hash_from(&file, chunk, spin, first).unwrap();
+            assert_eq!(got, hash_reader(&vec![0; before][..]).unwrap(), "{round}");
+        }
+        // Past 2^64 bytes, no offset: the old error kind.
+        let first = u64::MAX / chunk as u64 + 1;
+        let too_far = hash_from(&file, chunk, SPIN, first).unwrap_err();
+        assert_eq!(too_far.kind(), io::ErrorKind::FileTooLarge);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// With no second thread (its spawn failed), the caller alone reads
+    /// and hashes every chunk, each one its turn when it comes to wait.
+    #[test]
+    fn one_thread_alone_hashes_it_all() {
+        let dir = scratch_dir("bigfile-alone");
+        let path = dir.join("f");
+        for len in [0, 63, 64, 65, 64 * 50 + 7] {
+            let data = pattern(len);
+            std::fs::write(&path, &data).unwrap();
+            let file = File::open(&path).unwrap();
+            let relay = Relay::new(&file, 64, Duration::ZERO);
+            relay.run();
+            assert_eq!(relay.result().unwrap(), hash_reader(&data[..]).unwrap());
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Bytes where every prefix has its own digest and no chunk looks like
+    /// the one before it: what a file that changes under the hash holds.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_be_bytes()[0])
+            .collect()
+    }
+
+    /// `got` is the digest of the first `n` bytes of `data` and `n` (what it
+    /// says it hashed) is in `lens`: the chunks up to the first short one,
+    /// none after it, and no gap.
+    fn assert_a_prefix(got: (Digest, u64), data: &[u8], lens: RangeInclusive<usize>, what: &str) {
+        let n = usize::try_from(got.1).unwrap();
+        assert!(lens.contains(&n), "{what}: {n} bytes, not in {lens:?}");
+        assert_eq!(got, hash_reader(&data[..n]).unwrap(), "{what}: {n} bytes");
+    }
+
+    /// The rounds of the growing and shrinking tests: tiny chunks, so that
+    /// a hash takes hundreds of turns, asleep on the condvar or spinning.
+    fn rounds() -> impl Iterator<Item = (usize, Duration, String)> {
+        (0..48).map(|round| {
+            let chunk = [64, 100, 4096][round % 3];
+            let spin = [Duration::ZERO, SPIN][round / 3 % 2];
+            (
+                chunk,
+                spin,
+                format!("round {round}, chunks of {chunk}, spin {spin:?}"),
+            )
+        })
+    }
+
+    /// A file appended to while it is hashed (a live log): the hash ends,
+    /// at the first chunk that came back short, with the digest of what was
+    /// there by then. It starts once the appends are under way, so that it
+    /// catches up with them, or not, in the middle of the file.
+    #[test]
+    fn a_file_growing_while_hashed_gives_a_prefix() {
+        let dir = scratch_dir("bigfile-grow");
+        let path = dir.join("f");
+        let (data, start) = (pattern(96 * 1024), 16 * 1024);
+        for (round, (chunk, spin, what)) in rounds().enumerate() {
+            std::fs::write(&path, b"").unwrap();
+            let file = File::open(&path).unwrap();
+            let mut log = OpenOptions::new().append(true).open(&path).unwrap();
+            let got = thread::scope(|scope| {
+                scope.spawn(|| {
+                    for piece in data.chunks(61 + round) {
+                        log.write_all(piece).unwrap();
+                        thread::yield_now();
+                    }
+                });
+                while file.metadata().unwrap().len() < start as u64 {
+                    thread::yield_now();
+                }
+                hash_in_chunks(&file, chunk, spin).unwrap()
+            });
+            assert_a_prefix(got, &data, start..=data.len(), &what);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A file cut shorter, step by step, while it is hashed: the digest of
+    /// a prefix of the bytes, no longer than the file was and no shorter
+    /// than it became; cut to nothing, the hash still ends. The cuts fall
+    /// on 64 KiB, a multiple of any page size: a cut inside a page zeroes
+    /// the rest of it, and a read copying that page meanwhile returns the
+    /// zeros (Linux; a plain sequential reader sees them too).
+    #[test]
+    fn a_file_shrinking_while_hashed_gives_a_prefix() {
+        let dir = scratch_dir("bigfile-shrink");
+        let path = dir.join("f");
+        let (data, page) = (pattern(512 * 1024), 64 * 1024);
+        for (round, (chunk, spin, what)) in rounds().enumerate() {
+            std::fs::write(&path, &data).unwrap();
+            let file = File::open(&path).unwrap();
+            let cut = OpenOptions::new().write(true).open(&path).unwrap();
+            let least = [0, 3 * page][round % 2];
+            let go = Barrier::new(2);
+            let got = thread::scope(|scope| {
+                scope.spawn(|| {
+                    go.wait();
+                    for len in (least..data.len()).step_by(page).rev().chain([least]) {
+                        cut.set_len(len as u64).unwrap();
+                    }
+                });
+                go.wait();
+                hash_in_chunks(&file, chunk, spin).unwrap()
+            });
+            assert_a_prefix(got, &data, least..=data.len(), &what);
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
