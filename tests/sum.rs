@@ -4,7 +4,13 @@
 //! `sha256sum -c` says 1 for a failed check, tcpfetch says 3).
 mod common;
 
+use std::fs::File;
+use std::io::Write as _;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread;
+use std::time::Duration;
 
 use common::*;
 
@@ -537,4 +543,57 @@ fn verify_rejects_bad_arguments_as_usage_errors() {
     for args in rows {
         tcpfetch(&t.path, args).expect_code(2);
     }
+}
+
+/// Prints the length (4 KiB steps) of the prefix of `all` whose SHA-256 is argv[1], or fails.
+const PREFIX_OF: &str = "import hashlib, sys
+d, h = open('all', 'rb').read(), hashlib.sha256()
+print(next(n for n in range(0, len(d) + 1, 4096) if h.hexdigest() == sys.argv[1] or h.update(d[n:n + 4096])))";
+
+/// `sum` of one file appended to, or cut to nothing, once sum has read 1 MiB:
+/// it ends, exit 0, with a prefix's digest (lengths change by whole pages).
+#[test]
+fn sum_of_a_file_growing_or_cut_meanwhile_prints_a_prefix_digest() {
+    let t = Scratch::new("sum-changing");
+    let all = random_bytes(32 << 20, 11);
+    t.write("all", &all);
+    for (cut, start) in [(false, 4 << 20), (true, 16 << 20)] {
+        let mut f = File::options();
+        let mut f = f.append(true).open(t.write("f", &all[..start])).unwrap();
+        let mut sum = Command::new(BIN);
+        sum.args(["sum", "--jobs", "2", "f"]).current_dir(&t.path);
+        let mut sum = sum.stdout(Stdio::piped()).spawn().unwrap();
+        let (pid, stop) = (sum.id(), AtomicBool::new(false));
+        let ended = thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Relaxed) && rchar(pid).is_some_and(|n| n < 1 << 20) {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                if cut {
+                    return f.set_len(0).unwrap();
+                }
+                let pieces = all[start..].chunks(64 << 10);
+                for piece in pieces.take_while(|_| !stop.load(Relaxed)) {
+                    f.write_all(piece).unwrap();
+                    thread::sleep(Duration::from_millis(1));
+                }
+            });
+            let ended = poll_until(Duration::from_secs(60), || sum.try_wait().unwrap());
+            stop.store(true, Relaxed);
+            ended
+        });
+        let _ = sum.kill(); // if it hung
+        let line = String::from_utf8(sum.wait_with_output().unwrap().stdout).unwrap();
+        let done = ended.is_some_and(|e| e.success()) && line.len() == 68;
+        assert!(done, "cut {cut}: {ended:?} {line:?}");
+        let found = run_program("python3", &t.path, &["-c", PREFIX_OF, &line[..64]], b"");
+        let n: u64 = found.stdout().trim().parse().expect("a prefix's digest");
+        assert!(cut || n >= start as u64, "{n} bytes, fewer than there were");
+    }
+}
+
+/// What process `pid` has read (/proc/PID/io's rchar); none once gone.
+fn rchar(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines().next()?.strip_prefix("rchar: ")?.parse().ok()
 }
