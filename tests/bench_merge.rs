@@ -268,6 +268,18 @@ fn runs_that_cannot_be_merged_are_refused_with_exit_2_and_the_file_named() {
             "do not add up",
         ),
         ("deep.json", "[".repeat(10_000), "nested deeper than"),
+        // The same run twice (a copy, or a file named twice) would count
+        // double; counts that overflow when added were a panic (exit 101).
+        (
+            "again.json",
+            good.clone(),
+            "both hold the run that started at",
+        ),
+        (
+            "clients.json",
+            good.replacen("\"clients\":2,", "\"clients\":18446744073709551615,", 1),
+            "add up past 2^64",
+        ),
     ];
     for (name, text, want) in cases {
         t.write(name, text.as_bytes());
@@ -347,9 +359,12 @@ fn the_html_report_is_one_file_with_no_scripts_and_every_section() {
         ],
         &["-q"],
     );
-    let run = bench(
-        &t,
-        &[
+    // Two runs (one run twice is refused), the first with its own report.
+    for (json, report) in [
+        ("run.json", &["--report", "r.html"][..]),
+        ("run2.json", &[]),
+    ] {
+        let args = [
             &server.addr,
             "a.bin",
             "b.bin",
@@ -359,15 +374,14 @@ fn the_html_report_is_one_file_with_no_scripts_and_every_section() {
             "-n",
             "3",
             "--json",
-            "--report",
-            "r.html",
-        ],
-    );
-    run.expect_code(1);
-    t.write("run.json", run.stdout().as_bytes());
+        ];
+        let run = bench(&t, &[&args[..], report].concat());
+        run.expect_code(1);
+        t.write(json, run.stdout().as_bytes());
+    }
     let merged = bench(
         &t,
-        &["--merge", "run.json", "run.json", "--report", "m.html"],
+        &["--merge", "run.json", "run2.json", "--report", "m.html"],
     );
     merged.expect_code(1);
     for file in ["r.html", "m.html"] {

@@ -6,11 +6,12 @@
 //! fixed-bucket, so a merge of runs is the run of all their requests.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::Outcome;
 use crate::bench::histogram::Histogram;
 use crate::error::Error;
+use crate::util::format;
 
 /// Counts and latencies of a set of requests: a whole run, one second of
 /// it, or one file's share.
@@ -169,6 +170,22 @@ impl Results {
                 other.protocol, self.protocol
             ));
         }
+        // Checked before anything changes: counts from a file may be huge.
+        let (Some(clients), Some(runs)) = (
+            self.clients.checked_add(other.clients),
+            self.runs.checked_add(other.runs),
+        ) else {
+            return Err("their clients or runs add up past 2^64".into());
+        };
+        // A run's span is its start and end to the microsecond: two runs
+        // that share one are one run read twice (a file named twice, or a
+        // merged file beside one of its runs), which would count double.
+        if let Some(&(start, _)) = other.spans.iter().find(|s| self.spans.contains(s)) {
+            return Err(format!(
+                "both hold the run that started at {}, and a run counts once",
+                format::rfc3339(UNIX_EPOCH + Duration::from_micros(start))
+            ));
+        }
         join_unique(&mut self.test_id, &other.test_id);
         join_unique(&mut self.addr, &other.addr);
         for name in &other.names {
@@ -176,11 +193,11 @@ impl Results {
                 self.names.push(name.clone());
             }
         }
-        self.clients += other.clients;
+        self.clients = clients;
         if self.shape != other.shape {
             self.shape = None;
         }
-        self.runs += other.runs;
+        self.runs = runs;
         self.stats.merge(&other.stats);
         self.spans.extend(other.spans);
         for (second, stats) in other.timeline {

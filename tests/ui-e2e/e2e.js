@@ -335,16 +335,19 @@ async function main() {
     });
 
     await check("bench --report renders with no console error and no request, at phone and desktop widths", async () => {
-      // A run with a missing file, so the failure chart and the per-file
-      // table have something to show; merged with itself through --merge.
+      // Runs with a missing file, so the failure chart and the per-file
+      // table have something to show; two of them merged through --merge
+      // (one run twice is refused).
       const report = path.join(scratch, "report.html");
-      const json = path.join(scratch, "run.json");
-      const run = spawnSync(BIN, ["bench", addr, "data.bin", "hello.txt", "missing.txt", "--clients", "6",
-        "--requests", "4", "--json", "--report", report], { encoding: "utf8" });
-      expect(run.status === 1 && /not-found/.test(run.stdout), `bench exited ${run.status}: ${run.stderr}`);
-      fs.writeFileSync(json, run.stdout);
+      const jsons = [path.join(scratch, "run.json"), path.join(scratch, "run2.json")];
+      for (const [i, json] of jsons.entries()) {
+        const run = spawnSync(BIN, ["bench", addr, "data.bin", "hello.txt", "missing.txt", "--clients", "6",
+          "--requests", "4", "--json", ...(i === 0 ? ["--report", report] : [])], { encoding: "utf8" });
+        expect(run.status === 1 && /not-found/.test(run.stdout), `bench exited ${run.status}: ${run.stderr}`);
+        fs.writeFileSync(json, run.stdout);
+      }
       const merged = path.join(scratch, "merged.html");
-      const merge = spawnSync(BIN, ["bench", "--merge", json, json, "--report", merged], { encoding: "utf8" });
+      const merge = spawnSync(BIN, ["bench", "--merge", ...jsons, "--report", merged], { encoding: "utf8" });
       expect(merge.status === 1 && /2 runs merged/.test(merge.stdout), `merge exited ${merge.status}: ${merge.stderr}`);
       for (const [file, tag] of [[report, "report"], [merged, "merged"]]) {
         const tab = await context.newPage();
