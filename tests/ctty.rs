@@ -33,18 +33,14 @@ master, slave = os.openpty()
 print(os.ttyname(slave), flush=True)
 sys.stdin.read()";
 
-/// A process this test started, killed on drop: the server under strace
-/// is strace's child, and a killed strace would leave it running.
-struct Started(Option<Child>, u32);
+/// The pty's holder, killed on drop (the server under strace is killed by
+/// [`Server::wrapped`]'s guard).
+struct Started(Child);
 
 impl Drop for Started {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.1.to_string()])
-            .status();
-        if let Some(child) = &mut self.0 {
-            let _ = child.wait();
-        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -73,8 +69,7 @@ fn a_tty_swapped_in_after_the_check_never_becomes_the_servers_terminal() {
         .unwrap();
     let slave = slave.trim().to_string();
     assert!(slave.starts_with("/dev/pts/"), "no pty: {slave:?}");
-    let pid = holder.id();
-    let holder = Started(Some(holder), pid);
+    let holder = Started(holder);
 
     let log = t.join("strace.log");
     let (file_arg, log_arg) = (file.to_str().unwrap(), log.to_str().unwrap());
@@ -100,15 +95,8 @@ fn a_tty_swapped_in_after_the_check_never_becomes_the_servers_terminal() {
         &root,
         &[],
     );
-    let strace = server.child.id();
-    let children = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children"))
-        .unwrap_or_default();
-    let pid: u32 = children
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no server under strace {strace}: {children:?}"));
-    let _serve = Started(None, pid);
+    let serve = server.wrapped();
+    let pid = serve.0;
     // A session leader, or the kernel would never give it a terminal and
     // the test would prove nothing.
     assert_eq!(session_and_tty(pid), (pid, 0), "setsid did not run serve");

@@ -208,6 +208,33 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// The server a [`Server::start_under`] wrapper that does not exec
+    /// (strace) started as its one child; killed when the guard drops, as
+    /// killing the wrapper leaves it running.
+    pub fn wrapped(&self) -> Wrapped {
+        let wrapper = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children"))
+            .unwrap_or_default();
+        let pid = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no server under {wrapper}: {children:?}"));
+        Wrapped(pid)
+    }
+}
+
+/// A server started by a wrapper ([`Server::wrapped`]): its process id,
+/// killed on drop.
+pub struct Wrapped(pub u32);
+
+impl Drop for Wrapped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
 }
 
 impl Drop for Server {
