@@ -255,3 +255,58 @@ fn a_file_growing_during_gets_is_served_as_a_consistent_prefix() {
     }
     assert!(grew > 0, "the file never grew during the downloads");
 }
+
+/// Field `index` of `/proc/sys/net/ipv4/<name>` (`tcp_wmem`: min, default,
+/// max).
+fn tcp_buffer(name: &str, index: usize) -> usize {
+    let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).unwrap();
+    text.split_whitespace().nth(index).unwrap().parse().unwrap()
+}
+
+/// A client that sends `LIST` and reads nothing is dropped after one
+/// `--idle-timeout`: the write that timed out is not tried again. What the
+/// listing's buffer still held used to be written once more when it was
+/// dropped, a second wait as long as the first (strace: two `sendto` on
+/// the connection failing EAGAIN, one now). Needs strace, as .ci/run
+/// installs; a missing one fails the test.
+#[test]
+fn a_listing_nobody_reads_is_given_up_after_one_write_timeout() {
+    let t = Scratch::new("list-unread");
+    // Twice what the socket buffers on both sides take before the server
+    // has to wait.
+    let buffers = tcp_buffer("tcp_wmem", 2) + tcp_buffer("tcp_rmem", 1);
+    // Names of about 500 bytes (a long directory and a long file name),
+    // so that half as many files make the same listing.
+    let (dir, prefix) = ("d".repeat(240), "n".repeat(240));
+    let line = "0 - ".len() + dir.len() + 1 + prefix.len() + 7 + 1;
+    empty_files(&t.join("srv").join(&dir), &prefix, 2 * buffers / line + 1);
+    let trace = t.join("strace.log");
+    let mut server = Server::start_under(
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-Z",
+            "--seccomp-bpf",
+            "-e",
+            "trace=sendto",
+            "-o",
+            trace.to_str().unwrap(),
+        ],
+        &t.join("srv"),
+        &["--idle-timeout", "1"],
+    );
+    let serve = server.wrapped();
+    let mut silent = server.connect();
+    silent.write_all(b"LIST\n").unwrap();
+    let (sent, due) = wait_for_aborted(&server, "\"LIST\"");
+    assert!(sent < due, "sent {sent} of {due}");
+    // The log line comes after the answer's last write has returned. With
+    // the server gone, strace exits and its log is whole.
+    drop(serve);
+    let _ = server.child.wait();
+    let failed = std::fs::read_to_string(&trace).unwrap();
+    let waited = failed.lines().filter(|l| l.contains("EAGAIN")).count();
+    assert_eq!(waited, 1, "writes that waited out the timeout:\n{failed}");
+    drop(silent);
+}
