@@ -37,7 +37,7 @@ fn hash_in_chunks(file: &File, chunk: usize, spin: Duration) -> io::Result<(Dige
         // With no second thread to be had, this one alone reads and hashes
         // every chunk in turn, never waiting.
         let _ = thread::Builder::new()
-            .name("reader".into())
+            .name("relay".into())
             .spawn_scoped(scope, || relay.run());
         relay.run();
     });
@@ -115,6 +115,7 @@ impl<'f> Relay<'f> {
     /// One thread's part: claim, read, wait for the turn, hash, pass it on,
     /// until the turn is [`DONE`].
     fn run(&self) {
+        let _end = EndOnPanic(self);
         let mut buf = vec![0u8; self.size];
         loop {
             let index = self.claimed.fetch_add(1, Ordering::Relaxed);
@@ -215,7 +216,8 @@ impl<'f> Relay<'f> {
     }
 
     fn pass(&self, next: u64) {
-        self.turn.store(next, Ordering::Release);
+        // Turns only go up, so a DONE passed by a panicking thread stays.
+        self.turn.fetch_max(next, Ordering::Release);
         // A thread going to sleep checks the turn while it holds this lock
         // and lets go of it only inside `wait`: once we have had the lock,
         // it is either waiting, and woken below, or has not checked yet.
@@ -236,8 +238,22 @@ impl<'f> Relay<'f> {
     }
 }
 
+/// Should a thread panic, it ends the hash on its way out ([`DONE`]):
+/// the other thread, which may be waiting for a turn only the panicking
+/// one could pass, then stops, and the scope re-raises the panic.
+struct EndOnPanic<'a, 'f>(&'a Relay<'f>);
+
+impl Drop for EndOnPanic<'_, '_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.pass(DONE);
+        }
+    }
+}
+
 /// A lock that a panic cannot leave half-changed: nothing in these
-/// sections panics, and a panicking thread is re-raised by the scope.
+/// sections panics, and a thread that panics elsewhere ends the hash
+/// ([`EndOnPanic`]).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -461,6 +477,35 @@ mod tests {
             });
             assert_a_prefix(got, &data, least..=data.len(), &what);
         }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A thread that panics holding a turn the other waits for ends the
+    /// hash instead of leaving the other waiting forever: the panic comes
+    /// back out of the scope (without the guard this test hangs).
+    #[test]
+    fn a_panicking_thread_ends_the_hash() {
+        let dir = scratch_dir("bigfile-panic");
+        let path = dir.join("f");
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        let file = File::open(&path).unwrap();
+        let relay = Relay::new(&file, 64, Duration::ZERO);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            thread::scope(|scope| {
+                scope.spawn(|| {
+                    let _end = EndOnPanic(&relay);
+                    // Chunk 0, whose turn comes first, is claimed, never hashed.
+                    relay.claimed.fetch_add(1, Ordering::Relaxed);
+                    panic!("injected");
+                });
+                while relay.claimed.load(Ordering::Relaxed) == 0 {
+                    thread::yield_now();
+                }
+                relay.run();
+            })
+        }));
+        assert!(outcome.is_err());
+        assert_eq!(relay.turn.load(Ordering::Relaxed), DONE);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
