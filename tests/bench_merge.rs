@@ -328,6 +328,51 @@ fn runs_that_cannot_be_merged_are_refused_with_exit_2_and_the_file_named() {
     run.expect_code(2);
 }
 
+/// Run files come from other hosts: an address, name, id, failure kind or
+/// first error in one that holds terminal controls (ESC, BEL) or U+202E is
+/// shown escaped in the report, the verdict and a refusal, never raw (the
+/// report printed them as they were).
+#[test]
+fn a_run_file_cannot_drive_the_terminal() {
+    let (t, server) = serve("merge-escapes", &[("f.bin", b"data")], &["-q"]);
+    let run = bench(&t, &[&server.addr, "gone.bin", "-c", "2", "--json"]);
+    run.expect_code(1);
+    let good = run.stdout();
+    let first_error = json_value(&good, "first_error");
+    let evil = good
+        .replacen(&server.addr, "\\u001b]0;owned\\u0007", 1)
+        .replacen("\"gone.bin\"", "\"gone\\u001b[5m.bin\"", 1)
+        .replace("\"not-found\"", "\"\\u001b[31m\"")
+        .replacen(first_error, "\"\\u001b[2Jwiped\"", 1)
+        .replacen("\"test_id\":\"", "\"test_id\":\"\\u202e", 1);
+    assert_ne!(evil, good);
+    t.write("evil.json", evil.as_bytes());
+    // The same controls in a name the file refuses.
+    let refused = good.replacen(
+        "\"timeline\"",
+        "\"per_file\":[{\"file\":\"\\u001b[2J\"}],\"timeline\"",
+        1,
+    );
+    t.write("refused.json", refused.as_bytes());
+    for (file, code) in [("evil.json", 1), ("refused.json", 2)] {
+        let run = bench(&t, &["--merge", file]);
+        run.expect_code(code);
+        let all = run.stdout() + &run.stderr();
+        for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+            assert!(!all.contains(raw), "{file} shows {raw:?} raw: {run}");
+        }
+        assert!(all.contains("\\u{1b}"), "{file}: {run}");
+    }
+    let run = bench(&t, &["--merge", "evil.json"]);
+    for shown in [
+        "bench \\u{1b}]0;owned\\u{7} gone\\u{1b}[5m.bin (test \\u{202e}",
+        "\\u{1b}[31m 2)",
+    ] {
+        assert!(run.stdout().contains(shown), "{shown}: {run}");
+    }
+    assert!(run.stderr().contains("the first: \\u{1b}[2Jwiped"), "{run}");
+}
+
 #[test]
 fn merged_failures_end_as_the_run_would() {
     let (t, server) = serve(

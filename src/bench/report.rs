@@ -151,7 +151,11 @@ pub fn text(r: &Results) -> String {
     if r.names.len() > 1 {
         per_file_text(&mut out, r);
     }
-    out
+    // The address, names, ids and failure kinds may come from a --merge
+    // file, written anywhere: whatever line shows one, it cannot drive the
+    // terminal or pass for another.
+    let lines: Vec<String> = out.split('\n').map(format::visible).collect();
+    lines.join("\n")
 }
 
 /// The per-file table, for a run of several files.
@@ -159,7 +163,7 @@ fn per_file_text(out: &mut String, r: &Results) {
     let width = r
         .files
         .iter()
-        .map(|(n, _)| n.chars().count())
+        .map(|(n, _)| format::visible(n).chars().count())
         .max()
         .unwrap_or(4)
         .max(4);

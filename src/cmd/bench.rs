@@ -11,7 +11,7 @@ use crate::bench::{self, load, Measured, Plan, MAX_CLIENTS};
 use crate::client::ProtocolFlags;
 use crate::error::{Error, ExitKind, Result};
 use crate::proto;
-use crate::util::cli;
+use crate::util::{cli, format};
 
 pub const USAGE: &str = "\
 Usage: tcpfetch bench ADDR NAME... --clients N [OPTIONS]
@@ -223,7 +223,8 @@ pub fn run(args: Args) -> Result<()> {
             Err(e) => {
                 // Exit 2 like a usage error, without its hint: the command
                 // line was fine, its files were not.
-                eprintln!("tcpfetch: {e}");
+                // The message quotes the file, which may hold anything.
+                eprintln!("tcpfetch: {}", format::visible(&e));
                 return Err(Error::Reported(ExitKind::Usage));
             }
         },
@@ -280,10 +281,9 @@ fn create(path: &std::path::Path) -> Result<std::fs::File> {
 fn verdict(results: &Results) -> Result<()> {
     let stats = &results.stats;
     let requests = stats.requests();
-    let first = results
-        .first_error
-        .as_ref()
-        .map_or_else(String::new, |e| format!("; the first: {e}"));
+    let first = results.first_error.as_ref().map_or_else(String::new, |e| {
+        format!("; the first: {}", format::visible(e))
+    });
     if stats.corrupt > 0 {
         return Err(Error::Integrity(format!(
             "{} of {requests} transfers were corrupt{first}",
