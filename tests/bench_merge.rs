@@ -373,6 +373,34 @@ fn a_run_file_cannot_drive_the_terminal() {
     assert!(run.stderr().contains("the first: \\u{1b}[2Jwiped"), "{run}");
 }
 
+/// `--rate R` is the rate of one run's clients together: merged runs say
+/// it was each run's (the report read as if all of them together had
+/// made R requests a second).
+#[test]
+fn merged_runs_say_their_rate_was_each_runs() {
+    let (t, server) = serve("merge-rate", &[("f.bin", b"data")], &["-q"]);
+    for json in ["a.json", "b.json"] {
+        let run = bench(
+            &t,
+            &[&server.addr, "f.bin", "-c", "2", "--rate", "40", "--json"],
+        );
+        run.expect_code(0);
+        t.write(json, run.stdout().as_bytes());
+    }
+    let run = bench(&t, &["--merge", "a.json"]);
+    assert!(
+        run.stdout().contains("open loop at 40 requests/s\n"),
+        "{run}"
+    );
+    let run = bench(&t, &["--merge", "a.json", "b.json"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout()
+            .contains("open loop at 40 requests/s in each run; 2 runs merged"),
+        "{run}"
+    );
+}
+
 #[test]
 fn merged_failures_end_as_the_run_would() {
     let (t, server) = serve(

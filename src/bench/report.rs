@@ -77,6 +77,11 @@ pub fn plan_text(r: &Results) -> String {
     });
     if let Some(rate) = a.rate {
         let _ = write!(plan, ", open loop at {rate} requests/s");
+        // A run's rate is its clients' together; merged runs each had
+        // their own, at once or not.
+        if r.runs > 1 {
+            plan.push_str(" in each run");
+        }
     }
     if a.warmup > 0 {
         let _ = write!(
