@@ -74,22 +74,7 @@ fn a_stalled_log_reader_does_not_stall_connections() {
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let sender = thread::spawn(move || {
-        for chunk in b"PING\n".repeat(REQUESTS).chunks(64 * 1024) {
-            writer.write_all(chunk).unwrap();
-        }
-    });
-    let mut reader = BufReader::new(&stream);
-    for i in 0..REQUESTS {
-        let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("request {i} of {REQUESTS} not answered: {e}"));
-        assert!(line.starts_with("TCPFETCH/1 OK "), "request {i}: {line:?}");
-    }
-    sender.join().unwrap();
-    drop(reader);
+    all_answered(&stream, b"PING\n", REQUESTS, "TCPFETCH/1 OK ");
     drop(stream);
     // The reader wakes up: the queued lines come, then, with the next line
     // logged, the count of those dropped.
@@ -115,6 +100,28 @@ fn a_stalled_log_reader_does_not_stall_connections() {
     })
     .expect("no note of dropped log lines");
     assert!(log.contains("\"PING\" ok 0"), "{log}");
+}
+
+/// Send `request` `count` times on `stream`, from a thread of its own in
+/// 64 KiB writes, while reading the answers: each must start with `want`.
+fn all_answered(stream: &TcpStream, request: &[u8], count: usize, want: &str) {
+    let (mut writer, request) = (stream.try_clone().unwrap(), request.to_vec());
+    let sender = thread::spawn(move || {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut writer);
+        for _ in 0..count {
+            out.write_all(&request).unwrap();
+        }
+        out.flush().unwrap();
+    });
+    let mut reader = BufReader::new(stream);
+    for i in 0..count {
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("request {i} of {count} not answered: {e}"));
+        assert!(line.starts_with(want), "request {i}: {line:?}");
+    }
+    sender.join().unwrap();
 }
 
 /// A client that reads 1 MiB of a 16 MiB file and goes away is logged as a
@@ -309,4 +316,27 @@ fn a_listing_nobody_reads_is_given_up_after_one_write_timeout() {
     let waited = failed.lines().filter(|l| l.contains("EAGAIN")).count();
     assert_eq!(waited, 1, "writes that waited out the timeout:\n{failed}");
     drop(silent);
+}
+
+/// The log queue is bounded in bytes, not only in lines: a request is
+/// logged whole and escaped, so a 4 KiB line of control characters is a
+/// 24 KiB log line, and with the log reader stopped 8192 of them made the
+/// server hold 200 MB. Now past 1 MiB of queued lines the rest are dropped
+/// (and counted), and every request is still answered.
+#[test]
+fn a_stalled_log_reader_costs_no_more_than_a_mebibyte_of_lines() {
+    const REQUESTS: usize = 9_000;
+    let t = Scratch::new("log-bytes");
+    t.write("srv/a.txt", b"hello");
+    let (server, stderr) = Server::start_log_piped(&t.join("srv"), &[]);
+    let stream = server.connect();
+    let mut escapes = vec![0x1b; 4000];
+    escapes.push(b'\n');
+    all_answered(&stream, &escapes, REQUESTS, "TCPFETCH/1 ERR bad-request ");
+    let peak_kib = proc_status(&server, "VmHWM");
+    assert!(
+        peak_kib < 32 * 1024,
+        "serve peaked at {peak_kib} KiB holding log lines nobody read"
+    );
+    drop(stderr);
 }

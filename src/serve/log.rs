@@ -8,6 +8,8 @@
 //! and hands it over: a log reader that stops reading (`serve 2>&1 |
 //! shipper` with the shipper stuck) fills the queue, and further lines are
 //! dropped and counted instead of blocking everyone on a full pipe. The
+//! queue is bounded in bytes as well as in lines: requests are logged
+//! whole and escaped, so one line can be 24 KiB. The
 //! writer reports the count (`- N log lines dropped …`) once it can write
 //! again. A reader that went away (EPIPE) is ignored the same way: a log
 //! write failing is never a reason to end a connection, let alone `serve`.
@@ -15,8 +17,8 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Instant, SystemTime};
@@ -24,6 +26,11 @@ use std::time::{Instant, SystemTime};
 /// Lines queued for the writer before new ones are dropped: about 1 MiB of
 /// lines, several seconds of a busy server's log.
 const QUEUE_LINES: usize = 8192;
+/// Bytes queued for the writer before new lines are dropped. A request is
+/// quoted whole and a control character is escaped in up to six bytes, so
+/// a 4 KiB request line can log 24 KiB: 8192 of those were 200 MB held
+/// for a stopped log reader.
+const QUEUE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
@@ -128,6 +135,8 @@ pub fn note(text: &str) {
 struct Writer {
     /// `None` when the thread could not be started: lines are dropped.
     queue: Option<SyncSender<String>>,
+    /// Bytes held by the lines queued and not yet written.
+    queued: AtomicUsize,
     dropped: AtomicU64,
 }
 
@@ -138,21 +147,34 @@ fn writer() -> &'static Writer {
         let started = thread::Builder::new()
             .name("log".into())
             .stack_size(64 * 1024)
-            .spawn(move || write_lines(&rx, &mut io::stderr()));
+            .spawn(move || write_lines(&rx, &mut io::stderr(), writer()));
         Writer {
             queue: started.ok().map(|_| tx),
+            queued: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
         }
     })
 }
 
 fn queue(line: String) {
-    let w = writer();
-    let Some(tx) = &w.queue else {
-        return;
-    };
-    if let Err(TrySendError::Full(_)) = tx.try_send(line) {
-        w.dropped.fetch_add(1, Ordering::Relaxed);
+    writer().offer(line);
+}
+
+impl Writer {
+    /// Queue `line` if the queue has room for it in lines and in bytes,
+    /// else drop it and count it.
+    fn offer(&self, line: String) {
+        let Some(tx) = &self.queue else {
+            return;
+        };
+        // Counted before it is sent, so the writer never takes off more
+        // than was put on.
+        let size = line.capacity();
+        let fits = self.queued.fetch_add(size, Ordering::Relaxed) + size <= QUEUE_BYTES;
+        if !fits || tx.try_send(line).is_err() {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -163,9 +185,10 @@ fn queue(line: String) {
 /// Each line goes out in one `write_all` with its newline (`writeln!` on
 /// unbuffered stderr makes a write per piece), so a reader never sees
 /// half a line.
-fn write_lines(rx: &Receiver<String>, out: &mut impl Write) {
+fn write_lines(rx: &Receiver<String>, out: &mut impl Write, counts: &Writer) {
     for mut line in rx {
-        let dropped = writer().dropped.swap(0, Ordering::Relaxed);
+        let size = line.capacity();
+        let dropped = counts.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             let stamp = crate::util::format::rfc3339(SystemTime::now());
             let note = format!(
@@ -175,6 +198,8 @@ fn write_lines(rx: &Receiver<String>, out: &mut impl Write) {
         }
         line.push('\n');
         let _ = out.write_all(line.as_bytes());
+        drop(line);
+        counts.queued.fetch_sub(size, Ordering::Relaxed);
     }
 }
 
@@ -257,13 +282,43 @@ mod tests {
         format!("\"{}\"", crate::util::format::visible(&escaped))
     }
 
+    /// A writer with a queue of `lines` and no thread.
+    fn unwritten(lines: usize) -> (Writer, Receiver<String>) {
+        let (tx, rx) = mpsc::sync_channel(lines);
+        let writer = Writer {
+            queue: Some(tx),
+            queued: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        };
+        (writer, rx)
+    }
+
     #[test]
     fn a_closed_log_is_drained_without_panicking() {
-        let (tx, rx) = mpsc::sync_channel(4);
+        let (mut writer, rx) = unwritten(4);
         for i in 0..4 {
-            tx.send(format!("line {i}")).unwrap();
+            writer.offer(format!("line {i}"));
         }
-        drop(tx);
-        write_lines(&rx, &mut Closed);
+        // Its one sender gone, the writer stops once the queue is empty.
+        writer.queue = None;
+        write_lines(&rx, &mut Closed, &writer);
+        assert_eq!(writer.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_lines_and_in_bytes() {
+        let (writer, _rx) = unwritten(3);
+        for _ in 0..5 {
+            writer.offer("short".to_string());
+        }
+        assert_eq!(writer.dropped.load(Ordering::Relaxed), 2, "past 3 lines");
+        let (writer, rx) = unwritten(QUEUE_LINES);
+        let long = || "\\u{1b}".repeat(4096);
+        let fit = QUEUE_BYTES / long().capacity();
+        for _ in 0..fit + 10 {
+            writer.offer(long());
+        }
+        assert_eq!(rx.try_iter().count(), fit);
+        assert_eq!(writer.dropped.load(Ordering::Relaxed), 10, "past 1 MiB");
     }
 }
