@@ -621,6 +621,8 @@ fn download_names_that_could_escape_are_refused() {
         let reply = ui.post("/api/download", &form);
         assert_eq!(reply.status, 400, "{name:?} -> {reply:?}");
         assert!(reply.body.contains("\"field\":\"name\""), "{reply:?}");
+        // The page has no -o to give a name with, as `get`'s message says.
+        assert!(!reply.body.contains("-o"), "{name:?} -> {reply:?}");
     }
 }
 

@@ -163,11 +163,15 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
     if let Err(why) = proto::check_name(&name) {
         return field_error("name", &format!("cannot request this name: {why}"));
     }
-    // Only the last component of the server's name is ever used locally.
-    let path = match crate::fetch::local_path(&name, shared.dir.to_str()) {
-        Ok(p) => p,
-        Err(e) => return field_error("name", &e.to_string()),
+    // Only the last component of the server's name is ever used locally,
+    // in the downloads directory, as fetch::fetch_to saves it.
+    let Ok(base) = crate::fetch::local_path(&name, None) else {
+        return field_error(
+            "name",
+            &format!("cannot save '{name}': its last part is empty, '.' or '..'"),
+        );
     };
+    let path = shared.dir.join(base);
     let subject = path.display().to_string();
     if shared.jobs.running("download", &subject) {
         return field_error("name", &format!("'{subject}' is already downloading"));
@@ -177,12 +181,13 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
         Err(r) => return r,
     };
     let dir = shared.dir.clone();
-    jobs::spawn(job, move |job| download(job, &server, &name, &dir))
+    jobs::spawn(job, move |job| download(job, &server, &name, &dir, &path))
 }
 
-/// A download job's work: fetch `name` into `dir`, its progress (and where
-/// a resume started) into the job, until done or cancelled.
-fn download(job: &Job, server: &str, name: &str, dir: &Path) -> Result<String> {
+/// A download job's work: fetch `name` into `dir` (at `path`), its
+/// progress (and where a resume started) into the job, until done or
+/// cancelled.
+fn download(job: &Job, server: &str, name: &str, dir: &Path, path: &Path) -> Result<String> {
     let fetched = crate::fetch::fetch_to(server, name, dir, CLIENT_TIMEOUTS, &mut |done, size| {
         let mut s = lock(&job.state);
         s.from.get_or_insert(done);
@@ -196,8 +201,7 @@ fn download(job: &Job, server: &str, name: &str, dir: &Path) -> Result<String> {
         // Cut by the page's Cancel: the `.part` stays, as after an
         // interrupted `get`, and the next download of the file resumes it.
         Err(_) if job.cancel_requested() => {
-            let local = dir.join(crate::fetch::local_path(name, None)?);
-            let part = crate::fetch::part::staging(&local);
+            let part = crate::fetch::part::staging(path);
             let kept = std::fs::metadata(&part).map_or(0, |m| m.len());
             lock(&job.state).cancelled = true;
             return Ok(format!(
