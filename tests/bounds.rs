@@ -340,3 +340,39 @@ fn a_stalled_log_reader_costs_no_more_than_a_mebibyte_of_lines() {
     );
     drop(stderr);
 }
+
+/// A name near the protocol's 4096-byte line bound (4040 bytes: sixteen
+/// directories and a file) is listed with `-` for its digest once it has
+/// one. With the 64 hex digits its line was longer than a client reads, so
+/// after one `get` of that file every `list` of the server failed ('a
+/// line longer than 4096 bytes … not a tcpfetch server').
+#[test]
+fn a_name_at_the_line_bound_does_not_break_the_listing() {
+    // Under the system's temp directory: the whole path must stay within
+    // PATH_MAX, and a long checkout path would leave no room.
+    let path = std::env::temp_dir().join(format!("tcpfetch-bound-{}", std::process::id()));
+    std::fs::create_dir_all(&path).unwrap();
+    let t = Scratch { path };
+    let name = format!(
+        "{}{}",
+        format!("{}/", "d".repeat(250)).repeat(16),
+        "f".repeat(24)
+    );
+    assert_eq!(name.len(), 4040);
+    t.write(&format!("srv/{name}"), b"x\n");
+    let server = Server::start(&t.join("srv"), &[]);
+    let get = format!("GET 0 {name}\n");
+    let answer = exchange(&server.addr, get.as_bytes(), Duration::from_secs(60));
+    assert!(answer.starts_with(b"TCPFETCH/1 OK 2 "), "{answer:?}");
+    let run = tcpfetch(&t.path, &["list", &server.addr]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().ends_with(&format!("{}\n", "f".repeat(24))),
+        "{run}"
+    );
+    // The digest still comes with a GET: sha256 of "x\n".
+    let run = tcpfetch(&t.path, &["list", &server.addr, "--sha256sums"]);
+    run.expect_code(0);
+    let want = "73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac";
+    assert_eq!(run.stdout(), format!("{want}  {name}\n"), "{run}");
+}

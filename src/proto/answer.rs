@@ -2,7 +2,7 @@
 //! (size, digest, and the MAC with a key) and the list entries.
 
 use super::error::{Message, ProtoError};
-use super::{check_name, encode_ok, parse_decimal, printable, MAX_LIST_ENTRIES};
+use super::{check_name, encode_ok, parse_decimal, printable, MAX_LINE, MAX_LIST_ENTRIES};
 use crate::util::hex::{self, Digest};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -134,11 +134,20 @@ pub struct ListEntry {
 }
 
 impl ListEntry {
+    /// The entry's line. A digest that would make it longer than
+    /// [`MAX_LINE`] is left out (`-`, as for a file not hashed yet): a name
+    /// near the bound (which [`check_name`] allows up to 25 bytes short of
+    /// it) leaves no room for 64 hex digits, and one line a client must
+    /// refuse fails its whole listing. Without it the line always fits;
+    /// `GET` still gives the digest.
     pub fn encode(&self) -> String {
-        let digest = self
-            .digest
-            .map_or_else(|| "-".to_string(), |d| hex::encode(&d));
-        format!("{} {} {}\n", self.size, digest, self.name)
+        if let Some(digest) = self.digest {
+            let line = format!("{} {} {}\n", self.size, hex::encode(&digest), self.name);
+            if line.len() - 1 <= MAX_LINE {
+                return line;
+            }
+        }
+        format!("{} - {}\n", self.size, self.name)
     }
 
     pub fn parse(line: &[u8]) -> Result<ListEntry, ProtoError> {
@@ -279,6 +288,29 @@ mod tests {
         for bad in [&b"1 - "[..], b"1 -", b"x - a", b"1 zz a", b"1 - a\x01"] {
             assert!(ListEntry::parse(bad).is_err());
         }
+        // The longest name a request can carry, and the largest size: its
+        // digest would not fit on the line, so it is left out.
+        let longest = ListEntry {
+            size: u64::MAX,
+            digest: Some([7; 32]),
+            name: "n".repeat(MAX_LINE - 25),
+        };
+        let wire = longest.encode();
+        assert!(wire.len() - 1 <= MAX_LINE, "{}", wire.len());
+        let parsed = ListEntry::parse(&wire.as_bytes()[..wire.len() - 1]).unwrap();
+        assert_eq!(parsed.digest, None);
+        assert_eq!(parsed.name, longest.name);
+        // One that just fits keeps it.
+        let fits = ListEntry {
+            size: 1,
+            digest: Some([7; 32]),
+            name: "n".repeat(MAX_LINE - 67),
+        };
+        assert_eq!(fits.encode().len() - 1, MAX_LINE);
+        assert_eq!(
+            fits.encode().split(' ').nth(1),
+            Some("07".repeat(32).as_str())
+        );
         assert!(parse_list_count("3").is_ok());
         assert!(parse_list_count("99999999999").is_err());
         assert!(parse_list_count("").is_err());
