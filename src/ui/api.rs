@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::http::Response;
-use super::jobs::{self, lock, Job, Watch};
+use super::jobs::{self, lock, Alone, Job, NotAdded, Watch};
 use super::Shared;
 use crate::bench;
 use crate::client::{self, Connection, Timeouts};
@@ -173,12 +173,15 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
     };
     let path = shared.dir.join(base);
     let subject = path.display().to_string();
-    if shared.jobs.running("download", &subject) {
-        return field_error("name", &format!("'{subject}' is already downloading"));
-    }
-    let job = match shared.jobs.add("download", subject) {
+    let job = match shared
+        .jobs
+        .add("download", subject.clone(), Alone::PerSubject)
+    {
         Ok(job) => job,
-        Err(r) => return r,
+        Err(NotAdded::AlreadyRunning) => {
+            return field_error("name", &format!("'{subject}' is already downloading"))
+        }
+        Err(NotAdded::Refused(r)) => return r,
     };
     let dir = shared.dir.clone();
     jobs::spawn(job, move |job| download(job, &server, &name, &dir, &path))
@@ -230,12 +233,15 @@ pub fn start_bench(shared: &Shared, form: &Form) -> Response {
         Ok(plan) => plan,
         Err(r) => return r,
     };
-    if shared.jobs.running("bench", "") {
-        return field_error("bench", "a load test is already running");
-    }
-    let job = match shared.jobs.add("bench", plan.names.join(" ")) {
+    let job = match shared
+        .jobs
+        .add("bench", plan.names.join(" "), Alone::PerKind)
+    {
         Ok(job) => job,
-        Err(r) => return r,
+        Err(NotAdded::AlreadyRunning) => {
+            return field_error("bench", "a load test is already running")
+        }
+        Err(NotAdded::Refused(r)) => return r,
     };
     let planned = plan.requests * plan.clients as u64;
     lock(&job.state).total = Some(planned);

@@ -152,6 +152,23 @@ impl Job {
     }
 }
 
+/// Which running jobs a new one may not run beside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alone {
+    /// One of its kind for the same subject (a download to one path).
+    PerSubject,
+    /// One of its kind at all (a load test).
+    PerKind,
+}
+
+/// Why [`Jobs::add`] registered no job.
+pub enum NotAdded {
+    /// One it may not run beside runs: the caller says which.
+    AlreadyRunning,
+    /// Too many run: the answer to send.
+    Refused(Response),
+}
+
 impl Jobs {
     pub fn new() -> Jobs {
         Jobs(Mutex::new(JobList {
@@ -160,15 +177,28 @@ impl Jobs {
         }))
     }
 
-    /// Register a new job, unless too many run; the oldest finished jobs
-    /// make room.
-    pub fn add(&self, kind: &'static str, subject: String) -> Result<Arc<Job>, Response> {
+    /// Register a new job, unless one it may not run beside already runs
+    /// or too many run; the oldest finished jobs make room. The check and
+    /// the registration are one step, so two requests at once cannot both
+    /// pass the check.
+    pub fn add(
+        &self,
+        kind: &'static str,
+        subject: String,
+        alone: Alone,
+    ) -> Result<Arc<Job>, NotAdded> {
         let mut jobs = lock(&self.0);
+        let clashes = |j: &Arc<Job>| {
+            j.kind == kind && (alone == Alone::PerKind || j.subject == subject) && j.running()
+        };
+        if jobs.list.iter().any(clashes) {
+            return Err(NotAdded::AlreadyRunning);
+        }
         if jobs.list.iter().filter(|j| j.running()).count() >= MAX_RUNNING {
-            return Err(Response::error(
+            return Err(NotAdded::Refused(Response::error(
                 409,
                 "too many downloads and tests are running; wait for one to finish",
-            ));
+            )));
         }
         while jobs.list.len() >= MAX_JOBS {
             match jobs.list.iter().position(|j| !j.running()) {
@@ -205,13 +235,6 @@ impl Jobs {
         }
         job.cancel.store(true, Ordering::Relaxed);
         Response::json(202, job.json())
-    }
-
-    pub fn running(&self, kind: &str, subject: &str) -> bool {
-        lock(&self.0)
-            .list
-            .iter()
-            .any(|j| j.kind == kind && (subject.is_empty() || j.subject == subject) && j.running())
     }
 }
 
@@ -315,5 +338,50 @@ mod tests {
             error_members(None, ["error", "error_kind", "error_hint"]),
             r#""error":null,"error_kind":null,"error_hint":null"#
         );
+    }
+
+    /// A second download to the same path, or a second load test, is
+    /// refused while the first runs, and allowed once it has finished.
+    #[test]
+    fn what_may_not_run_twice_is_refused_while_it_runs() {
+        let jobs = Jobs::new();
+        let first = jobs
+            .add("download", "d/a".into(), Alone::PerSubject)
+            .ok()
+            .unwrap();
+        let again = jobs.add("download", "d/a".into(), Alone::PerSubject);
+        assert!(matches!(again, Err(NotAdded::AlreadyRunning)));
+        assert!(jobs
+            .add("download", "d/b".into(), Alone::PerSubject)
+            .is_ok());
+        assert!(jobs.add("bench", "x".into(), Alone::PerKind).is_ok());
+        let other = jobs.add("bench", "y".into(), Alone::PerKind);
+        assert!(matches!(other, Err(NotAdded::AlreadyRunning)));
+        first.finish(Ok(String::new()));
+        assert!(jobs
+            .add("download", "d/a".into(), Alone::PerSubject)
+            .is_ok());
+    }
+
+    /// Requests that arrive together: exactly one of them gets the job
+    /// (checking, then adding under a second lock, let several through).
+    #[test]
+    fn of_simultaneous_adds_exactly_one_wins() {
+        for _ in 0..50 {
+            let jobs = Jobs::new();
+            let start = std::sync::Barrier::new(8);
+            let won = std::sync::atomic::AtomicUsize::new(0);
+            thread::scope(|scope| {
+                for _ in 0..8 {
+                    scope.spawn(|| {
+                        start.wait();
+                        if jobs.add("bench", "x".into(), Alone::PerKind).is_ok() {
+                            won.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            assert_eq!(won.into_inner(), 1);
+        }
     }
 }
