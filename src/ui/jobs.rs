@@ -26,6 +26,10 @@ const MAX_RUNNING: usize = 8;
 /// it the job's status carries for the page's table.
 const MAX_LOG_BYTES: usize = 16 * 1024 * 1024;
 const LOG_ROWS: usize = 200;
+/// Load tests whose log is kept: a new one frees the logs of the finished
+/// ones older than the last few, so a long session holds at most 64 MiB of
+/// logs, not up to 1 GiB (one per kept job).
+const KEPT_LOGS: usize = 4;
 
 /// The jobs the page started, newest last.
 pub struct Jobs(Mutex<JobList>);
@@ -215,6 +219,9 @@ impl Jobs {
             state: Mutex::new(JobState::default()),
         });
         jobs.next += 1;
+        if kind == "bench" {
+            free_old_logs(&jobs.list);
+        }
         jobs.list.push_back(Arc::clone(&job));
         Ok(job)
     }
@@ -235,6 +242,20 @@ impl Jobs {
         }
         job.cancel.store(true, Ordering::Relaxed);
         Response::json(202, job.json())
+    }
+}
+
+/// Free the logs of the finished load tests in `list` but the newest
+/// `KEPT_LOGS - 1` (the one being added makes `KEPT_LOGS`). The page then
+/// says the log kept none of the requests, and the download is empty.
+fn free_old_logs(list: &VecDeque<Arc<Job>>) {
+    let tests = list.iter().rev().filter(|j| j.kind == "bench");
+    for job in tests.skip(KEPT_LOGS - 1) {
+        let mut s = lock(&job.state);
+        if s.finished.is_some() {
+            s.log = Vec::new();
+            s.log_dropped = s.log_lines;
+        }
     }
 }
 
@@ -382,6 +403,31 @@ mod tests {
                 }
             });
             assert_eq!(won.into_inner(), 1);
+        }
+    }
+
+    /// A session of many load tests keeps the logs of the last KEPT_LOGS
+    /// only; the older ones say that their log kept none of the requests.
+    #[test]
+    fn only_the_last_load_tests_keep_their_logs() {
+        let jobs = Jobs::new();
+        let tests: Vec<Arc<Job>> = (0..KEPT_LOGS + 2)
+            .map(|i| {
+                let job = jobs
+                    .add("bench", format!("t{i}"), Alone::PerKind)
+                    .ok()
+                    .unwrap();
+                bench::Observer::request(&Watch(&job), "{\"ok\":true}\n");
+                job.finish(Ok(String::new()));
+                job
+            })
+            .collect();
+        for (i, job) in tests.iter().enumerate() {
+            let s = lock(&job.state);
+            let kept = i >= tests.len() - KEPT_LOGS;
+            assert_eq!(s.log.is_empty(), !kept, "test {i}");
+            assert_eq!(s.log_dropped, u64::from(!kept), "test {i}");
+            assert_eq!(s.log_lines, 1, "test {i}");
         }
     }
 }
