@@ -424,20 +424,44 @@ fn server_errors_become_exit_1_with_their_message() {
 }
 
 #[test]
-fn a_servers_error_message_cannot_drive_the_terminal() {
+fn a_servers_words_cannot_drive_the_terminal() {
     // A hostile server's ERR text used to reach stderr raw: an escape
-    // could clear the screen or rewrite the lines above.
+    // could clear the screen or rewrite the lines above. So did the text
+    // of an answer quoted as malformed, and a protocol version.
     let t = Scratch::new("err-escapes");
-    let addr = stand_in(1, |_| {
-        b"TCPFETCH/1 ERR forbidden \x1b[2Jall clear\x07\n".to_vec()
-    });
-    let run = tcpfetch(&t.path, &["get", &addr, "x.bin"]);
-    run.expect_code(1);
-    assert!(
-        !run.stderr().contains('\x1b') && !run.stderr().contains('\x07'),
-        "{run}"
-    );
-    assert!(run.stderr().contains("\\u{1b}[2Jall clear\\u{7}"), "{run}");
+    let rows: [(&str, &[u8], &str); 5] = [
+        (
+            "get",
+            b"TCPFETCH/1 ERR forbidden \x1b[2Jall clear\x07\n",
+            "\\u{1b}[2Jall clear\\u{7}",
+        ),
+        (
+            "get",
+            b"TCPFETCH/1 OK 5 \x1b[2J\x07\n",
+            "'5 \\u{1b}[2J\\u{7}'",
+        ),
+        ("list", b"TCPFETCH/1 OK \x1b[2J\x07\n", "'\\u{1b}[2J\\u{7}'"),
+        ("ping", b"TCPFETCH/1 OK \x1b[2J\x07\n", "'\\u{1b}[2J\\u{7}'"),
+        (
+            "ping",
+            b"TCPFETCH/\x1b[2J\x07 OK\n",
+            "version \\u{1b}[2J\\u{7}",
+        ),
+    ];
+    for (cmd, answer, shown) in rows {
+        let addr = stand_in(1, move |_| answer.to_vec());
+        let mut args = vec![cmd, addr.as_str()];
+        if cmd == "get" {
+            args.push("x.bin");
+        }
+        let run = tcpfetch(&t.path, &args);
+        run.expect_code(1);
+        assert!(
+            !run.stderr().contains('\x1b') && !run.stderr().contains('\x07'),
+            "{run}"
+        );
+        assert!(run.stderr().contains(shown), "{shown}: {run}");
+    }
 }
 
 #[test]
@@ -746,6 +770,15 @@ fn malformed_server_answers_fail_cleanly() {
             "malformed",
         ),
         ("ping", "TCPFETCH/1 ERR internal oops\n".into(), "internal"),
+        // An OK that is not `OK tcpfetch <version>` (a LIST count from a
+        // peer out of step, nothing at all) is no answer to PING.
+        ("ping", "TCPFETCH/1 OK 3\n".into(), "malformed PING answer"),
+        ("ping", "TCPFETCH/1 OK\n".into(), "malformed PING answer"),
+        (
+            "ping",
+            "TCPFETCH/1 OK tcpfetch\n".into(),
+            "malformed PING answer",
+        ),
         (
             "ping",
             "SSH-2.0-OpenSSH_9.6\r\n".into(),

@@ -125,7 +125,9 @@ impl Connection {
     /// Send `PING`; the server's version text (`tcpfetch 0.1.0`).
     pub fn ping(&mut self) -> Result<String> {
         self.send(&Request::Ping)?;
-        self.read_status()
+        let details = self.read_status()?;
+        proto::parse_ping_answer(&details)?;
+        Ok(details)
     }
 
     /// Send `LIST`; every entry, in the server's order.

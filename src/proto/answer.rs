@@ -2,7 +2,7 @@
 //! (size, digest, and the MAC with a key) and the list entries.
 
 use super::error::{Message, ProtoError};
-use super::{check_name, encode_ok, parse_decimal, printable, MAX_LINE, MAX_LIST_ENTRIES};
+use super::{check_name, encode_ok, parse_decimal, MAX_LINE, MAX_LIST_ENTRIES};
 use crate::util::hex::{self, Digest};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -151,7 +151,7 @@ impl ListEntry {
     }
 
     pub fn parse(line: &[u8]) -> Result<ListEntry, ProtoError> {
-        let bad = || ProtoError::malformed(Message::ListEntry, printable(line));
+        let bad = || ProtoError::malformed(Message::ListEntry, line);
         let text = std::str::from_utf8(line).map_err(|_| bad())?;
         let mut parts = text.splitn(3, ' ');
         let size = parts.next().and_then(|s| parse_decimal(s.as_bytes()));
@@ -167,6 +167,16 @@ impl ListEntry {
             digest,
             name: name.to_string(),
         })
+    }
+}
+
+/// `PING`'s `OK tcpfetch <version>`: the text after `OK`. Another answer
+/// (a `LIST` count from a peer out of step, an empty `OK`) is not a
+/// tcpfetch server answering the ping, and `ping` must not call it one.
+pub fn parse_ping_answer(details: &str) -> Result<&str, ProtoError> {
+    match details.strip_prefix("tcpfetch ") {
+        Some(version) if !version.trim().is_empty() => Ok(details),
+        _ => Err(ProtoError::malformed(Message::PingAnswer, details)),
     }
 }
 
@@ -314,6 +324,25 @@ mod tests {
         assert!(parse_list_count("3").is_ok());
         assert!(parse_list_count("99999999999").is_err());
         assert!(parse_list_count("").is_err());
+    }
+
+    #[test]
+    fn a_ping_answer_names_tcpfetch_and_a_version() {
+        assert_eq!(parse_ping_answer("tcpfetch 0.1.0"), Ok("tcpfetch 0.1.0"));
+        for bad in [
+            "",
+            "3",
+            "tcpfetch",
+            "tcpfetch ",
+            "tcpfetch  ",
+            "OK tcpfetch 0.1.0",
+        ] {
+            let err = parse_ping_answer(bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("malformed PING answer"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -45,8 +45,8 @@
 use sha2::{Digest as _, Sha256};
 
 use super::answer::FileHeader;
+use super::encode_ok;
 use super::error::{Message, ProtoError};
-use super::{encode_ok, printable};
 use crate::util::hex::{self, Digest};
 
 /// The shortest key accepted, in bytes.
@@ -203,8 +203,7 @@ pub fn encode_auth(client_nonce: &Digest) -> Vec<u8> {
 
 /// The client nonce of an `AUTH <hex>` line (without its terminator).
 pub fn parse_auth(line: &[u8]) -> Result<Digest, ProtoError> {
-    hex_argument(line, "AUTH")
-        .ok_or_else(|| ProtoError::malformed(Message::AuthRequest, printable(line)))
+    hex_argument(line, "AUTH").ok_or_else(|| ProtoError::malformed(Message::AuthRequest, line))
 }
 
 /// The server's answer to `AUTH`: its nonce and its proof.
@@ -237,8 +236,7 @@ pub fn encode_prove(proof: &Digest) -> Vec<u8> {
 
 /// The proof of a `PROVE <hex>` line (without its terminator).
 pub fn parse_prove(line: &[u8]) -> Result<Digest, ProtoError> {
-    hex_argument(line, "PROVE")
-        .ok_or_else(|| ProtoError::malformed(Message::ProveRequest, printable(line)))
+    hex_argument(line, "PROVE").ok_or_else(|| ProtoError::malformed(Message::ProveRequest, line))
 }
 
 /// The server's last word of a handshake that succeeded.
@@ -431,9 +429,11 @@ mod tests {
             format!("PROVE {nonce} {nonce}"),
         ] {
             let err = parse_auth_answer(&bad).unwrap_err();
+            // Quoted as every peer's text is: printable, and cut at 60 bytes.
+            let quoted = crate::proto::printable(bad.as_bytes());
             assert_eq!(
                 err.to_string(),
-                format!("malformed AUTH answer from server: '{bad}'")
+                format!("malformed AUTH answer from server: '{quoted}'")
             );
         }
     }

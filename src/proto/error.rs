@@ -25,6 +25,7 @@ pub enum ProtoError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message {
     StatusLine,
+    PingAnswer,
     GetAnswer,
     ListAnswer,
     ListEntry,
@@ -37,6 +38,7 @@ impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Message::StatusLine => "status line from server",
+            Message::PingAnswer => "PING answer from server",
             Message::GetAnswer => "GET answer from server",
             Message::ListAnswer => "LIST answer from server",
             Message::ListEntry => "LIST entry",
@@ -48,10 +50,12 @@ impl fmt::Display for Message {
 }
 
 impl ProtoError {
-    pub(crate) fn malformed(what: Message, text: impl Into<String>) -> ProtoError {
+    /// `text` is the peer's, so it is made printable here, once for every
+    /// caller: its control bytes reach the user's terminal otherwise.
+    pub(crate) fn malformed(what: Message, text: impl AsRef<[u8]>) -> ProtoError {
         ProtoError::Malformed {
             what,
-            text: text.into(),
+            text: super::printable(text.as_ref()),
         }
     }
 }

@@ -92,7 +92,7 @@ pub mod legacy;
 mod line;
 pub mod sniff;
 
-pub use answer::{parse_list_count, FileHeader, ListEntry, Mtime};
+pub use answer::{parse_list_count, parse_ping_answer, FileHeader, ListEntry, Mtime};
 pub use error::{Message, ProtoError};
 pub use line::{read_line, LineError};
 
@@ -309,9 +309,9 @@ pub fn parse_status(line: &[u8]) -> Result<String, ProtoError> {
             // Our own tag without the space after it (`TCPFETCH/1`,
             // `TCPFETCH/1\tOK`) is a broken v1 line, not another version.
             if version != "1" {
-                return Err(ProtoError::Version(version));
+                return Err(ProtoError::Version(format::visible(&version)));
             }
-            return Err(ProtoError::malformed(Message::StatusLine, printable(line)));
+            return Err(ProtoError::malformed(Message::StatusLine, line));
         }
         return Err(not_tcpfetch(line));
     };
@@ -338,7 +338,7 @@ pub fn parse_status(line: &[u8]) -> Result<String, ProtoError> {
             message,
         });
     }
-    Err(ProtoError::malformed(Message::StatusLine, printable(line)))
+    Err(ProtoError::malformed(Message::StatusLine, line))
 }
 
 fn not_tcpfetch(line: &[u8]) -> ProtoError {
