@@ -751,3 +751,73 @@ fn out_of_range_seconds_and_counts_are_usage_errors_naming_the_flag() {
         );
     }
 }
+
+#[test]
+fn help_command_shows_that_commands_help() {
+    let t = Scratch::new("cli-help-command");
+    for command in [
+        "serve", "get", "list", "ping", "bench", "sum", "verify", "ui",
+    ] {
+        let own = tcpfetch(&t.path, &[command, "--help"]);
+        own.expect_code(0);
+        for asked in [["help", command], ["--help", command]] {
+            let run = tcpfetch(&t.path, &asked);
+            run.expect_code(0);
+            assert_eq!(run.stdout(), own.stdout(), "{asked:?}: {run}");
+        }
+    }
+    // What cannot be answered is a usage error, not the overview.
+    for args in [
+        &["help", "frobnicate"][..],
+        &["help", "sum", "extra"],
+        &["--version", "extra"],
+    ] {
+        let run = tcpfetch(&t.path, args);
+        run.expect_code(2);
+        assert!(run.stdout().is_empty(), "{args:?}: {run}");
+    }
+}
+
+#[test]
+fn a_second_manifest_or_digest_is_named_not_called_an_invalid_option() {
+    // `sha256sum -c SUMS1 SUMS2` checks both; verify checks one and says
+    // so, where it called -c an invalid option or spoke of FILE --sha256.
+    let t = Scratch::new("cli-verify-twice");
+    let digest = sha256_hex(b"");
+    for (args, says) in [
+        (
+            &["verify", "-c", "A", "-c", "B"][..],
+            "verify checks one manifest per run; check B with a second 'verify -c'",
+        ),
+        (
+            &["verify", "-c", "A", "B"],
+            "verify checks one manifest per run; check B with a second 'verify -c'",
+        ),
+        (
+            &["verify", "f", "--sha256", &digest, "--sha256", &digest],
+            "--sha256 given twice",
+        ),
+    ] {
+        let run = tcpfetch(&t.path, args);
+        run.expect_code(2);
+        assert!(
+            run.stderr().starts_with(&format!("tcpfetch: {says}")),
+            "{args:?}: {run}"
+        );
+    }
+}
+
+#[test]
+fn a_pasted_url_is_called_a_url_not_an_unbracketed_ipv6_address() {
+    let t = Scratch::new("cli-url-addr");
+    for url in [
+        "http://10.0.0.2:1236",
+        "tcpfetch://10.0.0.2",
+        "http://[::1]:1236/",
+    ] {
+        let run = tcpfetch(&t.path, &["ping", url]);
+        run.expect_code(2);
+        let want = format!("tcpfetch: bad address '{url}': give HOST[:PORT], not a URL\n");
+        assert!(run.stderr().starts_with(&want), "{run}");
+    }
+}

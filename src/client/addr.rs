@@ -47,6 +47,11 @@ pub fn split_addr(addr: &str) -> Result<(String, u16)> {
     if addr.parse::<IpAddr>().is_ok() {
         return Ok((addr.to_string(), DEFAULT_PORT));
     }
+    // A pasted URL has a colon before its host, which read as a bare IPv6
+    // address would get the advice to add brackets.
+    if addr.contains("://") {
+        return Err(bad("give HOST[:PORT], not a URL"));
+    }
     match addr.rsplit_once(':') {
         Some((host, _)) if host.contains(':') => {
             Err(bad("put an IPv6 address in brackets: [::1]:1236"))
@@ -221,6 +226,7 @@ mod tests {
             "[::1",
             "[::1]x",
             "fe80::1:zz:80",
+            "http://10.0.0.2:1236",
         ] {
             let err = split_addr(input).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{input}: {err}");

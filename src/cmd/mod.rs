@@ -38,7 +38,7 @@ Commands:
   ui                   a browser page: test, download from, load-test a server
 
 Options:
-  -h, --help           show this help (also 'tcpfetch <COMMAND> --help')
+  -h, --help           show this help ('tcpfetch help <COMMAND>': a command's)
   -V, --version        show the version
 
 ADDR is HOST[:PORT], IP[:PORT] or [IPv6]:PORT; the port defaults to 1236.
@@ -52,8 +52,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
     let mut parser = lexopt::Parser::from_args(args);
     let command = match parser.next()? {
         Some(Value(cmd)) => cmd.string()?,
-        Some(Short('h') | Long("help")) => return print_text(USAGE),
-        Some(Short('V') | Long("version")) => return print_text(&format!("tcpfetch {VERSION}\n")),
+        Some(Short('h') | Long("help")) => return help(&mut parser),
+        Some(Short('V') | Long("version")) => {
+            no_more(&mut parser)?;
+            return print_text(&format!("tcpfetch {VERSION}\n"));
+        }
         Some(arg) => return Err(arg.unexpected().into()),
         None => return Err(Error::usage(format!("a command is needed\n\n{USAGE}"))),
     };
@@ -72,20 +75,60 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         "sum" => dispatch("sum", sum::USAGE, sum::parse, sum::run, parser),
         "verify" => dispatch("verify", verify::USAGE, verify::parse, verify::run, parser),
         "ui" => dispatch("ui", ui::USAGE, ui::parse, ui::run, parser),
-        "help" => print_text(USAGE),
-        other => {
-            let near = cli::nearest(other, &COMMANDS)
-                .map_or_else(String::new, |c| format!("; did you mean {c}?"));
-            Err(Error::usage(format!(
-                "unknown command '{other}'{near} (the commands are serve, get, list, ping, bench, sum, verify and ui)"
-            )))
-        }
+        "help" => help(&mut parser),
+        other => Err(unknown(other)),
     }
 }
 
-const COMMANDS: [&str; 8] = [
-    "serve", "get", "list", "ping", "bench", "sum", "verify", "ui",
+/// Every command and its help text.
+const COMMANDS: [(&str, &str); 8] = [
+    ("serve", serve::USAGE),
+    ("get", get::USAGE),
+    ("list", list::USAGE),
+    ("ping", ping::USAGE),
+    ("bench", bench::USAGE),
+    ("sum", sum::USAGE),
+    ("verify", verify::USAGE),
+    ("ui", ui::USAGE),
 ];
+
+fn unknown(command: &str) -> Error {
+    let names = COMMANDS.map(|(name, _)| name);
+    let near =
+        cli::nearest(command, &names).map_or_else(String::new, |c| format!("; did you mean {c}?"));
+    Error::usage(format!(
+        "unknown command '{command}'{near} (the commands are serve, get, list, ping, bench, sum, verify and ui)"
+    ))
+}
+
+/// `tcpfetch help [COMMAND]` (and `--help [COMMAND]`): the command's own
+/// help, as `tcpfetch COMMAND --help` prints it, as git and cargo do;
+/// without one, the overview.
+fn help(parser: &mut lexopt::Parser) -> Result<()> {
+    let usage = match parser.next()? {
+        None => USAGE,
+        Some(Value(command)) => {
+            let command = command.string()?;
+            let (_, usage) = COMMANDS
+                .into_iter()
+                .find(|(name, _)| *name == command)
+                .ok_or_else(|| unknown(&command))?;
+            no_more(parser)?;
+            usage
+        }
+        Some(arg) => return Err(arg.unexpected().into()),
+    };
+    print_text(usage)
+}
+
+/// Nothing may follow: a stray word after `--version` or `help COMMAND` is
+/// an error, not silently dropped.
+fn no_more(parser: &mut lexopt::Parser) -> Result<()> {
+    match parser.next()? {
+        None => Ok(()),
+        Some(arg) => Err(arg.unexpected().into()),
+    }
+}
 
 /// Parse a command's arguments and run it; `None` from `parse` means
 /// `--help` or `--version` was asked for and has already been answered.
@@ -122,5 +165,16 @@ mod tests {
         let err = run_args(&["get", "h", "n", "--ouput", "x"]).unwrap_err();
         assert!(err.to_string().contains("did you mean --output?"), "{err}");
         assert_eq!(err.hint().as_deref(), Some("see 'tcpfetch get --help'"));
+        for args in [
+            &["help", "lsit"][..],
+            &["help", "sum", "x"],
+            &["--help", "--bogus"],
+            &["--version", "x"],
+        ] {
+            let err = run_args(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+        let err = run_args(&["help", "lsit"]).unwrap_err();
+        assert!(err.to_string().contains("did you mean list?"), "{err}");
     }
 }

@@ -107,8 +107,17 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             return done.map(|()| None);
         }
         match arg {
-            Short('c') | Long("check") if manifest.is_none() => manifest = Some(parser.value()?),
-            Long("sha256") if digest.is_none() => {
+            Short('c') | Long("check") => {
+                let value = parser.value()?;
+                if manifest.is_some() {
+                    return Err(one_manifest(&value));
+                }
+                manifest = Some(value);
+            }
+            Long("sha256") if digest.is_some() => {
+                return Err(Error::usage("--sha256 given twice: one digest per FILE"))
+            }
+            Long("sha256") => {
                 let text = cli::string_value(parser)?;
                 let d = hex::decode_digest(text.trim()).ok_or_else(|| {
                     Error::usage(format!("--sha256 needs 64 hex digits, not '{text}'"))
@@ -146,6 +155,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             ))
         }
         (None, None, _) => return Err(cli::missing("-c SHA256SUMS or FILE --sha256 HEX", USAGE)),
+        (Some(_), Some(other), None) => return Err(one_manifest(&other)),
         (Some(_), _, _) => {
             return Err(Error::usage(
                 "-c checks a manifest; FILE --sha256 checks one file: use one or the other",
@@ -160,6 +170,14 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         zero,
         jobs,
     }))
+}
+
+/// A second manifest, where `sha256sum -c SUMS1 SUMS2` would check both.
+fn one_manifest(other: &std::ffi::OsStr) -> Error {
+    Error::usage(format!(
+        "verify checks one manifest per run; check {} with a second 'verify -c'",
+        quote(other.as_bytes())
+    ))
 }
 
 pub fn run(args: Args) -> Result<()> {
