@@ -821,3 +821,64 @@ fn a_pasted_url_is_called_a_url_not_an_unbracketed_ipv6_address() {
         assert!(run.stderr().starts_with(&want), "{run}");
     }
 }
+
+/// A listener that drops connection attempts for its first 2 s (its accept
+/// queue held full, so the kernel drops each SYN and the client's connect
+/// hangs), then accepts and answers one PING on each connection. Its port.
+fn deaf_then_answering() -> (std::process::Child, String) {
+    let script = r#"
+import socket, threading, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+port = s.getsockname()[1]
+held = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(("127.0.0.1", port))
+    except BlockingIOError: pass
+    held.append(c)
+time.sleep(0.3)
+print(port, flush=True)
+time.sleep(2)
+def answer(c):
+    c.settimeout(10)
+    try:
+        if c.recv(100).startswith(b"PING"): c.sendall(b"TCPFETCH/1 OK tcpfetch 9.9\n")
+        c.recv(100)
+    except OSError: pass
+s.settimeout(10)
+while True:
+    try: c, _ = s.accept()
+    except OSError: break
+    threading.Thread(target=answer, args=(c,), daemon=True).start()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (child, format!("127.0.0.1:{}", line.trim()))
+}
+
+#[test]
+fn ping_timeout_bounds_the_connect_too() {
+    // --timeout 0.3 gave up on a silent read after 0.3 s but let a connect
+    // nobody answered wait its 10 s: the listener here answers after 2 s,
+    // and the old ping got that answer and exited 0.
+    let (mut deaf, addr) = deaf_then_answering();
+    let t = Scratch::new("cli-ping-connect-timeout");
+    let run = tcpfetch(&t.path, &["ping", &addr, "--timeout", "0.3"]);
+    let _ = deaf.kill();
+    let _ = deaf.wait();
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .starts_with("tcpfetch: timed out while connecting"),
+        "{run}"
+    );
+}

@@ -27,6 +27,20 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// `--timeout SECS`, "give up on a silent server after SECS": no read
+    /// or write waits longer, and neither does the connect, which a host
+    /// that drops the SYN (a full backlog, a firewall) leaves hanging. The
+    /// connect keeps its shorter default bound when SECS is longer.
+    pub fn silent_after(secs: Duration) -> Timeouts {
+        let default = Timeouts::default();
+        Timeouts {
+            connect: secs.min(default.connect),
+            io: secs,
+        }
+    }
+}
+
 /// Split `ADDR` into host and port: `HOST`, `HOST:PORT`, `IP`, `IP:PORT`,
 /// `[IPv6]`, `[IPv6]:PORT`, or a bare IPv6 address. The port defaults to
 /// 1236.
@@ -250,6 +264,20 @@ mod tests {
         let addrs = resolve("LocalHost:7").unwrap();
         assert_eq!(addrs[0], "127.0.0.1:7".parse::<SocketAddr>().unwrap());
         assert_eq!(addrs[1], "[::1]:7".parse::<SocketAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_timeout_bounds_the_connect_as_well() {
+        let short = Timeouts::silent_after(Duration::from_millis(300));
+        assert_eq!(
+            (short.connect, short.io),
+            (Duration::from_millis(300), Duration::from_millis(300))
+        );
+        let long = Timeouts::silent_after(Duration::from_secs(60));
+        assert_eq!(
+            (long.connect, long.io),
+            (Timeouts::default().connect, Duration::from_secs(60))
+        );
     }
 
     #[test]

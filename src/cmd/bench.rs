@@ -8,7 +8,7 @@ use lexopt::prelude::*;
 
 use crate::bench::stats::Results;
 use crate::bench::{self, load, Measured, Plan, MAX_CLIENTS};
-use crate::client::ProtocolFlags;
+use crate::client::{ProtocolFlags, Timeouts};
 use crate::error::{Error, ExitKind, Result};
 use crate::proto;
 use crate::util::{cli, format};
@@ -110,7 +110,10 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Long("merge") => merge = true,
             Long("test-id") => args.test_id = Some(test_id(parser.value()?.string()?)?),
             Long("save") => args.save = Some(PathBuf::from(parser.value()?)),
-            Long("timeout") => args.peer.timeouts.io = cli::seconds_value(parser, "--timeout")?,
+            Long("timeout") => {
+                args.peer.timeouts =
+                    Timeouts::silent_after(cli::seconds_value(parser, "--timeout")?)
+            }
             Long("retries") => args.retries = cli::number_value(parser, "--retries")?,
             Long("key-file") => flags.key_file(parser)?,
             Long("legacy") => flags.legacy = true,

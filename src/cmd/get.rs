@@ -177,10 +177,9 @@ fn check(f: Flags) -> Result<Args> {
     if f.hidden && !f.all {
         return Err(Error::usage("--hidden only makes sense with --all"));
     }
-    let mut timeouts = Timeouts::default();
-    if let Some(io) = f.timeout {
-        timeouts.io = io;
-    }
+    let timeouts = f
+        .timeout
+        .map_or_else(Timeouts::default, Timeouts::silent_after);
     let protocol = if f.legacy {
         check_legacy(&f.key, f.all, f.limit_rate, f.retries, &names)?;
         Protocol::Legacy

@@ -47,7 +47,9 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
             Short('c') | Long("count") => {
                 count = cli::count_value(parser, "--count", MAX_COUNT)?.get()
             }
-            Long("timeout") => timeouts.io = cli::seconds_value(parser, "--timeout")?,
+            Long("timeout") => {
+                timeouts = Timeouts::silent_after(cli::seconds_value(parser, "--timeout")?)
+            }
             Long("key-file") => flags.key_file(parser)?,
             Long("legacy") => flags.legacy = true,
             Value(v) if addr.is_none() => addr = Some(v.string()?),
