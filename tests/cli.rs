@@ -882,3 +882,34 @@ fn ping_timeout_bounds_the_connect_too() {
         "{run}"
     );
 }
+
+#[test]
+fn ping_count_sums_up_the_answered_pings_when_one_fails() {
+    // A server that answers one PING and hangs up: the second ping fails,
+    // and the summary (missing before) counts it as sent, not answered.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+        let _ = (&stream).write_all(b"TCPFETCH/1 OK tcpfetch 9.9\n");
+    });
+    let t = Scratch::new("cli-ping-lost");
+    let run = tcpfetch(&t.path, &["ping", &addr, "-c", "3"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    let l = lines(&out);
+    assert_eq!(l.len(), 4, "{run}");
+    assert!(
+        l[0].starts_with(&format!("tcpfetch 9.9 at {addr}: time=")),
+        "{run}"
+    );
+    assert_eq!(l[1], format!("--- {addr} ping statistics ---"), "{run}");
+    assert_eq!(l[2], "2 pings sent, 1 answered", "{run}");
+    assert!(l[3].starts_with("rtt min/avg/max/mdev = "), "{run}");
+    assert!(run.stderr().starts_with("tcpfetch: "), "{run}");
+}

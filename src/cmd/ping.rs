@@ -67,45 +67,64 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
 }
 
 /// Every ping on one connection, or on one each when the server closes
-/// after answering (the old protocol).
+/// after answering (the old protocol). The first failure ends the run; with
+/// --count above 1 and some pings answered, the summary still closes it,
+/// counting the one that failed as sent.
 pub fn run(args: Args) -> Result<()> {
     let mut open: Option<(Box<dyn Source>, f64)> = None;
     let mut times = Vec::with_capacity(args.count.min(4096));
     let mut answered_by = None;
+    let mut failed = None;
     for _ in 0..args.count {
-        let (source, connect_ms) = match open.take() {
-            Some(kept) => open.insert(kept),
-            None => {
-                let started = Instant::now();
-                let source = args.peer.open()?;
-                open.insert((source, ms(started)))
-            }
-        };
-        let sent = Instant::now();
-        let pong = source.ping()?;
-        let time = ms(sent);
-        times.push(time);
-        answered_by = Some(source.peer());
-        cli::print_text(&format!(
-            "{} at {}: {}time={time:.3} ms (connect {connect_ms:.3} ms)\n",
-            pong.server,
-            source.peer(),
-            pong.answer,
-        ))?;
-        if !source.keeps_connection() {
-            open = None;
+        if let Err(e) = ping_once(&args.peer, &mut open, &mut times, &mut answered_by) {
+            failed = Some(e);
+            break;
         }
     }
-    match answered_by {
-        Some(peer) if times.len() > 1 => cli::print_text(&summary(&peer.to_string(), &times)),
+    let sent = times.len() + usize::from(failed.is_some());
+    let summed = match answered_by {
+        Some(peer) if sent > 1 => cli::print_text(&summary(&peer.to_string(), sent, &times)),
         _ => Ok(()),
+    };
+    failed.map_or(summed, Err)
+}
+
+/// One ping, on the kept connection or a new one, and its line.
+fn ping_once(
+    peer: &Peer,
+    open: &mut Option<(Box<dyn Source>, f64)>,
+    times: &mut Vec<f64>,
+    answered_by: &mut Option<std::net::SocketAddr>,
+) -> Result<()> {
+    let (source, connect_ms) = match open.take() {
+        Some(kept) => open.insert(kept),
+        None => {
+            let started = Instant::now();
+            let source = peer.open()?;
+            open.insert((source, ms(started)))
+        }
+    };
+    let sent = Instant::now();
+    let pong = source.ping()?;
+    let time = ms(sent);
+    times.push(time);
+    *answered_by = Some(source.peer());
+    cli::print_text(&format!(
+        "{} at {}: {}time={time:.3} ms (connect {connect_ms:.3} ms)\n",
+        pong.server,
+        source.peer(),
+        pong.answer,
+    ))?;
+    if !source.keeps_connection() {
+        *open = None;
     }
+    Ok(())
 }
 
 /// ping(8)'s closing lines: how many answered, and the round trips'
 /// minimum, mean, maximum and mean deviation (its `mdev`, the standard
 /// deviation), in milliseconds.
-fn summary(peer: &str, times: &[f64]) -> String {
+fn summary(peer: &str, sent: usize, times: &[f64]) -> String {
     let n = times.len() as f64;
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     let max = times.iter().copied().fold(0.0, f64::max);
@@ -114,8 +133,7 @@ fn summary(peer: &str, times: &[f64]) -> String {
         .max(0.0)
         .sqrt();
     format!(
-        "--- {peer} ping statistics ---\n{} pings sent, {} answered\nrtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms\n",
-        times.len(),
+        "--- {peer} ping statistics ---\n{sent} pings sent, {} answered\nrtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms\n",
         times.len()
     )
 }
@@ -130,7 +148,7 @@ mod tests {
 
     #[test]
     fn the_summary_is_ping_8s() {
-        let text = summary("127.0.0.1:1", &[1.0, 2.0, 3.0]);
+        let text = summary("127.0.0.1:1", 3, &[1.0, 2.0, 3.0]);
         assert_eq!(
             text.lines().last(),
             Some("rtt min/avg/max/mdev = 1.000/2.000/3.000/0.816 ms")
