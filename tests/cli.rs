@@ -913,3 +913,39 @@ fn ping_count_sums_up_the_answered_pings_when_one_fails() {
     assert!(l[3].starts_with("rtt min/avg/max/mdev = "), "{run}");
     assert!(run.stderr().starts_with("tcpfetch: "), "{run}");
 }
+
+#[test]
+fn verify_says_to_add_or_drop_z_for_a_manifest_ended_the_other_way() {
+    // A `sum -z` manifest checked without -z held no checksum line (and
+    // sha256sum -c checks its first name only); a newline one checked with
+    // -z is one entry whose name ends in a newline. Both now say which
+    // flag was meant; a manifest read the right way says nothing more.
+    let t = Scratch::new("cli-verify-ending");
+    t.write("a", b"a");
+    t.write("b c", b"b");
+    let zero = tcpfetch(&t.path, &["sum", "-z", "a", "b c"]);
+    t.write("ZSUMS", zero.stdout().as_bytes());
+    let lines = tcpfetch(&t.path, &["sum", "a", "b c"]);
+    t.write("SUMS", lines.stdout().as_bytes());
+    for (args, code, says) in [
+        (
+            &["verify", "-c", "ZSUMS"][..],
+            1,
+            Some("tcpfetch: ZSUMS: its lines end with NUL (as 'sum -z' writes them): add -z\n"),
+        ),
+        (
+            &["verify", "-c", "SUMS", "-z"],
+            3,
+            Some("tcpfetch: SUMS: no line ends with NUL: drop -z\n"),
+        ),
+        (&["verify", "-c", "ZSUMS", "-z"], 0, None),
+        (&["verify", "-c", "SUMS"], 0, None),
+    ] {
+        let run = tcpfetch(&t.path, args);
+        run.expect_code(code);
+        match says {
+            Some(hint) => assert!(run.stderr().ends_with(hint), "{args:?}: {run}"),
+            None => assert_eq!(run.stderr(), "", "{args:?}: {run}"),
+        }
+    }
+}

@@ -191,6 +191,7 @@ pub fn run(args: Args) -> Result<()> {
         verbosity: args.verbosity,
         ignore_missing: args.ignore_missing,
         manifest,
+        zero: args.zero,
         tally: Tally::default(),
     };
     let result = match &args.check {
@@ -238,6 +239,9 @@ struct Tally {
     matched: u64,
     /// The manifest itself could not be read to the end.
     read_error: bool,
+    /// Its lines seem to end with NUL where newline was expected, or the
+    /// other way round (see `manifest::Reader::other_ending`).
+    other_ending: bool,
 }
 
 impl Tally {
@@ -305,6 +309,8 @@ struct Checker<W> {
     ignore_missing: bool,
     /// The manifest as diagnostics name it.
     manifest: String,
+    /// `-z`: its lines end with NUL.
+    zero: bool,
     tally: Tally,
 }
 
@@ -334,6 +340,7 @@ impl<W: Write> Checker<W> {
         });
         self.tally.entries = lines.entries;
         self.tally.read_error = lines.read_error;
+        self.tally.other_ending = lines.reader.other_ending();
         result
     }
 
@@ -393,10 +400,12 @@ impl<W: Write> Checker<W> {
             return Err(Error::Other(format!("{}: read error", self.manifest)));
         }
         if tally.entries == 0 {
-            return Err(Error::Other(format!(
-                "{}: no properly formatted checksum lines found",
+            eprintln!(
+                "tcpfetch: {}: no properly formatted checksum lines found",
                 self.manifest
-            )));
+            );
+            self.other_ending_hint();
+            return Err(Error::Reported(ExitKind::Failure));
         }
         let nothing_verified = self.ignore_missing && tally.matched == 0;
         if self.verbosity != Verbosity::Status {
@@ -406,12 +415,32 @@ impl<W: Write> Checker<W> {
             if nothing_verified {
                 eprintln!("tcpfetch: {}: no file was verified", self.manifest);
             }
+            if tally.malformed + tally.unreadable + tally.mismatched > 0 {
+                self.other_ending_hint();
+            }
         }
         tally.integrity()?;
         if nothing_verified || (strict && tally.malformed > 0) {
             return Err(Error::Reported(ExitKind::Failure));
         }
         Ok(())
+    }
+}
+
+impl<W> Checker<W> {
+    /// A manifest that failed and seems to end its lines the other way
+    /// gets told the flag it was read without, or with: coreutils would
+    /// check the first name of a NUL-ended one and quietly skip the rest.
+    fn other_ending_hint(&self) {
+        if !self.tally.other_ending {
+            return;
+        }
+        let (ends, fix) = if self.zero {
+            ("no line ends with NUL", "drop -z")
+        } else {
+            ("its lines end with NUL (as 'sum -z' writes them)", "add -z")
+        };
+        eprintln!("tcpfetch: {}: {ends}: {fix}", self.manifest);
     }
 }
 

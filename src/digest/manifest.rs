@@ -267,6 +267,11 @@ pub struct Reader<R> {
     end: u8,
     number: u64,
     buf: Vec<u8>,
+    /// Some line ended with `end`.
+    ended: bool,
+    /// Some line held the other ending (NUL in a newline manifest, a
+    /// newline in a NUL one).
+    held_other: bool,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -286,7 +291,16 @@ impl<R: BufRead> Reader<R> {
             end,
             number: 0,
             buf: Vec::new(),
+            ended: false,
+            held_other: false,
         }
+    }
+
+    /// What was read so far looks written with the other ending: no line
+    /// ended with this reader's, yet the other one appeared (a `sum -z`
+    /// manifest read without `-z`, or a newline one read with it).
+    pub fn other_ending(&self) -> bool {
+        self.held_other && !self.ended
     }
 
     /// The next line's number (from 1) and what it holds; `None` at the end.
@@ -300,7 +314,10 @@ impl<R: BufRead> Reader<R> {
             return Ok(None);
         }
         self.number += 1;
+        let other = if self.end == b'\n' { b'\0' } else { b'\n' };
+        self.held_other |= self.buf.contains(&other);
         if self.buf.last() == Some(&self.end) {
+            self.ended = true;
             self.buf.pop();
         } else if n as u64 == limit {
             self.skip_rest_of_line()?;
@@ -535,6 +552,23 @@ mod tests {
                 (4, entry(b"c", true)),
             ]
         );
+    }
+
+    #[test]
+    fn a_manifest_ended_the_other_way_is_noticed() {
+        let read = |text: &[u8], end: u8| {
+            let mut r = Reader::with_end(text, end);
+            while r.next_line().unwrap().is_some() {}
+            r.other_ending()
+        };
+        let line = format!("{ABC}  a");
+        let (nl, nul) = (format!("{line}\n{line}\n"), format!("{line}\0{line}\0"));
+        assert!(read(nul.as_bytes(), b'\n'));
+        assert!(read(nl.as_bytes(), 0));
+        assert!(!read(nl.as_bytes(), b'\n'));
+        assert!(!read(nul.as_bytes(), 0));
+        // A name with the other ending, among lines ended the right way.
+        assert!(!read(format!("{line}\n{ABC}  b\0c\n").as_bytes(), b'\n'));
     }
 
     #[test]
