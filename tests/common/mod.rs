@@ -427,7 +427,13 @@ pub fn serve(tag: &str, files: &[(&str, &[u8])], extra: &[&str]) -> (Scratch, Se
 
 /// A field of the server's `/proc/<pid>/status` (`Threads`, `VmRSS` in kB).
 pub fn proc_status(server: &Server, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    status_field(&format!("/proc/{}", server.child.id()), field)
+}
+
+/// A field of `DIR/status`, for a process or one of its threads
+/// (`/proc/<pid>/task/<tid>`).
+pub fn status_field(dir: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("{dir}/status")).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
