@@ -894,3 +894,43 @@ fn a_closed_stdout_is_not_a_crash() {
         );
     }
 }
+
+#[test]
+fn list_sha256sums_names_a_refused_file_and_lists_the_rest() {
+    // One file the server cannot read used to fail the whole manifest
+    // with an error that named no file, and print nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (a, c) = (sha256_hex(b"a"), sha256_hex(b"c"));
+    let answers = move |line: &str| match line {
+        "LIST" => "TCPFETCH/1 OK 3\n1 - a\n1 - b\n1 - c\n".to_string(),
+        "GET 1 a" => format!("TCPFETCH/1 OK 1 {a}\n"),
+        "GET 1 b" => "TCPFETCH/1 ERR forbidden permission denied\n".to_string(),
+        "GET 1 c" => format!("TCPFETCH/1 OK 1 {c}\n"),
+        _ => "TCPFETCH/1 ERR bad-request what\n".to_string(),
+    };
+    thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let reader = BufReader::new(&stream);
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            let _ = (&stream).write_all(answers(line.trim_end()).as_bytes());
+        }
+    });
+    let t = Scratch::new("list-sums-refused");
+    let run = tcpfetch(&t.path, &["list", &addr, "--sha256sums"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stdout(),
+        format!("{}  a\n{}  c\n", sha256_hex(b"a"), sha256_hex(b"c")),
+        "{run}"
+    );
+    assert_eq!(
+        run.stderr(),
+        "tcpfetch: b: server refused: forbidden: permission denied\n",
+        "{run}"
+    );
+}

@@ -4,7 +4,7 @@ use lexopt::prelude::*;
 
 use crate::client::source::NumberedEntry as Entry;
 use crate::client::{Listing, Peer, Protocol, ProtocolFlags, Source, Timeouts};
-use crate::error::Result;
+use crate::error::{Error, ExitKind, Result};
 use crate::proto::ListEntry;
 use crate::util::cli;
 use crate::util::format::{json_string, visible};
@@ -61,7 +61,7 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<Option<Args>> {
         }
     }
     if sha256sums && (json || flags.legacy) {
-        return Err(crate::error::Error::usage(
+        return Err(Error::usage(
             "--sha256sums goes with neither --json nor --legacy",
         ));
     }
@@ -85,7 +85,12 @@ pub fn run(args: Args) -> Result<()> {
             // MAC, so every digest is asked for again with GET (no bytes
             // follow).
             let authenticated = matches!(args.peer.protocol, Protocol::V1 { key: Some(_), .. });
-            return cli::print_bytes(&sha256sums(&mut *source, &entries, authenticated)?);
+            let (manifest, refused) = sha256sums(&mut *source, &entries, authenticated)?;
+            cli::print_bytes(&manifest)?;
+            if refused > 0 {
+                return Err(Error::Reported(ExitKind::Failure));
+            }
+            return Ok(());
         }
         Listing::Files(entries) if args.json => json_lines(&entries),
         Listing::Files(entries) => table(&entries, args.human),
@@ -98,27 +103,40 @@ pub fn run(args: Args) -> Result<()> {
     cli::print_text(&text)
 }
 
-/// Every entry as a manifest line. A digest the server has not computed yet
-/// is asked for with `GET <size> NAME`: the answer carries it and no bytes
-/// follow, so the server hashes each file once, through its cache.
+/// Every entry as a manifest line, and how many files the server refused.
+/// A digest the server has not computed yet is asked for with
+/// `GET <size> NAME`: the answer carries it and no bytes follow, so the
+/// server hashes each file once, through its cache. A file refused that
+/// way (unreadable, gone since LIST) is named on stderr and left out, and
+/// the rest still listed, as `sha256sum` goes on past a file it cannot read.
 fn sha256sums(
     source: &mut dyn Source,
     entries: &[ListEntry],
     authenticated: bool,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, u64)> {
     let mut out = Vec::new();
+    let mut refused = 0;
     for entry in entries {
         let digest = match entry.digest {
             Some(d) if !authenticated => d,
             _ => {
-                let header = source.request(&entry.name, entry.size)?;
+                let header = match source.request(&entry.name, entry.size) {
+                    Ok(header) => header,
+                    // The server answered ERR and keeps the connection.
+                    Err(e @ Error::Remote { .. }) => {
+                        eprintln!("tcpfetch: {}: {e}", visible(&entry.name));
+                        refused += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let digest = header.digest.filter(|_| header.size == entry.size);
                 let Some(digest) = digest else {
                     // The file changed since LIST; its digest is for another
                     // version and bytes may be on their way: stop here.
-                    return Err(crate::error::Error::Other(format!(
+                    return Err(Error::Other(format!(
                         "'{}' changed on the server while listing; run again",
-                        entry.name
+                        visible(&entry.name)
                     )));
                 };
                 digest
@@ -130,7 +148,7 @@ fn sha256sums(
             false,
         ));
     }
-    Ok(out)
+    Ok((out, refused))
 }
 
 /// Sizes right-aligned in one column (exact, or `human` as 1.5 MiB),
