@@ -720,7 +720,7 @@ fn out_of_range_seconds_and_counts_are_usage_errors_naming_the_flag() {
             let want = if value == "x" {
                 format!("tcpfetch: {flag} needs a number, not 'x'")
             } else {
-                format!("tcpfetch: {flag} needs a positive number of seconds")
+                format!("tcpfetch: {flag} needs a positive number of seconds below 1000000000, not '{value}'")
             };
             assert!(run.stderr().starts_with(&want), "{args:?}: {run}");
         }

@@ -45,9 +45,19 @@ pub fn string_value(parser: &mut lexopt::Parser) -> Result<String> {
 
 /// A flag's value as a number, with the flag named in the error.
 pub fn number_value<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T> {
+    number_and_text(parser, flag).map(|(n, _)| n)
+}
+
+/// A flag's value as a number, and as typed (for a range error).
+fn number_and_text<T: std::str::FromStr>(
+    parser: &mut lexopt::Parser,
+    flag: &str,
+) -> Result<(T, String)> {
     let text = string_value(parser)?;
-    text.parse()
-        .map_err(|_| Error::usage(format!("{flag} needs a number, not '{text}'")))
+    match text.parse() {
+        Ok(n) => Ok((n, text)),
+        Err(_) => Err(Error::usage(format!("{flag} needs a number, not '{text}'"))),
+    }
 }
 
 /// A flag's value as a count from 1 to `max` (`--jobs`).
@@ -63,10 +73,11 @@ pub fn count_value(parser: &mut lexopt::Parser, flag: &str, max: usize) -> Resul
 
 /// A flag's value as a positive number of (possibly fractional) seconds.
 pub fn seconds_value(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration> {
-    let secs: f64 = number_value(parser, flag)?;
+    let (secs, text): (f64, _) = number_and_text(parser, flag)?;
+    // The bound is said too: '1e9' is positive, and was refused as if not.
     if !(secs > 0.0 && secs < 1e9) {
         return Err(Error::usage(format!(
-            "{flag} needs a positive number of seconds"
+            "{flag} needs a positive number of seconds below 1000000000, not '{text}'"
         )));
     }
     Ok(Duration::from_secs_f64(secs))
