@@ -557,6 +557,19 @@ fn ping_against_a_closed_port_exits_1() {
 }
 
 #[test]
+fn a_name_of_several_addresses_reports_the_first_that_answered() {
+    // `localhost` is tried as 127.0.0.1, then ::1. The error named the
+    // last one tried, ::1: on a box without IPv6 its 'cannot assign
+    // requested address' hid the refused IPv4 connect that mattered.
+    let t = Scratch::new("ping-localhost-closed");
+    let port = closed_port().rsplit_once(':').unwrap().1.to_string();
+    let run = tcpfetch(&t.path, &["ping", &format!("localhost:{port}")]);
+    run.expect_code(1);
+    let want = format!("tcpfetch: cannot connect to 127.0.0.1:{port}: connection refused\n");
+    assert!(run.stderr().starts_with(&want), "{run}");
+}
+
+#[test]
 fn get_against_a_closed_port_exits_1_and_creates_nothing() {
     let t = Scratch::new("get-closed");
     let run = tcpfetch(&t.path, &["get", &closed_port(), "x.bin"]);

@@ -174,7 +174,7 @@ fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
 /// reading, as both protocols' conversations read it (writes go to
 /// `get_mut()`).
 pub fn connect(addr: &str, timeouts: Timeouts) -> Result<(BufReader<TcpStream>, SocketAddr)> {
-    let mut last = None;
+    let mut failed = Vec::new();
     for target in resolve(addr)? {
         match TcpStream::connect_timeout(&target, timeouts.connect) {
             Ok(stream) => {
@@ -186,10 +186,11 @@ pub fn connect(addr: &str, timeouts: Timeouts) -> Result<(BufReader<TcpStream>, 
                 setup().map_err(|e| Error::network("cannot set up the connection", e))?;
                 return Ok((BufReader::with_capacity(8 * 1024, stream), target));
             }
-            Err(e) => last = Some((target, e)),
+            Err(e) => failed.push((target, e)),
         }
     }
-    let (target, source) = last.ok_or_else(|| Error::Other(format!("no address for {addr}")))?;
+    let (target, source) =
+        most_telling(failed).ok_or_else(|| Error::Other(format!("no address for {addr}")))?;
     if matches!(
         source.kind(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
@@ -202,6 +203,25 @@ pub fn connect(addr: &str, timeouts: Timeouts) -> Result<(BufReader<TcpStream>, 
         addr: target.to_string(),
         source,
     })
+}
+
+/// Of the failed attempts at each address of a name, the one to report:
+/// the first that reached its host (refused, timed out) rather than one
+/// this machine could not even route (an IPv6 address on a box without
+/// IPv6). `localhost` tries 127.0.0.1 then ::1, and a refused IPv4 connect
+/// was reported as ::1's 'cannot assign requested address'.
+fn most_telling(failed: Vec<(SocketAddr, io::Error)>) -> Option<(SocketAddr, io::Error)> {
+    let local = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::NetworkUnreachable
+                | io::ErrorKind::HostUnreachable
+                | io::ErrorKind::AddrNotAvailable
+                | io::ErrorKind::Unsupported
+        ) || e.raw_os_error() == Some(97) // EAFNOSUPPORT on Linux
+    };
+    let reached = failed.iter().position(|(_, e)| !local(e)).unwrap_or(0);
+    failed.into_iter().nth(reached)
 }
 
 #[cfg(test)]
@@ -264,6 +284,38 @@ mod tests {
         let addrs = resolve("LocalHost:7").unwrap();
         assert_eq!(addrs[0], "127.0.0.1:7".parse::<SocketAddr>().unwrap());
         assert_eq!(addrs[1], "[::1]:7".parse::<SocketAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_failure_reported_is_the_first_that_reached_its_host() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let err = |kind: io::ErrorKind| io::Error::from(kind);
+        let pick =
+            |failed: Vec<(SocketAddr, io::Error)>| most_telling(failed).map(|(a, e)| (a, e.kind()));
+        let (v4, v6) = (at("127.0.0.1:1"), at("[::1]:1"));
+        use io::ErrorKind::{AddrNotAvailable, ConnectionRefused, NetworkUnreachable, TimedOut};
+        let rows = [
+            (
+                vec![(v4, err(ConnectionRefused)), (v6, err(AddrNotAvailable))],
+                (v4, ConnectionRefused),
+            ),
+            (
+                vec![(v6, err(NetworkUnreachable)), (v4, err(TimedOut))],
+                (v4, TimedOut),
+            ),
+            (
+                vec![(v4, err(ConnectionRefused)), (v6, err(ConnectionRefused))],
+                (v4, ConnectionRefused),
+            ),
+            (
+                vec![(v4, err(NetworkUnreachable)), (v6, err(AddrNotAvailable))],
+                (v4, NetworkUnreachable),
+            ),
+        ];
+        for (failed, want) in rows {
+            assert_eq!(pick(failed), Some(want));
+        }
+        assert!(most_telling(Vec::new()).is_none());
     }
 
     #[test]
