@@ -705,7 +705,7 @@ fn out_of_range_seconds_and_counts_are_usage_errors_naming_the_flag() {
     t.write("a.txt", b"a");
     // No server is needed: each is refused while the line is read.
     let addr = "127.0.0.1:1";
-    for value in ["0", "-1", "nan", "inf", "1e9", "x"] {
+    for value in ["0", "-1", "nan", "inf", "1e9", "1e-10", "0.0009", "x"] {
         for (cmd, flag) in [
             (vec!["get", addr, "a.txt"], "--timeout"),
             (vec!["get", addr, "a.txt"], "--retry-wait"),
@@ -720,7 +720,7 @@ fn out_of_range_seconds_and_counts_are_usage_errors_naming_the_flag() {
             let want = if value == "x" {
                 format!("tcpfetch: {flag} needs a number, not 'x'")
             } else {
-                format!("tcpfetch: {flag} needs a positive number of seconds below 1000000000, not '{value}'")
+                format!("tcpfetch: {flag} needs a number of seconds from 0.001 to 999999999, not '{value}'")
             };
             assert!(run.stderr().starts_with(&want), "{args:?}: {run}");
         }

@@ -71,17 +71,21 @@ pub fn count_value(parser: &mut lexopt::Parser, flag: &str, max: usize) -> Resul
     }
 }
 
-/// A flag's value as a positive number of (possibly fractional) seconds.
+/// A flag's value as a number of (possibly fractional) seconds, from a
+/// millisecond: a smaller one, such as `1e-10`, became a zero Duration,
+/// which a socket takes as no timeout at all.
 pub fn seconds_value(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration> {
     let (secs, text): (f64, _) = number_and_text(parser, flag)?;
-    // The bound is said too: '1e9' is positive, and was refused as if not.
-    if !(secs > 0.0 && secs < 1e9) {
+    // Both bounds are said: '1e9' is positive, and was refused as if not.
+    if !(0.001..=MAX_SECONDS).contains(&secs) {
         return Err(Error::usage(format!(
-            "{flag} needs a positive number of seconds below 1000000000, not '{text}'"
+            "{flag} needs a number of seconds from 0.001 to {MAX_SECONDS}, not '{text}'"
         )));
     }
     Ok(Duration::from_secs_f64(secs))
 }
+
+const MAX_SECONDS: f64 = 999_999_999.0;
 
 /// A positional argument that must be present; without it, the error
 /// names it and shows the command's usage line (not the whole help).
