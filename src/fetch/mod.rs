@@ -223,30 +223,31 @@ pub fn fetch_file(
     })
 }
 
-/// Download `name` into the directory `dir` as `get` does (verified,
-/// atomic, resumable; only the name's last component is used), calling
-/// `observe(done, size)` as bytes arrive (first with the offset a resume
-/// starts at). For `ui`, which shows progress in a page instead of a
-/// terminal line; an error from `observe` (its Cancel) stops the download
-/// and keeps the `.part` to resume from, as an interrupted `get` does. A
-/// failure reads as `get`'s (see [`explain`]).
+/// Download `name` to `path`, a file in an existing directory, as `get`
+/// does (verified, atomic, resumable), calling `observe(done, size)` as
+/// bytes arrive (first with the offset a resume starts at). For `ui`,
+/// which saves a name's last component in its downloads directory and
+/// shows progress in a page instead of a terminal line; an error from
+/// `observe` (its Cancel) stops the download and keeps the `.part` to
+/// resume from, as an interrupted `get` does. A failure reads as `get`'s
+/// (see [`explain`]).
 pub fn fetch_to(
     addr: &str,
     name: &str,
-    dir: &Path,
+    path: &Path,
     timeouts: Timeouts,
     observe: Observe,
 ) -> Result<Saved> {
+    let dir = part::parent(path);
     if !dir.is_dir() {
         return Err(Error::Other(format!(
             "'{}' is not a directory",
             dir.display()
         )));
     }
-    let path = dir.join(local_path(name, None)?);
     let request = Request::one_file(Peer::v1(addr, timeouts), name);
     let mut source = request.peer.open()?;
-    download(&request, &mut source, name, &path, None, observe)
+    download(&request, &mut source, name, path, None, observe)
         .map_err(|e| explain(e, name, source.peer()))
 }
 

@@ -164,7 +164,8 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
         return field_error("name", &format!("cannot request this name: {why}"));
     }
     // Only the last component of the server's name is ever used locally,
-    // in the downloads directory, as fetch::fetch_to saves it.
+    // in the downloads directory: worked out here once, for the job's
+    // subject, the download and a cancel's `.part`.
     let Ok(base) = crate::fetch::local_path(&name, None) else {
         return field_error(
             "name",
@@ -183,15 +184,13 @@ pub fn start_download(shared: &Shared, form: &Form) -> Response {
         }
         Err(NotAdded::Refused(r)) => return r,
     };
-    let dir = shared.dir.clone();
-    jobs::spawn(job, move |job| download(job, &server, &name, &dir, &path))
+    jobs::spawn(job, move |job| download(job, &server, &name, &path))
 }
 
-/// A download job's work: fetch `name` into `dir` (at `path`), its
-/// progress (and where a resume started) into the job, until done or
-/// cancelled.
-fn download(job: &Job, server: &str, name: &str, dir: &Path, path: &Path) -> Result<String> {
-    let fetched = crate::fetch::fetch_to(server, name, dir, CLIENT_TIMEOUTS, &mut |done, size| {
+/// A download job's work: fetch `name` to `path`, its progress (and where
+/// a resume started) into the job, until done or cancelled.
+fn download(job: &Job, server: &str, name: &str, path: &Path) -> Result<String> {
+    let fetched = crate::fetch::fetch_to(server, name, path, CLIENT_TIMEOUTS, &mut |done, size| {
         let mut s = lock(&job.state);
         s.from.get_or_insert(done);
         s.done = done;
