@@ -96,8 +96,11 @@ fn unknown(command: &str) -> Error {
     let names = COMMANDS.map(|(name, _)| name);
     let near =
         cli::nearest(command, &names).map_or_else(String::new, |c| format!("; did you mean {c}?"));
+    // Named from COMMANDS, so a new command is listed where it is added.
+    let [rest @ .., last] = names;
     Error::usage(format!(
-        "unknown command '{command}'{near} (the commands are serve, get, list, ping, bench, sum, verify and ui)"
+        "unknown command '{command}'{near} (the commands are {} and {last})",
+        rest.join(", ")
     ))
 }
 
@@ -176,5 +179,10 @@ mod tests {
         }
         let err = run_args(&["help", "lsit"]).unwrap_err();
         assert!(err.to_string().contains("did you mean list?"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("(the commands are serve, get, list, ping, bench, sum, verify and ui)"),
+            "{err}"
+        );
     }
 }
