@@ -442,10 +442,8 @@ fn assert_never_wrong(run: &Run, path: &Path, versions: &[&[u8]]) {
 /// (`wchar` of /proc/PID/io, where sendfile counts what it queued): more
 /// than the body bytes it has sent.
 fn written(server: &Server) -> u64 {
-    let io = fs::read_to_string(format!("/proc/{}/io", server.child.id())).unwrap();
-    io.lines()
-        .find_map(|l| l.strip_prefix("wchar: ")?.parse().ok())
-        .unwrap_or_else(|| panic!("no wchar in /proc/PID/io: {io}"))
+    let pid = server.child.id();
+    proc_io(pid, "wchar").unwrap_or_else(|| panic!("no wchar in /proc/{pid}/io"))
 }
 
 /// A slow `get` of `srv/x.bin` (served at 512 KiB/s: 2 s for the tests'

@@ -566,7 +566,7 @@ fn sum_of_a_file_growing_or_cut_meanwhile_prints_a_prefix_digest() {
         let (pid, stop) = (sum.id(), AtomicBool::new(false));
         let ended = thread::scope(|scope| {
             scope.spawn(|| {
-                while !stop.load(Relaxed) && rchar(pid).is_some_and(|n| n < 1 << 20) {
+                while !stop.load(Relaxed) && proc_io(pid, "rchar").is_some_and(|n| n < 1 << 20) {
                     thread::sleep(Duration::from_millis(1));
                 }
                 if cut {
@@ -590,10 +590,4 @@ fn sum_of_a_file_growing_or_cut_meanwhile_prints_a_prefix_digest() {
         let n: u64 = found.stdout().trim().parse().expect("a prefix's digest");
         assert!(cut || n >= start as u64, "{n} bytes, fewer than there were");
     }
-}
-
-/// What process `pid` has read (/proc/PID/io's rchar); none once gone.
-fn rchar(pid: u32) -> Option<u64> {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines().next()?.strip_prefix("rchar: ")?.parse().ok()
 }

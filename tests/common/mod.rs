@@ -440,6 +440,14 @@ pub fn status_field(dir: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {text}"))
 }
 
+/// A counter of `/proc/<pid>/io` (`rchar`, `wchar`: bytes read and
+/// written, sockets and files alike); `None` once the process is gone.
+pub fn proc_io(pid: u32, field: &str) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(": ")?.parse().ok())
+}
+
 /// The fields of `/proc/<pid>/stat` after the command name (which is in
 /// parentheses and may hold spaces): `[0]` is field 3 of proc(5), state.
 pub fn proc_stat(pid: u32) -> Vec<String> {
