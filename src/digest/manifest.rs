@@ -314,8 +314,12 @@ impl<R: BufRead> Reader<R> {
             return Ok(None);
         }
         self.number += 1;
-        let other = if self.end == b'\n' { b'\0' } else { b'\n' };
-        self.held_other |= self.buf.contains(&other);
+        // Once a line has ended the right way the answer is no, whatever
+        // follows: every later line is not searched again.
+        if !self.ended {
+            let other = if self.end == b'\n' { b'\0' } else { b'\n' };
+            self.held_other |= self.buf.contains(&other);
+        }
         if self.buf.last() == Some(&self.end) {
             self.ended = true;
             self.buf.pop();
