@@ -170,6 +170,12 @@ impl ListEntry {
     }
 }
 
+/// `PING`'s answer, `TCPFETCH/1 OK tcpfetch <version>`: the one place the
+/// line is built, beside [`parse_ping_answer`] that reads it.
+pub fn encode_ping_answer(version: &str) -> Vec<u8> {
+    encode_ok(&format!("tcpfetch {version}"))
+}
+
 /// `PING`'s `OK tcpfetch <version>`: the text after `OK`. Another answer
 /// (a `LIST` count from a peer out of step, an empty `OK`) is not a
 /// tcpfetch server answering the ping, and `ping` must not call it one.
@@ -329,6 +335,10 @@ mod tests {
     #[test]
     fn a_ping_answer_names_tcpfetch_and_a_version() {
         assert_eq!(parse_ping_answer("tcpfetch 0.1.0"), Ok("tcpfetch 0.1.0"));
+        // What the server sends is what the client accepts.
+        let wire = encode_ping_answer("0.1.0");
+        let details = parse_status(&wire[..wire.len() - 1]).unwrap();
+        assert_eq!(parse_ping_answer(&details), Ok("tcpfetch 0.1.0"));
         for bad in [
             "",
             "3",

@@ -92,6 +92,7 @@ pub mod legacy;
 mod line;
 pub mod sniff;
 
+pub use answer::encode_ping_answer;
 pub use answer::{parse_list_count, parse_ping_answer, FileHeader, ListEntry, Mtime};
 pub use error::{Message, ProtoError};
 pub use line::{read_line, LineError};

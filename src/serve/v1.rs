@@ -158,8 +158,9 @@ fn handshake(
     // have no key, and the answer tells only what a refusal would (that a
     // tcpfetch server is here, and its version).
     while line == b"PING" {
-        let pong = proto::encode_ok(&format!("tcpfetch {VERSION}"));
-        (&*stream).write_all(&pong).ok()?;
+        (&*stream)
+            .write_all(&proto::encode_ping_answer(VERSION))
+            .ok()?;
         if !shared.config.quiet_ping {
             shared
                 .log
@@ -212,7 +213,7 @@ fn respond(
     });
     let result = match Request::parse(line) {
         Err(msg) => Err((ErrorCode::BadRequest, msg)),
-        Ok(Request::Ping) => send(stream, &proto::encode_ok(&format!("tcpfetch {VERSION}"))),
+        Ok(Request::Ping) => send(stream, &proto::encode_ping_answer(VERSION)),
         Ok(Request::List) => send_list(shared, stream),
         Ok(Request::Get {
             offset,
