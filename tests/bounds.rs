@@ -156,10 +156,25 @@ fn a_transfer_cut_by_the_client_is_logged_as_aborted() {
 const LISTING_FILES: usize = 8000;
 
 /// `LISTING_FILES` empty files with long names in `t`'s `srv`: 1.7 MB of
-/// listing, more than the socket buffers hold.
+/// listing, more than the socket buffers hold at first.
 fn long_listing(t: &Scratch) {
+    long_listing_of(t, LISTING_FILES);
+}
+
+fn long_listing_of(t: &Scratch, files: usize) {
     let prefix = "a-name-long-enough-that-the-listing-outgrows-socket-buffers-".repeat(3);
-    empty_files(&t.join("srv"), &prefix, LISTING_FILES);
+    empty_files(&t.join("srv"), &prefix, files);
+}
+
+/// Enough [`long_listing_of`] files (a line is about 215 bytes) that the
+/// listing is twice what the server's send buffer can grow to plus the
+/// client's receive buffer: then no server can have it all written before
+/// a client that read a little leaves. 1.7 MB was less than the 4 MiB a
+/// send buffer grows to here, and a loaded machine once let the server
+/// finish first and log `ok`.
+fn files_outgrowing_socket_buffers() -> usize {
+    let buffers = tcp_buffer("tcp_wmem", 2) + tcp_buffer("tcp_rmem", 1);
+    (2 * buffers / 215).max(LISTING_FILES)
 }
 
 /// Clients that send `LIST` and never read the answer used to make the
@@ -190,20 +205,18 @@ fn clients_that_never_read_a_listing_share_one() {
 
 /// The access log counts a listing's entry lines as LIST's bytes: `ok N`
 /// for a whole one and `aborted SENT/DUE` for a client that went away
-/// part-way, as for a file (both were logged `ok 0`). 8000 long names make
-/// 1.7 MB of listing, more than the socket buffers hold, so the one that
-/// goes away really cuts it.
+/// part-way, as for a file (both were logged `ok 0`). The listing is
+/// bigger than the socket buffers can hold, so the one that goes away
+/// really cuts it.
 #[test]
 fn a_listing_is_logged_with_its_bytes_whole_or_cut() {
     let t = Scratch::new("list-logged");
-    long_listing(&t);
+    let files = files_outgrowing_socket_buffers();
+    long_listing_of(&t, files);
     let server = Server::start(&t.join("srv"), &[]);
     let answer = exchange(&server.addr, b"LIST\n", Duration::from_secs(30));
     let status = answer.iter().position(|&b| b == b'\n').unwrap() + 1;
-    assert_eq!(
-        String::from_utf8_lossy(&answer).lines().count(),
-        LISTING_FILES + 1
-    );
+    assert_eq!(String::from_utf8_lossy(&answer).lines().count(), files + 1);
     let body = answer.len() - status;
     server.wait_for_log(&format!("\"LIST\" ok {body} "));
     // One that reads a little and goes away.
