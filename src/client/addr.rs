@@ -6,7 +6,8 @@ use std::io::{self, BufReader};
 #[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Phase, Result};
 use crate::proto::DEFAULT_PORT;
@@ -105,14 +106,65 @@ pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
             SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), port),
         ]);
     }
-    let found = lookup(&host, port)?;
-    if found.is_empty() {
-        return Err(Error::Resolve {
-            host,
-            reason: "no addresses found".into(),
+    LAST_LOOKUP.remembered(&host, port, Instant::now(), || {
+        let found = lookup(&host, port)?;
+        if found.is_empty() {
+            return Err(Error::Resolve {
+                host: host.clone(),
+                reason: "no addresses found".into(),
+            });
+        }
+        Ok(found)
+    })
+}
+
+/// The last name looked up, kept for [`REMEMBERED_FOR`]: `bench` connects
+/// once per request, and asked the resolver every time (a DNS query per
+/// request measures the DNS server, and loads it); a `get` that retries
+/// after a pause still sees a name that changed.
+static LAST_LOOKUP: Recent = Recent(Mutex::new(None));
+
+const REMEMBERED_FOR: Duration = Duration::from_secs(10);
+
+struct Recent(Mutex<Option<Lookup>>);
+
+struct Lookup {
+    host: String,
+    port: u16,
+    at: Instant,
+    found: Vec<SocketAddr>,
+}
+
+impl Recent {
+    /// What `host:port` stood for at most [`REMEMBERED_FOR`] before `now`,
+    /// else what `look_up` finds now (an error is not remembered).
+    fn remembered(
+        &self,
+        host: &str,
+        port: u16,
+        now: Instant,
+        look_up: impl FnOnce() -> Result<Vec<SocketAddr>>,
+    ) -> Result<Vec<SocketAddr>> {
+        let fresh = |last: &Lookup| {
+            last.host == host && last.port == port && now.duration_since(last.at) < REMEMBERED_FOR
+        };
+        if let Some(last) = self.lock().as_ref().filter(|last| fresh(last)) {
+            return Ok(last.found.clone());
+        }
+        // Not under the lock: a slow resolver must not hold up the others.
+        let found = look_up()?;
+        *self.lock() = Some(Lookup {
+            host: host.to_string(),
+            port,
+            at: now,
+            found: found.clone(),
         });
+        Ok(found)
     }
-    Ok(found)
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Lookup>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A name lookup through the system resolver (getaddrinfo: /etc/hosts, DNS,
@@ -338,5 +390,53 @@ mod tests {
             resolve("127.0.0.1:5").unwrap(),
             vec!["127.0.0.1:5".parse::<SocketAddr>().unwrap()]
         );
+    }
+
+    /// A name is looked up once for all the connections made within
+    /// REMEMBERED_FOR of it (bench's, one per request), again after that or
+    /// for another name or port, and a failed lookup is not remembered.
+    #[test]
+    fn a_lookup_is_remembered_for_a_while() {
+        let recent = Recent(Mutex::new(None));
+        let calls = std::cell::Cell::new(0);
+        let one: Vec<SocketAddr> = vec!["10.0.0.1:1236".parse().unwrap()];
+        let two: Vec<SocketAddr> = vec!["10.0.0.2:1236".parse().unwrap()];
+        let look = |answer: &Vec<SocketAddr>| {
+            calls.set(calls.get() + 1);
+            Ok(answer.clone())
+        };
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert_eq!(
+            recent.remembered("fs", 1236, at(0), || look(&one)).unwrap(),
+            one
+        );
+        assert_eq!(
+            recent.remembered("fs", 1236, at(9), || look(&two)).unwrap(),
+            one
+        );
+        assert_eq!(calls.get(), 1);
+        assert_eq!(
+            recent
+                .remembered("fs", 1236, at(10), || look(&two))
+                .unwrap(),
+            two
+        );
+        assert_eq!(
+            recent.remembered("fs", 9, at(10), || look(&one)).unwrap(),
+            one
+        );
+        assert_eq!(
+            recent.remembered("gs", 9, at(10), || look(&two)).unwrap(),
+            two
+        );
+        assert_eq!(calls.get(), 4);
+        let failed = recent.remembered("hs", 9, at(11), || Err(Error::Other("no".into())));
+        assert!(failed.is_err());
+        assert_eq!(
+            recent.remembered("hs", 9, at(11), || look(&one)).unwrap(),
+            one
+        );
+        assert_eq!(calls.get(), 5);
     }
 }
