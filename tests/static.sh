@@ -6,7 +6,8 @@
 # For each binary: it is statically linked and within the size budget, and
 # under an empty environment (`env -i`) it prints its version, serves and
 # fetches a file over loopback, makes a manifest with `sum` and checks it
-# with `verify -c`, and fails clearly on a host name it cannot resolve.
+# with `verify -c`, and fails clearly on a host name it cannot resolve (and,
+# as root, within --timeout when resolv.conf names a silent DNS server).
 # Then every pair of binaries talks across architectures: each serves while
 # every other one downloads. As root, each also runs in an empty chroot: no
 # /etc/hosts, no resolv.conf, no NSS libraries, nothing but the binary (and
@@ -197,6 +198,40 @@ check_chroot() {
     case $err in
     *"cannot resolve 'fileserver.lan'"*) pass "empty chroot, no /etc/hosts: $err" ;;
     *) fail "unclear message for a name in an empty chroot: $err" ;;
+    esac
+    check_silent_resolver "$root" "${inside[@]}"
+}
+
+# An air-gapped box whose resolv.conf still names a DNS server that never
+# answers (here a UDP socket on 127.0.0.9:53 that reads nothing):
+# `--timeout 1` bounds the name lookup too, where it waited for the
+# resolver's own timeouts (5 s for musl, and more).
+check_silent_resolver() {
+    local root=$1 err code silent line
+    shift
+    mkdir -p "$root/etc"
+    echo "nameserver 127.0.0.9" >"$root/etc/resolv.conf"
+    exec {silent}< <(exec python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.9", 53))
+print("ready", flush=True)
+time.sleep(120)')
+    local listener=$!
+    read -r -t 10 -u "$silent" line || true
+    [ "$line" = ready ] || fail "could not start a silent DNS server on 127.0.0.9:53"
+    set +e
+    err=$(timeout 60 chroot "$root" "$@" ping fileserver.lan --timeout 1 2>&1 >/dev/null)
+    code=$?
+    set -e
+    kill "$listener" 2>/dev/null || true
+    exec {silent}<&-
+    rm -f "$root/etc/resolv.conf"
+    [ "$code" = 1 ] || fail "ping fileserver.lan with a silent DNS server exited $code: $err"
+    case $err in
+    *"cannot resolve 'fileserver.lan': no answer from the resolver within 1s"*)
+        pass "silent DNS server, --timeout 1: $err" ;;
+    *) fail "a silent DNS server was waited for past --timeout 1: $err" ;;
     esac
 }
 

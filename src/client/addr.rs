@@ -6,7 +6,8 @@ use std::io::{self, BufReader};
 #[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{mpsc, Mutex, PoisonError};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Phase, Result};
@@ -94,6 +95,14 @@ fn parse_port(text: &str) -> Option<u16> {
 /// The socket addresses `ADDR` stands for. IP addresses are used as they
 /// are, so a box without DNS or NSS configuration never needs a lookup.
 pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
+    resolve_within(addr, None)
+}
+
+/// [`resolve`], giving up on a lookup after `limit`: a box whose
+/// resolv.conf names a DNS server it cannot reach (an air-gapped site's
+/// leftover) made `ping --timeout 1` wait for the resolver's own timeouts,
+/// 10 s and more.
+fn resolve_within(addr: &str, limit: Option<Duration>) -> Result<Vec<SocketAddr>> {
     let (host, port) = split_addr(addr)?;
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -107,7 +116,10 @@ pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
         ]);
     }
     LAST_LOOKUP.remembered(&host, port, Instant::now(), || {
-        let found = lookup(&host, port)?;
+        let found = match limit {
+            Some(limit) => lookup_within(&host, port, limit)?,
+            None => lookup(&host, port)?,
+        };
         if found.is_empty() {
             return Err(Error::Resolve {
                 host: host.clone(),
@@ -165,6 +177,29 @@ impl Recent {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Lookup>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// [`lookup`] on a thread of its own, waited for at most `limit`. One that
+/// takes longer is left to finish on its own (getaddrinfo cannot be
+/// interrupted); the process has moved on.
+fn lookup_within(host: &str, port: u16, limit: Duration) -> Result<Vec<SocketAddr>> {
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    let looking = thread::Builder::new()
+        .name("resolver".into())
+        .spawn(move || tx.send(lookup(&name, port)));
+    if looking.is_err() {
+        // No thread to be had: wait for the resolver here, as before.
+        return lookup(host, port);
+    }
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        Err(Error::Resolve {
+            host: host.to_string(),
+            reason: format!(
+                "no answer from the resolver within {limit:?} (on a box without DNS, give an IP address)"
+            ),
+        })
+    })
 }
 
 /// A name lookup through the system resolver (getaddrinfo: /etc/hosts, DNS,
@@ -227,7 +262,7 @@ fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
 /// `get_mut()`).
 pub fn connect(addr: &str, timeouts: Timeouts) -> Result<(BufReader<TcpStream>, SocketAddr)> {
     let mut failed = Vec::new();
-    for target in resolve(addr)? {
+    for target in resolve_within(addr, Some(timeouts.connect))? {
         match TcpStream::connect_timeout(&target, timeouts.connect) {
             Ok(stream) => {
                 let setup = || -> io::Result<()> {
