@@ -294,14 +294,16 @@ fn send_list(shared: &Shared, stream: &TcpStream) -> Sent {
             due,
         });
     }
-    let reached = (head.len() as u64 + handed).saturating_sub(out.buffer().len() as u64);
+    // What `out` still holds never reached the client: of the entry lines,
+    // `handed` less that (nothing while the head itself is held).
+    let sent = handed.saturating_sub(out.buffer().len() as u64);
     // What `out` still holds is let go unwritten: dropped, a `BufWriter`
     // writes it once more, and a client that stopped reading would hold
     // the thread for a second write timeout.
     let _ = out.into_parts();
     Ok(Done {
         next: Next::Close,
-        sent: reached.saturating_sub(head.len() as u64),
+        sent,
         due,
     })
 }
