@@ -160,12 +160,12 @@ fn warmup_requests_reach_the_server_but_are_not_counted() {
             .count(),
         6
     );
-    let gets = |log: &str| log.lines().filter(|l| l.contains("\"GET ")).count();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while gets(&server.log()) < 18 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(gets(&server.log()), 3 * 4 + 6, "{}", server.log());
+    assert_eq!(
+        server.wait_for_count("\"GET ", 3 * 4 + 6),
+        3 * 4 + 6,
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
