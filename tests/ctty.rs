@@ -20,8 +20,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -104,21 +103,17 @@ fn a_tty_swapped_in_after_the_check_never_becomes_the_servers_terminal() {
     let mut conn = server.connect();
     conn.write_all(b"GET 0 file\n").unwrap();
     let held = format!("statx(AT_FDCWD, \"{file_arg}\", AT_STATX_SYNC_AS_STAT, ");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text
+    let trace = || std::fs::read_to_string(&log).unwrap_or_default();
+    let held_stat = poll_until(Duration::from_secs(60), || {
+        trace()
             .lines()
             .any(|l| l.contains(&held) && l.ends_with("(DELAYED)"))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "strace never held the stat:\n{text}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    });
+    assert!(
+        held_stat.is_some(),
+        "strace never held the stat:\n{}",
+        trace()
+    );
     let swap = root.join(".swap");
     std::os::unix::fs::symlink(&slave, &swap).unwrap();
     std::fs::rename(&swap, &file).unwrap();
