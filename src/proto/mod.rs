@@ -148,10 +148,7 @@ impl Request {
             }
             _ => (false, rest),
         };
-        let space = rest
-            .iter()
-            .position(|&b| b == b' ')
-            .ok_or("GET needs an offset and a name: GET <offset> <name>")?;
+        let space = rest.iter().position(|&b| b == b' ').ok_or(GET_USAGE)?;
         let offset = parse_decimal(&rest[..space]).ok_or("offset must be a decimal number")?;
         let name = std::str::from_utf8(&rest[space + 1..]).map_err(|_| "name is not UTF-8")?;
         check_name(name)?;
@@ -181,6 +178,8 @@ impl Request {
 
 /// The `GET` option that asks for the modification time.
 const MTIME_OPTION: &[u8] = b"+mtime";
+/// What a `GET` without both an offset and a name is told.
+const GET_USAGE: &str = "GET needs an offset and a name: GET <offset> <name>";
 
 fn unknown_command(line: &[u8]) -> String {
     let word: Vec<u8> = line
@@ -191,7 +190,7 @@ fn unknown_command(line: &[u8]) -> String {
         .collect();
     match &word[..] {
         b"PING" | b"LIST" => format!("{} takes nothing after it", printable(&word)),
-        b"GET" => "GET needs an offset and a name: GET <offset> <name>".into(),
+        b"GET" => GET_USAGE.into(),
         _ => format!(
             "unknown command '{}'; expected PING, LIST or GET <offset> <name>",
             printable(&word)
