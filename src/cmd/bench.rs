@@ -254,15 +254,12 @@ pub fn run(args: Args) -> Result<()> {
         }
         .and_then(|file| {
             std::io::Write::write_all(&mut &file, bench::html::report(&results).as_bytes())
-                .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))
+                .map_err(|e| cannot_write(path, e))
         });
         unwritten.extend(written.err());
     }
     if let (Some(e), Some(path)) = (log_error, &args.plan.log) {
-        unwritten.push(Error::local(
-            format!("cannot write '{}'", path.display()),
-            e,
-        ));
+        unwritten.push(cannot_write(path, e));
     }
     unwritten.extend(verdict(&results).err());
     // The last is the verdict when there is one: main prints it (with its
@@ -275,8 +272,12 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn create(path: &std::path::Path) -> Result<std::fs::File> {
-    std::fs::File::create(path)
-        .map_err(|e| Error::local(format!("cannot write '{}'", path.display()), e))
+    std::fs::File::create(path).map_err(|e| cannot_write(path, e))
+}
+
+/// The report or the log could not be created or written.
+fn cannot_write(path: &std::path::Path, e: std::io::Error) -> Error {
+    Error::local(format!("cannot write '{}'", path.display()), e)
 }
 
 /// How a run (or merged runs) ends: 3 if a transfer was corrupt, 1 if a
