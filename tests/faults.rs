@@ -875,7 +875,9 @@ fn retries_wait_out_a_busy_server() {
         "0.2",
     ];
     let child = spawn(&t.join("dl"), &args);
-    thread::sleep(Duration::from_millis(600));
+    // Refused at least once before the place frees, whenever the get
+    // started (a fixed pause could end before a starved client connects).
+    server.wait_for_log("busy (at --max-clients)");
     drop(holder);
     let run = finish(child, &args);
     run.expect_code(0);
