@@ -6,7 +6,7 @@
 //! and identical …`), and the summary has no prefix either.
 
 use crate::error::{Error, ExitKind, Result};
-use crate::fetch::{one_file, Request, Saved};
+use crate::fetch::{local_path, one_file, Request, Saved};
 use crate::util::format::visible;
 
 /// How the files of one run fared.
@@ -73,7 +73,9 @@ pub fn several(request: &Request, names: &[String], output: Option<&str>) -> Res
     match request.load_manifest() {
         Ok(manifest) => {
             for name in names {
-                tally.record(name, one_file(request, manifest.as_ref(), name, output));
+                let saved = local_path(name, output)
+                    .and_then(|_| one_file(request, manifest.as_ref(), name, output));
+                tally.record(name, saved);
             }
         }
         Err(e) => names.iter().for_each(|name| tally.failure(name, &e)),

@@ -169,17 +169,16 @@ pub fn run(request: &Request) -> Result<()> {
 }
 
 /// `get ADDR NAME [-o PATH]`: one file, checked against what the user
-/// expects of it.
+/// expects of it. The caller has checked that NAME and `-o` make a path
+/// ([`local_path`]): a usage error, told before any connection. (The
+/// source may still name the file better: the old protocol's numbers
+/// stand for listed names.)
 pub fn one_file(
     request: &Request,
     manifest: Option<&Manifest>,
     name: &str,
     output: Option<&str>,
 ) -> Result<Saved> {
-    // A name or -o that cannot make a path is a usage error, told before
-    // any connection. (The source may still name the file better: the old
-    // protocol's numbers stand for listed names.)
-    local_path(name, output)?;
     let expected = request.expected(manifest, name)?;
     fetch_file(request, name, &Place::Output(output), expected.as_ref())
 }
