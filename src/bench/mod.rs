@@ -22,7 +22,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +32,7 @@ use stats::{Results, Shape};
 use crate::client::{Peer, Protocol, Timeouts};
 use crate::error::{Error, Result};
 use crate::util::format;
+use crate::util::lock;
 
 /// The most clients one bench runs: each is a thread, about 20 KiB of
 /// memory with a small file (see `worker`).
@@ -189,10 +190,6 @@ impl Gate {
     fn wait(&self) -> Option<(Instant, SystemTime)> {
         *self.0.wait()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The `--log` file, shared by all clients. A line is formatted before the

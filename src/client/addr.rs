@@ -6,7 +6,7 @@ use std::io::{self, BufReader};
 #[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::{mpsc, Mutex, PoisonError};
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -175,7 +175,7 @@ impl Recent {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Lookup>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::util::lock(&self.0)
     }
 }
 

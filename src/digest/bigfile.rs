@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use super::{PositionalReader, PIPELINE_BUFFER};
 use crate::util::hex::Digest;
 use crate::util::io::fill;
+use crate::util::lock;
 
 /// SHA-256 of the regular file `file` from its start, and its length:
 /// what [`super::hash_reader`] gives, at nearly the rate of the hash alone.
@@ -249,13 +250,6 @@ impl Drop for EndOnPanic<'_, '_> {
             self.0.pass(DONE);
         }
     }
-}
-
-/// A lock that a panic cannot leave half-changed: nothing in these
-/// sections panics, and a thread that panics elsewhere ends the hash
-/// ([`EndOnPanic`]).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

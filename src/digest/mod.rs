@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use sha2::{Digest as _, Sha256};
@@ -23,6 +23,7 @@ use sha2::{Digest as _, Sha256};
 use crate::sys;
 use crate::util::hex::Digest;
 use crate::util::io::fill;
+use crate::util::lock;
 
 /// Read size for hashing and for receiving. On these machines 64–128 KiB
 /// reads hash about 40 % faster than 1 MiB ones (the data stays in L2).
@@ -353,12 +354,6 @@ impl DigestCache {
         }
         Err(io::Error::other(Rewritten))
     }
-}
-
-/// Lock a mutex, ignoring poisoning: the data behind these locks is a cache
-/// that stays consistent even if a holder panicked.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -27,11 +27,12 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::proto;
 use crate::serve::files::Root;
+use crate::util::lock;
 
 /// Deepest directory nesting that `LIST` descends into.
 const MAX_DEPTH: usize = 64;
@@ -253,12 +254,6 @@ impl Walk<'_> {
             });
         }
     }
-}
-
-/// Lock a mutex, ignoring poisoning: a snapshot is replaced whole, so a
-/// holder that panicked leaves nothing half-written.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -8,9 +8,11 @@
 //! is back to its few threads. The pool needs no bound of its own: a thread is busy only while it
 //! holds one of the listener's `--max-clients` slots.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
+
+use crate::util::lock;
 
 /// One connection's work, slot included.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -64,12 +66,6 @@ impl Handoff {
         };
         job.take()
     }
-}
-
-/// A lock that outlives a panic elsewhere: what it guards (a list, an
-/// empty-or-full slot) is never left half-changed.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pool {

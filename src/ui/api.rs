@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::http::Response;
-use super::jobs::{self, lock, Alone, Job, NotAdded, Watch};
+use super::jobs::{self, Alone, Job, NotAdded, Watch};
 use super::Shared;
 use crate::bench;
 use crate::client::{self, Connection, Timeouts};
@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::proto;
 use crate::util::format::json_string;
 use crate::util::hex;
+use crate::util::lock;
 
 /// Load-test bounds from the page (the command line allows more).
 const MAX_CLIENTS: usize = 1000;

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use super::http::Response;
 use crate::bench;
 use crate::error::{Error, Result};
 use crate::util::format::json_string;
+use crate::util::lock;
 
 /// Finished jobs kept for the page to read; the oldest go first.
 const MAX_JOBS: usize = 64;
@@ -333,10 +334,6 @@ fn job_id(text: &str) -> Option<u64> {
     text.parse::<u64>()
         .ok()
         .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
