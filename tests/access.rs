@@ -391,17 +391,16 @@ fn sha256sums_with_a_key_takes_every_digest_from_a_maced_answer() {
     t.write("srv/b.txt", b"beta");
     let key = key_file(&t, "key", 1);
     let server = Server::start(&t.join("srv"), &["--key-file", &key, "--precompute"]);
-    // Once the server has hashed both, LIST carries their digests...
-    for _ in 0..100 {
+    // Once the server has hashed both, LIST carries their digests (waited
+    // for, not assumed: without them the GETs below prove nothing)...
+    let hashed = poll_until(Duration::from_secs(60), || {
         let list = tcpfetch(
             &t.path,
             &["list", &server.addr, "--json", "--key-file", &key],
         );
-        if list.stdout().matches("sha256").count() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        list.stdout().matches("sha256").count() == 2
+    });
+    assert!(hashed.is_some(), "the server never listed both digests");
     // ...but the manifest still asks for each one with a MACed GET.
     let run = tcpfetch(
         &t.path,
