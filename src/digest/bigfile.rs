@@ -52,7 +52,7 @@ const DONE: u64 = u64::MAX;
 /// How long a thread that has read its chunk checks for its turn, giving
 /// its core away at each check, before it sleeps. A 512 KiB chunk hashes
 /// in about 0.3 ms here; waking a thread asleep on an idle core of a VM
-/// on every turn cost 5-10 % of the rate.
+/// on every turn cost 3-8 % of the rate (tests/README.md).
 const SPIN: Duration = Duration::from_millis(2);
 
 /// A thread whose turn is more than `NAP_MIN` away naps until
